@@ -1,0 +1,153 @@
+// Dense layer forward for one or two row segments: Y = ReLU(dropout([X | 1] · [W ; b])).
+//
+// The bias is folded into the product: X gets an implicit constant column 1 at index d_in and the
+// weights are stored as [W ; b] ((d_in + 1) × d_out, row-major), so the bias gradient later falls out of
+// the weight-gradient kernel as its last row.  Segment z (workgroup_id.z) has its own rows, X/Y offsets
+// and weights: CoBraR stacks user and item rows in one segment (one shared branch); DeepMF runs its two
+// branches as two segments of one dispatch.
+//
+// Tiling: a 64×64 output tile per workgroup of 8×8 invocations, each computing a contiguous 8×8 block;
+// k-tiles of 16 staged in workgroup memory as vec4 (see notes/lavapipe.md: vec4 loads, many outputs per
+// invocation and small workgroups were fastest on lavapipe).  d_in and d_out are multiples of 4, so a
+// vec4 never straddles the edge of a row.  Every global access is guarded: audited for trusted modules.
+
+struct Params {
+    rows0: u32, rows1: u32,         // rows per segment
+    x_off0: u32, x_off1: u32,       // X offset of each segment, in vec4 units of `acts`
+    y_off0: u32, y_off1: u32,       // Y offset of each segment, in vec4 units of `acts`
+    w_off0: u32, w_off1: u32,       // [W ; b] offset of each segment, in vec4 units of `params`
+    row_base0: u32, row_base1: u32, // first row's index in the stacked batch (dropout mask key)
+    d_in: u32,
+    d_out: u32,
+    drop_threshold: u32,            // an element is dropped when hash < threshold (0: no dropout)
+    drop_scale: f32,                // 1 / (1 - rate) for kept elements
+    seed: u32,                      // run seed
+    salt: u32,                      // hash of (step, layer): a fresh mask per step and layer
+}
+
+@group(0) @binding(0) var<storage, read> params: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> acts: array<vec4<f32>>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+const TM: u32 = 8u;
+const TN: u32 = 8u;
+
+// As[k][m]: the X tile transposed, vec4 over 4 consecutive rows; Bs[k][n]: the W tile, vec4 over n.
+var<workgroup> As: array<vec4<f32>, 256>; // BK * BM / 4
+var<workgroup> Bs: array<vec4<f32>, 256>; // BK * BN / 4
+
+// The counter-based hash the CPU twin (kernels::dense::dropout_keep) mirrors bit for bit.
+fn mix32(x_in: u32) -> u32 {
+    var x = x_in;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+}
+
+fn dropout_hash(seed: u32, salt: u32, row: u32, col: u32) -> u32 {
+    return mix32(seed ^ mix32(salt ^ mix32(row ^ mix32(col))));
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let seg = wg.z;
+    let rows = select(p.rows0, p.rows1, seg == 1u);
+    let x_off = select(p.x_off0, p.x_off1, seg == 1u);
+    let y_off = select(p.y_off0, p.y_off1, seg == 1u);
+    let w_off = select(p.w_off0, p.w_off1, seg == 1u);
+    let row_base = select(p.row_base0, p.row_base1, seg == 1u);
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    if (m0 >= rows) {
+        return; // uniform per workgroup: the whole tile is past this segment's rows
+    }
+    let tid = lid.y * 8u + lid.x;
+    let k_total = p.d_in + 1u;         // + the constant-1 bias column
+    let in4 = p.d_in / 4u;             // vec4 per X row
+    let out4 = p.d_out / 4u;           // vec4 per W / Y row
+
+    var acc: array<vec4<f32>, 16>;     // 8 rows × 2 vec4 (8 columns)
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+
+    // Loader roles: X — a 4×4 block (rows g*4.., k-vec4 kq) per invocation; W — 4 vec4 per invocation.
+    let g = tid / 4u;
+    let kq = tid % 4u;
+    let wn4 = tid % 16u;
+    let wk = tid / 16u;
+
+    for (var k0 = 0u; k0 < k_total; k0 += BK) {
+        // Stage X (transposed into As).
+        let kv = k0 / 4u + kq; // global k-vec4 index
+        var blk: array<vec4<f32>, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            let r = m0 + g * 4u + i;
+            var v = vec4<f32>(0.0);
+            if (r < rows) {
+                if (kv < in4) {
+                    v = acts[x_off + r * in4 + kv];
+                } else if (kv == in4) {
+                    v = vec4<f32>(1.0, 0.0, 0.0, 0.0); // bias column
+                }
+            }
+            blk[i] = v;
+        }
+        for (var c = 0u; c < 4u; c++) {
+            As[(kq * 4u + c) * 16u + g] = vec4<f32>(blk[0][c], blk[1][c], blk[2][c], blk[3][c]);
+        }
+        // Stage W.
+        for (var j = 0u; j < 4u; j++) {
+            let kk = wk + j * 4u;
+            let k = k0 + kk;
+            let n4 = n0 / 4u + wn4;
+            var v = vec4<f32>(0.0);
+            if (k < k_total && n4 < out4) {
+                v = params[w_off + k * out4 + n4];
+            }
+            Bs[kk * 16u + wn4] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let a0 = As[kk * 16u + lid.y * 2u];
+            let a1 = As[kk * 16u + lid.y * 2u + 1u];
+            let b0 = Bs[kk * 16u + lid.x * 2u];
+            let b1 = Bs[kk * 16u + lid.x * 2u + 1u];
+            for (var i = 0u; i < 4u; i++) {
+                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
+                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
+                acc[(i + 4u) * 2u] = fma(vec4<f32>(a1[i]), b0, acc[(i + 4u) * 2u]);
+                acc[(i + 4u) * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[(i + 4u) * 2u + 1u]);
+            }
+        }
+        workgroupBarrier();
+    }
+
+    // Epilogue: dropout (counter-based hash) and ReLU, then store.
+    for (var i = 0u; i < TM; i++) {
+        let r = m0 + lid.y * TM + i;
+        if (r >= rows) {
+            break;
+        }
+        for (var h = 0u; h < 2u; h++) {
+            let n4 = n0 / 4u + lid.x * 2u + h;
+            if (n4 >= out4) {
+                break;
+            }
+            var z = acc[i * 2u + h];
+            if (p.drop_threshold != 0u) {
+                for (var c = 0u; c < 4u; c++) {
+                    let keep = dropout_hash(p.seed, p.salt, row_base + r, n4 * 4u + c) >= p.drop_threshold;
+                    z[c] = select(0.0, z[c] * p.drop_scale, keep);
+                }
+            }
+            acts[y_off + r * out4 + n4] = max(z, vec4<f32>(0.0));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+// Sparse row projection, forward: h = ReLU(b + Σ_{j ∈ row(id)} W[j, :]) for each batch row.
+//
+// A fully connected layer applied to a binary interaction vector is the sum of the weight rows of its
+// non-zeros; the dense row is never materialised. Each row's non-zeros come from the resident training
+// CSR (users' items for W_U, items' users for W_T); `ids` lists the batch's entities.
+//
+// Tables larger than one storage binding are split into row chunks and this kernel runs once per chunk:
+// the first chunk starts from the bias, later ones add to the partial sums, the last applies ReLU
+// (fixed chunk order: deterministic). CSR rows are sorted, so each chunk's entries are a contiguous run
+// found by binary search.
+//
+// One workgroup of 64 invocations per batch row; each invocation owns up to 4 vec4 columns per pass.
+
+struct Params {
+    n_rows: u32,     // batch rows of this side
+    ids_off: u32,    // entity ids in `batch` (u32 units)
+    h_off: u32,      // h in `acts`, vec4 units
+    d4: u32,         // width / 4
+    chunk_lo: u32,   // table rows [chunk_lo, chunk_hi) live in `table`
+    chunk_hi: u32,
+    b_off: u32,      // bias in `params`, vec4 units
+    first: u32,      // 1: start from the bias
+    last: u32,       // 1: apply ReLU
+    groups_x: u32,   // workgroups along x (row = x + y * groups_x)
+    _pad0: u32, _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> table: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> csr_ptr: array<u32>;
+@group(0) @binding(2) var<storage, read> csr_idx: array<u32>;
+@group(0) @binding(3) var<storage, read> batch: array<u32>;
+@group(0) @binding(4) var<storage, read> params: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> acts: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+const MAX_V: u32 = 4u;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wg.x + wg.y * p.groups_x;
+    if (row >= p.n_rows) {
+        return;
+    }
+    let tid = lid.x;
+    let id = batch[p.ids_off + row];
+    let end = csr_ptr[id + 1u];
+    // First entry >= chunk_lo (entries are sorted ascending).
+    var lo = csr_ptr[id];
+    var hi = end;
+    if (p.chunk_lo > 0u) {
+        while (lo < hi) {
+            let mid = (lo + hi) / 2u;
+            if (csr_idx[mid] < p.chunk_lo) {
+                lo = mid + 1u;
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    let start = lo;
+    for (var base = 0u; base < p.d4; base += WG * MAX_V) {
+        var acc: array<vec4<f32>, 4>;
+        for (var j = 0u; j < MAX_V; j++) {
+            let c = base + tid + j * WG;
+            acc[j] = vec4<f32>(0.0);
+            if (c < p.d4) {
+                if (p.first == 1u) {
+                    acc[j] = params[p.b_off + c];
+                } else {
+                    acc[j] = acts[p.h_off + row * p.d4 + c];
+                }
+            }
+        }
+        for (var e = start; e < end; e++) {
+            let t = csr_idx[e];
+            if (t >= p.chunk_hi) {
+                break;
+            }
+            let src = (t - p.chunk_lo) * p.d4;
+            for (var j = 0u; j < MAX_V; j++) {
+                let c = base + tid + j * WG;
+                if (c < p.d4) {
+                    acc[j] += table[src + c];
+                }
+            }
+        }
+        for (var j = 0u; j < MAX_V; j++) {
+            let c = base + tid + j * WG;
+            if (c < p.d4) {
+                var v = acc[j];
+                if (p.last == 1u) {
+                    v = max(v, vec4<f32>(0.0));
+                }
+                acts[p.h_off + row * p.d4 + c] = v;
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Command-line interface: one file per command. `run` dispatches; every command returns
+//! `anyhow::Result` so `main` can print one error line and exit non-zero.
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod adapters;
+
+/// Train and evaluate CoBraR / DeepMF recommenders on any GPU through WGSL compute shaders.
+#[derive(Debug, Parser)]
+#[command(name = "cobrar-gpu", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where GPU work runs.
+#[derive(Debug, Clone, Args)]
+pub struct GpuArgs {
+    /// GPU adapter: auto, vulkan, metal, dx12, gl, or part of the adapter's name
+    /// (see `cobrar-gpu adapters`). auto prefers discrete, then integrated, virtual, CPU.
+    #[arg(long, global = true, env = "COBRAR_ADAPTER", value_name = "ADAPTER")]
+    pub adapter: Option<String>,
+}
+
+impl GpuArgs {
+    pub fn context(&self) -> anyhow::Result<crate::gpu::GpuContext> {
+        crate::gpu::GpuContext::from_flag(self.adapter.as_deref())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the GPU adapters wgpu finds: name, backend, type, driver, limits, features.
+    /// With --adapter, also show which one that choice selects (an error if none matches).
+    Adapters {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Adapters { json } => adapters::run(json, cli.gpu.adapter.as_deref()),
+    }
+}
