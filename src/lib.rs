@@ -3,6 +3,7 @@
 //! `train` → `eval` → `report`. Every GPU stage in `kernels` has a plain-Rust CPU twin beside it.
 
 pub mod cli;
+pub mod data;
 pub mod gpu;
 pub mod kernels;
 pub mod util;

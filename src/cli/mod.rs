@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 
 pub mod adapters;
+pub mod data;
 
 /// Train and evaluate CoBraR / DeepMF recommenders on any GPU through WGSL compute shaders.
 #[derive(Debug, Parser)]
@@ -39,10 +40,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dataset statistics (the paper's Table 1) and split files.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Adapters { json } => adapters::run(json, cli.gpu.adapter.as_deref()),
+        Command::Data(cmd) => data::run(cmd),
     }
 }

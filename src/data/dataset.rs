@@ -1,0 +1,748 @@
+//! The loaded dataset the engine trains on, and `load`: resolve the input, read it, run the SPEC §2
+//! pipeline (or take a published split as is), and build the index structures.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::csr::{Csr, check_nnz};
+use super::error::DataError;
+use super::formats::{DelimitedSpec, Format, Parser};
+use super::intern::Interner;
+use super::pipeline::{self, Counts, IdOrder};
+use super::readers::{self, FileRead, Source};
+use super::split::{self, SplitConfig};
+
+/// Name of the dataset embedded in the binary (used when no `--dataset` is given).
+pub const EMBEDDED_NAME: &str = "synthetic";
+
+/// `assets/synthetic.tsv.gz`, compiled in so the binary runs from any directory with no files around
+/// it. See `assets/README.md` for how it was generated.
+pub static EMBEDDED_BYTES: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/assets/synthetic.tsv.gz"
+));
+
+/// How to find, read and preprocess a dataset. The CLI's `DatasetArgs` converts into this; library
+/// users and tests build it directly (`LoadOptions { dataset: Some(..), ..Default::default() }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOptions {
+    /// A file, a directory (pre-split triple, or one known ratings file), or a known name resolved
+    /// under `data_dir`. `None`: the embedded synthetic dataset.
+    pub dataset: Option<String>,
+    /// Where known names live (`COBRAR_DATA_DIR`).
+    pub data_dir: Option<PathBuf>,
+    /// `None`: detect from the file name and first lines.
+    pub format: Option<Format>,
+    /// Layout of generic delimited text.
+    pub delimited: DelimitedSpec,
+    /// Keep only ratings at or above this value.
+    pub min_rating: Option<f32>,
+    /// Iterative k-core threshold; 0 disables. Not applied to pre-split data.
+    pub kcore: u32,
+    /// Not applied to pre-split data.
+    pub split: SplitConfig,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            dataset: None,
+            data_dir: None,
+            format: None,
+            delimited: DelimitedSpec::default(),
+            min_rating: None,
+            kcore: 5,
+            split: SplitConfig::default(),
+        }
+    }
+}
+
+/// Counts after the k-core filter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KcoreReport {
+    pub k: u32,
+    /// Degree-counting passes, including the last one that found nothing to drop.
+    pub passes: usize,
+    pub counts: Counts,
+}
+
+/// The split parts' counts and how they were made.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct SplitReport {
+    /// "random" (seeded per-user split) or "published" (pre-split input used as is).
+    pub method: String,
+    pub seed: Option<u64>,
+    pub test_ratio: Option<f64>,
+    pub val_ratio: Option<f64>,
+    /// Users and items with at least one interaction in the part.
+    pub train: Counts,
+    pub val: Counts,
+    pub test: Counts,
+    /// Users with fewer than 3 interactions whose sizes were adjusted so they keep a training item.
+    pub users_clamped: usize,
+    /// Items of the dataset that ended up with no training interaction (all in validation/test).
+    pub items_without_train: usize,
+}
+
+/// One file of a published split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreSplitFile {
+    /// "train", "val" or "test".
+    pub part: String,
+    /// Records in the file (before `--min-rating` and any dropping).
+    pub rows: u64,
+    /// Interactions kept.
+    pub kept: usize,
+    /// Repeated (user, item) records inside the file, collapsed.
+    pub duplicates: u64,
+    /// Rows whose user has no training interaction.
+    pub dropped_unknown_user: u64,
+    /// Rows whose user is known but whose item has no training interaction.
+    pub dropped_unknown_item: u64,
+    /// Rows whose pair is already in an earlier part (train, then validation).
+    pub dropped_in_earlier_part: u64,
+}
+
+/// What happened to a published split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreSplitReport {
+    pub files: Vec<PreSplitFile>,
+    /// Records in all three files, before anything is dropped.
+    pub total_rows: u64,
+    /// Validation/test records dropped (unknown user or item, or already in an earlier part).
+    pub dropped: u64,
+}
+
+/// Counts before and after every step, and everything needed to reproduce the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct PipelineReport {
+    pub dataset: String,
+    /// The resolved format (for delimited text with its separator).
+    pub format: String,
+    pub inputs: Vec<FileRead>,
+    /// Every record as read (duplicates included; users/items are all distinct ids seen).
+    pub raw: Counts,
+    pub min_rating: Option<f32>,
+    /// Distinct pairs after `--min-rating`.
+    pub implicit: Counts,
+    /// `None` when disabled or for pre-split data.
+    pub kcore: Option<KcoreReport>,
+    /// The dataset as trained on (the paper's Table 1): N users, M items, all interactions kept
+    /// (train + validation + test).
+    pub preprocessed: Counts,
+    pub split: SplitReport,
+    /// Present for pre-split input.
+    pub pre_split: Option<PreSplitReport>,
+    pub user_id_order: Option<IdOrder>,
+    pub item_id_order: Option<IdOrder>,
+}
+
+/// A preprocessed, split dataset: what training, evaluation and reporting consume. Users are
+/// `0..n_users()`, items `0..n_items()`; the original ids are kept for output.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// e.g. "ml-1m", the file or directory name, or "synthetic".
+    pub name: String,
+    /// Original id of dense user `u`.
+    pub user_ids: Vec<String>,
+    /// Original id of dense item `i`.
+    pub item_ids: Vec<String>,
+    /// By user: each user's sorted training items (negative sampling and ranking masks).
+    pub train: Csr,
+    /// By item: each item's sorted training users (the item side's sparse input).
+    pub train_by_item: Csr,
+    /// By user: validation truth.
+    pub val: Csr,
+    /// By user: test truth.
+    pub test: Csr,
+    /// Training interactions per item.
+    pub item_popularity: Vec<u32>,
+    pub report: PipelineReport,
+}
+
+impl Dataset {
+    pub fn n_users(&self) -> usize {
+        self.user_ids.len()
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.item_ids.len()
+    }
+
+    /// Dense index of an original user id. A linear scan (O(N)), meant for a handful of look-ups such
+    /// as `recommend --user ID`; build a map for bulk use.
+    pub fn user_index(&self, original: &str) -> Option<usize> {
+        self.user_ids.iter().position(|id| id == original)
+    }
+
+    /// Dense index of an original item id (linear scan, as [`Dataset::user_index`]).
+    pub fn item_index(&self, original: &str) -> Option<usize> {
+        self.item_ids.iter().position(|id| id == original)
+    }
+
+    /// User `u`'s sorted training items.
+    pub fn train_items(&self, u: usize) -> &[u32] {
+        self.train.row(u)
+    }
+
+    /// Builds a dataset from given parts (hand-made test data, a checkpoint's id maps): derives the
+    /// item-side CSR, the popularity and a minimal report. Checks shapes and CSR invariants.
+    pub fn from_parts(
+        name: impl Into<String>,
+        user_ids: Vec<String>,
+        item_ids: Vec<String>,
+        train: Csr,
+        val: Csr,
+        test: Csr,
+    ) -> anyhow::Result<Dataset> {
+        let (n, m) = (user_ids.len(), item_ids.len());
+        for (part, csr) in [("train", &train), ("val", &val), ("test", &test)] {
+            if csr.n_rows() != n {
+                anyhow::bail!("{part} has {} rows for {n} users", csr.n_rows());
+            }
+            csr.validate(m)
+                .map_err(|e| anyhow::anyhow!("{part}: {e}"))?;
+        }
+        let name = name.into();
+        let mut report = PipelineReport {
+            dataset: name.clone(),
+            format: "in-memory".into(),
+            ..Default::default()
+        };
+        report.preprocessed = Counts::new(n, m, train.nnz() + val.nnz() + test.nnz());
+        report.raw = report.preprocessed;
+        report.implicit = report.preprocessed;
+        report.split.method = "given".into();
+        Ok(assemble(name, user_ids, item_ids, train, val, test, report))
+    }
+}
+
+/// Adds the derived structures and the split counts.
+fn assemble(
+    name: String,
+    user_ids: Vec<String>,
+    item_ids: Vec<String>,
+    train: Csr,
+    val: Csr,
+    test: Csr,
+    mut report: PipelineReport,
+) -> Dataset {
+    let m = item_ids.len();
+    let train_by_item = train.transpose(m);
+    let item_popularity: Vec<u32> = (0..m).map(|i| train_by_item.row_len(i) as u32).collect();
+    report.split.train = part_counts(&train, &train_by_item);
+    report.split.val = part_counts(&val, &val.transpose(m));
+    report.split.test = part_counts(&test, &test.transpose(m));
+    report.split.items_without_train = item_popularity.iter().filter(|&&p| p == 0).count();
+    Dataset {
+        name,
+        user_ids,
+        item_ids,
+        train,
+        train_by_item,
+        val,
+        test,
+        item_popularity,
+        report,
+    }
+}
+
+fn part_counts(by_user: &Csr, by_item: &Csr) -> Counts {
+    let nonempty = |c: &Csr| (0..c.n_rows()).filter(|&r| c.row_len(r) > 0).count();
+    Counts::new(nonempty(by_user), nonempty(by_item), by_user.nnz())
+}
+
+/// Where the interactions come from, once `--dataset` is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Embedded,
+    File(PathBuf),
+    /// A directory and its `train`, `val`, `test` files.
+    PreSplit(PathBuf, [PathBuf; 3]),
+}
+
+/// The file a known dataset name stands for, relative to the data directory.
+fn known_relative(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ml-1m" => "ml-1m/interactions_all.tsv.gz",
+        "ml-100k" => "ml-100k/u.data",
+        "ml-latest-small" => "ml-latest-small/ratings.csv",
+        "amazon-baby" => "amazon-baby",
+        "amazon-music-mmb" => "amazon-music-mmb",
+        _ => return None,
+    })
+}
+
+/// In a directory without a split triple, the first of these files is the dataset.
+const DIR_CANDIDATES: &[&str] = &[
+    "interactions_all.tsv.gz",
+    "interactions_all.tsv",
+    "ratings.dat",
+    "ratings.dat.gz",
+    "u.data",
+    "ratings.csv",
+    "ratings.csv.gz",
+];
+
+/// File stems that say nothing about the dataset; the parent directory names it instead.
+const GENERIC_STEMS: &[&str] = &[
+    "ratings",
+    "u",
+    "interactions_all",
+    "interactions",
+    "data",
+    "reviews",
+    "train",
+];
+
+/// Resolves `--dataset` to a name and an input. An existing path wins over a known name, so a local
+/// `./ml-1m` directory is read as a directory.
+pub fn resolve(opts: &LoadOptions) -> Result<(String, Input), DataError> {
+    let Some(spec) = opts.dataset.as_deref() else {
+        return Ok((EMBEDDED_NAME.to_string(), Input::Embedded));
+    };
+    let path = Path::new(spec);
+    if path.exists() {
+        return resolve_path(path, opts.format).map(|input| (name_of(path), input));
+    }
+    if let Some(rel) = known_relative(spec) {
+        let dir = opts
+            .data_dir
+            .as_ref()
+            .ok_or_else(|| DataError::DataDirUnset {
+                name: spec.to_string(),
+            })?;
+        let target = dir.join(rel);
+        if !target.exists() {
+            return Err(DataError::NotInDataDir {
+                name: spec.to_string(),
+                dir: dir.clone(),
+                expected: target,
+            });
+        }
+        return resolve_path(&target, opts.format).map(|input| (spec.to_string(), input));
+    }
+    if spec.contains(['/', '\\', '.']) {
+        Err(DataError::NotFound {
+            path: path.to_path_buf(),
+        })
+    } else {
+        Err(DataError::UnknownDataset {
+            name: spec.to_string(),
+        })
+    }
+}
+
+fn resolve_path(path: &Path, format: Option<Format>) -> Result<Input, DataError> {
+    if !path.is_dir() {
+        return Ok(Input::File(path.to_path_buf()));
+    }
+    match readers::triple_in(path) {
+        Ok(files) if format.is_none() || format == Some(Format::PreSplit) => {
+            return Ok(Input::PreSplit(path.to_path_buf(), files));
+        }
+        Err(missing) if format == Some(Format::PreSplit) => {
+            return Err(DataError::MissingTriple {
+                dir: path.to_path_buf(),
+                missing,
+            });
+        }
+        _ => {}
+    }
+    for c in DIR_CANDIDATES {
+        let p = path.join(c);
+        if p.is_file() {
+            return Ok(Input::File(p));
+        }
+    }
+    let missing = readers::triple_in(path)
+        .err()
+        .unwrap_or_else(|| "ratings file".into());
+    Err(DataError::MissingTriple {
+        dir: path.to_path_buf(),
+        missing,
+    })
+}
+
+/// A short dataset name for reports: a directory's name, or a file's stem (without `.gz` and its
+/// extension) unless the stem is generic (`ratings`, `u`, …), in which case the parent directory's.
+fn name_of(path: &Path) -> String {
+    let file_name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if abs.is_dir() {
+        return file_name(&abs);
+    }
+    let full = file_name(&abs);
+    let without_gz = full.strip_suffix(".gz").unwrap_or(&full);
+    let stem = match without_gz.rsplit_once('.') {
+        Some((s, _)) if !s.is_empty() => s,
+        _ => without_gz,
+    };
+    if GENERIC_STEMS.contains(&stem.to_ascii_lowercase().as_str())
+        && let Some(parent) = abs.parent()
+        && !file_name(parent).is_empty()
+    {
+        return file_name(parent);
+    }
+    stem.to_string()
+}
+
+/// Loads a dataset: resolve, read, implicit, k-core, re-index, split (or a published split as is).
+pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    opts.split.validate()?;
+    if let Some(m) = opts.min_rating
+        && !m.is_finite()
+    {
+        return Err(DataError::Invalid(format!("--min-rating must be a number, got {m}")).into());
+    }
+    if opts.dataset.is_none()
+        && (opts.format.is_some() || opts.delimited != DelimitedSpec::default())
+    {
+        return Err(DataError::Invalid(
+            "--format, --sep and the column flags describe a --dataset file, and none was given"
+                .into(),
+        )
+        .into());
+    }
+    let (name, input) = resolve(opts)?;
+    let ds = match input {
+        Input::Embedded => {
+            let src = Source::Embedded {
+                name: "synthetic.tsv.gz",
+                bytes: EMBEDDED_BYTES,
+            };
+            load_single(name, &src, opts)?
+        }
+        Input::File(path) => load_single(name, &Source::File(path), opts)?,
+        Input::PreSplit(_, files) => load_pre_split(name, &files, opts)?,
+    };
+    Ok(ds)
+}
+
+fn format_label(p: &Parser) -> String {
+    match p.format {
+        Format::Delimited => format!("delimited ({})", p.sep),
+        f => f.name().to_string(),
+    }
+}
+
+fn check_rating_available(
+    parser: &Parser,
+    src: &Source,
+    opts: &LoadOptions,
+) -> Result<(), DataError> {
+    if opts.min_rating.is_some() && !parser.has_rating() {
+        return Err(DataError::Invalid(format!(
+            "{}: --min-rating needs a rating column, and this {} file has none (pass --rating-col)",
+            src.display_name(),
+            format_label(parser)
+        )));
+    }
+    Ok(())
+}
+
+fn load_single(name: String, src: &Source, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    let parser = readers::parser_for(src, opts.format, &opts.delimited)?;
+    check_rating_available(&parser, src, opts)?;
+    let (mut users, mut items) = (Interner::default(), Interner::default());
+    let mut keys = Vec::new();
+    let read = readers::read_interactions(
+        src,
+        &parser,
+        opts.min_rating,
+        &mut users,
+        &mut items,
+        &mut keys,
+    )?;
+    let file = read.path.clone();
+    if read.rows == 0 {
+        return Err(DataError::Empty {
+            step: format!("reading {file}"),
+            hint: Some("the file has no records".into()),
+        }
+        .into());
+    }
+    let mut report = PipelineReport {
+        dataset: name.clone(),
+        format: format_label(&parser),
+        raw: Counts::new(users.len(), items.len(), read.rows as usize),
+        min_rating: opts.min_rating,
+        inputs: vec![read],
+        ..Default::default()
+    };
+    pipeline::implicit(&mut keys);
+    report.implicit = pipeline::count_keys(&keys, users.len(), items.len());
+    if keys.is_empty() {
+        return Err(DataError::Empty {
+            step: format!("--min-rating {}", opts.min_rating.unwrap_or_default()),
+            hint: Some(format!("every rating in {file} is below it")),
+        }
+        .into());
+    }
+    if opts.kcore > 0 {
+        let passes = pipeline::kcore(&mut keys, users.len(), items.len(), opts.kcore);
+        let counts = pipeline::count_keys(&keys, users.len(), items.len());
+        report.kcore = Some(KcoreReport {
+            k: opts.kcore,
+            passes,
+            counts,
+        });
+        if keys.is_empty() {
+            return Err(DataError::Empty {
+                step: format!("the {}-core filter", opts.kcore),
+                hint: Some(format!(
+                    "no set of users and items in {file} has {} or more interactions each; lower --kcore (0 disables it)",
+                    opts.kcore
+                )),
+            }
+            .into());
+        }
+    }
+    check_nnz(keys.len())?;
+    let (du, di, dense) = pipeline::reindex(&keys, &users, &items);
+    drop(keys);
+    report.user_id_order = Some(du.order);
+    report.item_id_order = Some(di.order);
+    report.preprocessed = Counts::new(du.ids.len(), di.ids.len(), dense.len());
+    let all = Csr::from_sorted_keys(du.ids.len(), &dense);
+    drop(dense);
+    let parts = split::split(&all, &du.ids, &opts.split);
+    report.split.method = "random".into();
+    report.split.seed = Some(opts.split.seed);
+    report.split.test_ratio = Some(opts.split.test_ratio);
+    report.split.val_ratio = Some(opts.split.val_ratio);
+    report.split.users_clamped = parts.users_clamped;
+    Ok(assemble(
+        name,
+        du.ids,
+        di.ids,
+        parts.train,
+        parts.val,
+        parts.test,
+        report,
+    ))
+}
+
+/// Loads a published `train/val/test` triple as is: users and items are those of the training file;
+/// validation/test records with an unknown user or item, or whose pair is already in an earlier part,
+/// are dropped and counted. Neither k-core nor the random split is applied; `--min-rating` is.
+fn load_pre_split(
+    name: String,
+    files: &[PathBuf; 3],
+    opts: &LoadOptions,
+) -> anyhow::Result<Dataset> {
+    let parser = Parser::fixed(Format::PreSplit);
+    let (mut users, mut items) = (Interner::default(), Interner::default());
+    let mut reads = Vec::new();
+    let mut part_keys: Vec<Vec<u64>> = Vec::new();
+    for f in files {
+        let src = Source::File(f.clone());
+        check_rating_available(&parser, &src, opts)?;
+        let mut keys = Vec::new();
+        reads.push(readers::read_interactions(
+            &src,
+            &parser,
+            opts.min_rating,
+            &mut users,
+            &mut items,
+            &mut keys,
+        )?);
+        part_keys.push(keys);
+    }
+    let total_rows: u64 = reads.iter().map(|r| r.rows).sum();
+    let mut report = PipelineReport {
+        dataset: name.clone(),
+        format: Format::PreSplit.name().into(),
+        raw: Counts::new(users.len(), items.len(), total_rows as usize),
+        min_rating: opts.min_rating,
+        ..Default::default()
+    };
+    let mut union: Vec<u64> = part_keys.concat();
+    pipeline::implicit(&mut union);
+    report.implicit = pipeline::count_keys(&union, users.len(), items.len());
+    drop(union);
+
+    let mut train_keys = std::mem::take(&mut part_keys[0]);
+    let train_rows = train_keys.len() as u64;
+    pipeline::implicit(&mut train_keys);
+    if train_keys.is_empty() {
+        return Err(DataError::Empty {
+            step: format!("reading {}", reads[0].path),
+            hint: Some(if opts.min_rating.is_some() {
+                "every training rating is below --min-rating".into()
+            } else {
+                "the training file has no records".into()
+            }),
+        }
+        .into());
+    }
+    check_nnz(train_keys.len())?;
+    let (du, di, train_dense) = pipeline::reindex(&train_keys, &users, &items);
+    let n = du.ids.len();
+    let train = Csr::from_sorted_keys(n, &train_dense);
+    let mut files_report = vec![PreSplitFile {
+        part: "train".into(),
+        rows: reads[0].rows,
+        kept: train.nnz(),
+        duplicates: train_rows - train_keys.len() as u64,
+        dropped_unknown_user: 0,
+        dropped_unknown_item: 0,
+        dropped_in_earlier_part: 0,
+    }];
+    let mut earlier: Vec<Csr> = vec![train];
+    for (p, part) in ["val", "test"].into_iter().enumerate() {
+        let keys = &part_keys[p + 1];
+        let mut f = PreSplitFile {
+            part: part.into(),
+            rows: reads[p + 1].rows,
+            kept: 0,
+            duplicates: 0,
+            dropped_unknown_user: 0,
+            dropped_unknown_item: 0,
+            dropped_in_earlier_part: 0,
+        };
+        let mut dense = Vec::with_capacity(keys.len());
+        for &k in keys {
+            let u = du.code_to_dense[pipeline::user_of(k) as usize];
+            let i = di.code_to_dense[pipeline::item_of(k) as usize];
+            if u == u32::MAX {
+                f.dropped_unknown_user += 1;
+            } else if i == u32::MAX {
+                f.dropped_unknown_item += 1;
+            } else {
+                dense.push(pipeline::key(u, i));
+            }
+        }
+        let before = dense.len();
+        pipeline::implicit(&mut dense);
+        f.duplicates = (before - dense.len()) as u64;
+        let before = dense.len();
+        dense.retain(|&k| {
+            let (u, i) = (pipeline::user_of(k) as usize, pipeline::item_of(k));
+            !earlier.iter().any(|c| c.contains(u, i))
+        });
+        f.dropped_in_earlier_part = (before - dense.len()) as u64;
+        f.kept = dense.len();
+        earlier.push(Csr::from_sorted_keys(n, &dense));
+        files_report.push(f);
+    }
+    let test = earlier.pop().unwrap_or_default();
+    let val = earlier.pop().unwrap_or_default();
+    let train = earlier.pop().unwrap_or_default();
+    let dropped = files_report[1..]
+        .iter()
+        .map(|f| f.dropped_unknown_user + f.dropped_unknown_item + f.dropped_in_earlier_part)
+        .sum();
+    report.pre_split = Some(PreSplitReport {
+        files: files_report,
+        total_rows,
+        dropped,
+    });
+    report.inputs = reads;
+    report.user_id_order = Some(du.order);
+    report.item_id_order = Some(di.order);
+    report.preprocessed = Counts::new(n, di.ids.len(), train.nnz() + val.nnz() + test.nnz());
+    report.split.method = "published".into();
+    Ok(assemble(name, du.ids, di.ids, train, val, test, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_names_need_a_data_dir() {
+        let opts = LoadOptions {
+            dataset: Some("ml-1m".into()),
+            ..Default::default()
+        };
+        let err = resolve(&opts).unwrap_err().to_string();
+        assert!(err.contains("COBRAR_DATA_DIR"), "{err}");
+        let err = resolve(&LoadOptions {
+            data_dir: Some("/nonexistent-dir".into()),
+            ..opts
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/nonexistent-dir/ml-1m/interactions_all.tsv.gz"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_missing_paths_are_told_apart() {
+        let r = |s: &str| {
+            resolve(&LoadOptions {
+                dataset: Some(s.into()),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(r("ml-2m").starts_with("unknown dataset \"ml-2m\""));
+        assert_eq!(r("missing.dat"), "missing.dat: no such file or directory");
+    }
+
+    #[test]
+    fn embedded_dataset_loads() {
+        let ds = load(&LoadOptions::default()).unwrap();
+        assert_eq!(ds.name, "synthetic");
+        assert!(ds.n_users() > 1000 && ds.n_items() > 500);
+        assert_eq!(ds.train_by_item.nnz(), ds.train.nnz());
+        assert_eq!(
+            ds.item_popularity
+                .iter()
+                .map(|&p| p as usize)
+                .sum::<usize>(),
+            ds.train.nnz()
+        );
+        assert!((0..ds.n_users()).all(|u| ds.train.row_len(u) >= 1));
+        assert_eq!(ds.user_index(&ds.user_ids[17]), Some(17));
+        assert_eq!(ds.user_index("nobody"), None);
+    }
+
+    #[test]
+    fn from_parts_checks_shapes() {
+        let ids = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        let train = Csr::from_rows(&[vec![0, 1], vec![2]]);
+        let ok = Dataset::from_parts(
+            "t",
+            ids("u", 2),
+            ids("i", 3),
+            train.clone(),
+            Csr::empty(2),
+            Csr::from_rows(&[vec![2], vec![]]),
+        )
+        .unwrap();
+        assert_eq!(ok.item_popularity, vec![1, 1, 1]);
+        assert_eq!(ok.train_by_item.row(2), &[1]);
+        assert!(
+            Dataset::from_parts(
+                "t",
+                ids("u", 3),
+                ids("i", 3),
+                train.clone(),
+                Csr::empty(3),
+                Csr::empty(3)
+            )
+            .is_err()
+        );
+        assert!(
+            Dataset::from_parts(
+                "t",
+                ids("u", 2),
+                ids("i", 2),
+                train,
+                Csr::empty(2),
+                Csr::empty(2)
+            )
+            .is_err()
+        );
+    }
+}
