@@ -2,8 +2,11 @@
 //! can drive. Data flows one way: `data` → `sampler`/`batch` → `model` (over `kernels` over `gpu`) →
 //! `train` → `eval` → `report`. Every GPU stage in `kernels` has a plain-Rust CPU twin beside it.
 
+pub mod batch;
 pub mod cli;
 pub mod data;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
+pub mod sampler;
 pub mod util;

@@ -1,0 +1,194 @@
+//! Model kind and architecture: the flag syntax, validation, and exact parameter counts (the study's
+//! RQ2 compares exactly these numbers).
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, ensure};
+use serde::{Deserialize, Serialize};
+
+/// CoBraR shares one collaborative branch between users and items; DeepMF has one per side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Cobrar,
+    Deepmf,
+}
+
+impl ModelKind {
+    /// Number of branches (weight sets for the dense layers).
+    pub fn branches(self) -> usize {
+        match self {
+            ModelKind::Cobrar => 1,
+            ModelKind::Deepmf => 2,
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModelKind::Cobrar => "cobrar",
+            ModelKind::Deepmf => "deepmf",
+        })
+    }
+}
+
+/// Layer widths d1, d2, …, dL: d1 is the width of the side-specific sparse projection, d2…dL the
+/// collaborative branch, dL the embedding size. Written `2048,128` (shallow: projection 2048,
+/// embedding 128) or `512,512,256,256,128` (deep).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Architecture {
+    pub widths: Vec<usize>,
+}
+
+/// Widest layer the kernels accept for the embedding (see `kernels::score_loss::MAX_DIM`).
+pub const MAX_EMBEDDING: usize = crate::kernels::score_loss::MAX_DIM;
+
+impl Architecture {
+    pub fn new(widths: Vec<usize>) -> anyhow::Result<Architecture> {
+        ensure!(
+            widths.len() >= 2,
+            "architecture needs at least a projection width and an embedding size (e.g. 2048,128)"
+        );
+        for &w in &widths {
+            ensure!(w > 0 && w % 4 == 0, "layer width {w} must be a positive multiple of 4 (kernels load vec4)");
+        }
+        let dl = *widths.last().unwrap();
+        ensure!(dl <= MAX_EMBEDDING, "embedding size {dl} exceeds the supported maximum {MAX_EMBEDDING}");
+        Ok(Architecture { widths })
+    }
+
+    /// Projection width d1.
+    pub fn d1(&self) -> usize {
+        self.widths[0]
+    }
+
+    /// Embedding size dL.
+    pub fn embedding(&self) -> usize {
+        *self.widths.last().unwrap()
+    }
+
+    /// Branch layers as (fan_in, fan_out).
+    pub fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.widths.windows(2).map(|w| (w[0], w[1]))
+    }
+
+    pub fn n_layers(&self) -> usize {
+        self.widths.len() - 1
+    }
+}
+
+impl FromStr for Architecture {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Architecture> {
+        let mut widths = Vec::new();
+        for part in s.split([',', 'x', ' ']).filter(|p| !p.is_empty()) {
+            match part.trim().parse::<usize>() {
+                Ok(w) => widths.push(w),
+                Err(_) => bail!("architecture {s:?}: {part:?} is not a layer width (expected e.g. 2048,128)"),
+            }
+        }
+        Architecture::new(widths)
+    }
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.widths.iter().map(|w| w.to_string()).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// Exact parameter counts, total and per part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamCounts {
+    /// W_U (items × d1) + b_U.
+    pub user_projection: u64,
+    /// W_T (users × d1) + b_T.
+    pub item_projection: u64,
+    /// The collaborative branch(es), weights and biases: one for CoBraR, two for DeepMF.
+    pub branches: u64,
+    /// Branch weights alone (the paper's Σ d_k·d_{k+1}, doubled for DeepMF).
+    pub branch_weights: u64,
+    pub total: u64,
+}
+
+impl ParamCounts {
+    pub fn new(kind: ModelKind, arch: &Architecture, n_users: usize, n_items: usize) -> ParamCounts {
+        let d1 = arch.d1() as u64;
+        let user_projection = n_items as u64 * d1 + d1;
+        let item_projection = n_users as u64 * d1 + d1;
+        let b = kind.branches() as u64;
+        let branch_weights = b * arch.layers().map(|(i, o)| (i * o) as u64).sum::<u64>();
+        let branches = b * arch.layers().map(|(i, o)| (i * o + o) as u64).sum::<u64>();
+        ParamCounts {
+            user_projection,
+            item_projection,
+            branches,
+            branch_weights,
+            total: user_projection + item_projection + branches,
+        }
+    }
+}
+
+impl fmt::Display for ParamCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} parameters: user projection {}, item projection {}, branch{} {} (weights {})",
+            group_digits(self.total),
+            group_digits(self.user_projection),
+            group_digits(self.item_projection),
+            if self.branches == 0 { "" } else { "es" },
+            group_digits(self.branches),
+            group_digits(self.branch_weights),
+        )
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_shallow_and_deep() {
+        let a: Architecture = "2048,128".parse().unwrap();
+        assert_eq!((a.d1(), a.embedding(), a.n_layers()), (2048, 128, 1));
+        let d: Architecture = "512,512,256,256,128".parse().unwrap();
+        assert_eq!(d.layers().collect::<Vec<_>>(), vec![(512, 512), (512, 256), (256, 256), (256, 128)]);
+        assert!("128".parse::<Architecture>().is_err());
+        assert!("100,50".parse::<Architecture>().unwrap_err().to_string().contains("multiple of 4"));
+        assert!("2048,abc".parse::<Architecture>().is_err());
+    }
+
+    #[test]
+    fn counts_match_hand_computation() {
+        // ML-1M, 2048/128: W_U 3416×2048 + 2048, W_T 6040×2048 + 2048, branch 2048·128 + 128.
+        let a: Architecture = "2048,128".parse().unwrap();
+        let c = ParamCounts::new(ModelKind::Cobrar, &a, 6040, 3416);
+        assert_eq!(c.user_projection, 3416 * 2048 + 2048);
+        assert_eq!(c.item_projection, 6040 * 2048 + 2048);
+        assert_eq!(c.branches, 2048 * 128 + 128);
+        assert_eq!(c.branch_weights, 262_144);
+        assert_eq!(c.total, 19_632_256); // 6,998,016 + 12,371,968 + 262,272
+        let d = ParamCounts::new(ModelKind::Deepmf, &a, 6040, 3416);
+        assert_eq!(d.branches, 2 * c.branches);
+        assert_eq!(d.total - c.total, c.branches);
+        assert_eq!(group_digits(19_632_256), "19,632,256");
+        assert_eq!(group_digits(999), "999");
+    }
+}

@@ -1,0 +1,220 @@
+//! Training samplers, seeded per epoch so a run is reproducible whatever the thread timing.
+//!
+//! - `alg1` (the paper's Algorithm 1, default): an epoch visits every training positive (u, i) once in a
+//!   fresh shuffle; each positive brings `n_neg` negatives drawn uniformly among the items u has no
+//!   training interaction with; a batch is `batch_size` positives with their negatives.
+//! - `authors` (the released code's sampler): each sample picks a user uniformly, then with probability
+//!   1/(n_neg+1) one of its positives, else a uniform non-interacted item; a batch is `batch_size`
+//!   samples and an epoch (1+n_neg)·|train| samples.
+
+use anyhow::bail;
+use rand::RngExt;
+use rand::seq::SliceRandom;
+
+use crate::data::Csr;
+use crate::util::{SeededRng, seeded_rng};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerKind {
+    /// The paper's Algorithm 1: every positive once per epoch, n_neg negatives each.
+    Alg1,
+    /// The authors' released code: uniform user, then a positive with probability 1/(n_neg+1).
+    #[value(alias = "elliot")]
+    Authors,
+}
+
+/// A scored pair: (user, item, label).
+pub type Pair = (u32, u32, f32);
+
+const SAMPLER_STREAM: u64 = 2;
+
+pub struct Sampler<'a> {
+    kind: SamplerKind,
+    train: &'a Csr,
+    n_items: u32,
+    batch_size: usize,
+    n_neg: usize,
+    seed: u64,
+}
+
+impl<'a> Sampler<'a> {
+    /// Fails when a user has interacted with every item (no negative exists for them).
+    pub fn new(
+        kind: SamplerKind,
+        train: &'a Csr,
+        n_items: usize,
+        batch_size: usize,
+        n_neg: usize,
+        seed: u64,
+    ) -> anyhow::Result<Sampler<'a>> {
+        if batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if train.nnz() == 0 {
+            bail!("the training split is empty");
+        }
+        if n_neg > 0
+            && let Some(u) = (0..train.n_rows()).find(|&u| train.row_len(u) >= n_items)
+        {
+            bail!("user {u} has interacted with every item: no negative can be sampled for it");
+        }
+        Ok(Sampler { kind, train, n_items: n_items as u32, batch_size, n_neg, seed })
+    }
+
+    /// Pairs one step scores at most.
+    pub fn max_pairs(&self) -> usize {
+        match self.kind {
+            SamplerKind::Alg1 => self.batch_size * (1 + self.n_neg),
+            SamplerKind::Authors => self.batch_size,
+        }
+    }
+
+    /// Steps in one epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        match self.kind {
+            SamplerKind::Alg1 => self.train.nnz().div_ceil(self.batch_size),
+            SamplerKind::Authors => ((1 + self.n_neg) * self.train.nnz()).div_ceil(self.batch_size),
+        }
+    }
+
+    /// The batches of epoch `epoch` (1-based), each a list of scored pairs.
+    pub fn epoch(&self, epoch: u64) -> EpochBatches<'_, 'a> {
+        let mut rng = seeded_rng(self.seed, SAMPLER_STREAM.wrapping_add(epoch << 8));
+        let order = match self.kind {
+            SamplerKind::Alg1 => {
+                let mut all: Vec<(u32, u32)> = self.train.iter().collect();
+                all.shuffle(&mut rng);
+                all
+            }
+            SamplerKind::Authors => Vec::new(),
+        };
+        let total = match self.kind {
+            SamplerKind::Alg1 => order.len(),
+            SamplerKind::Authors => (1 + self.n_neg) * self.train.nnz(),
+        };
+        EpochBatches { sampler: self, rng, order, next: 0, total }
+    }
+
+    /// A uniform item `u` has no training interaction with (rejection sampling).
+    fn negative(&self, rng: &mut SeededRng, u: u32) -> u32 {
+        loop {
+            let i = rng.random_range(0..self.n_items);
+            if !self.train.contains(u as usize, i) {
+                return i;
+            }
+        }
+    }
+}
+
+pub struct EpochBatches<'s, 'a> {
+    sampler: &'s Sampler<'a>,
+    rng: SeededRng,
+    order: Vec<(u32, u32)>,
+    next: usize,
+    total: usize,
+}
+
+impl Iterator for EpochBatches<'_, '_> {
+    type Item = Vec<Pair>;
+
+    fn next(&mut self) -> Option<Vec<Pair>> {
+        if self.next >= self.total {
+            return None;
+        }
+        let s = self.sampler;
+        let end = (self.next + s.batch_size).min(self.total);
+        let mut pairs = Vec::with_capacity(s.max_pairs());
+        match s.kind {
+            SamplerKind::Alg1 => {
+                let positives = &self.order[self.next..end];
+                pairs.extend(positives.iter().map(|&(u, i)| (u, i, 1.0)));
+                for &(u, _) in positives {
+                    for _ in 0..s.n_neg {
+                        let i = s.negative(&mut self.rng, u);
+                        pairs.push((u, i, 0.0));
+                    }
+                }
+            }
+            SamplerKind::Authors => {
+                let n_users = s.train.n_rows() as u32;
+                let p_pos = 1.0 / (s.n_neg as f64 + 1.0);
+                for _ in self.next..end {
+                    let u = self.rng.random_range(0..n_users);
+                    let row = s.train.row(u as usize);
+                    if row.is_empty() || !self.rng.random_bool(p_pos) {
+                        let i = s.negative(&mut self.rng, u);
+                        pairs.push((u, i, 0.0));
+                    } else {
+                        let i = row[self.rng.random_range(0..row.len())];
+                        pairs.push((u, i, 1.0));
+                    }
+                }
+            }
+        }
+        self.next = end;
+        Some(pairs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> Csr {
+        Csr::from_rows(&[vec![0u32, 3, 4], vec![1], vec![2, 3], vec![0, 1, 2, 3, 4, 5, 6, 7]])
+    }
+
+    #[test]
+    fn alg1_visits_every_positive_once_and_negatives_are_never_positives() {
+        let train = Csr::from_rows(&[vec![0u32, 3, 4], vec![1], vec![2, 3], vec![0, 5, 6]]);
+        let s = Sampler::new(SamplerKind::Alg1, &train, 9, 4, 5, 7).unwrap();
+        assert_eq!(s.steps_per_epoch(), 3);
+        for epoch in 1..=3 {
+            let mut positives = Vec::new();
+            let mut steps = 0;
+            for batch in s.epoch(epoch) {
+                steps += 1;
+                let n_pos = batch.iter().filter(|p| p.2 == 1.0).count();
+                assert_eq!(batch.len(), n_pos * 6);
+                for &(u, i, y) in &batch {
+                    if y == 1.0 {
+                        positives.push((u, i));
+                    } else {
+                        assert!(!train.contains(u as usize, i), "negative ({u}, {i}) is a positive");
+                    }
+                }
+            }
+            assert_eq!(steps, 3);
+            positives.sort_unstable();
+            let mut all: Vec<(u32, u32)> = train.iter().collect();
+            all.sort_unstable();
+            assert_eq!(positives, all, "epoch {epoch} must visit each positive exactly once");
+        }
+        let a: Vec<_> = s.epoch(1).collect();
+        assert_eq!(a, s.epoch(1).collect::<Vec<_>>(), "same seed, same epoch");
+        assert_ne!(a, s.epoch(2).collect::<Vec<_>>(), "a fresh shuffle each epoch");
+    }
+
+    #[test]
+    fn authors_sampler_has_the_right_size_and_mix() {
+        let train = Csr::from_rows(&[vec![0u32, 3, 4], vec![1], vec![2, 3], vec![0, 5, 6]]);
+        let s = Sampler::new(SamplerKind::Authors, &train, 50, 16, 5, 3).unwrap();
+        let batches: Vec<_> = (1..=20).flat_map(|e| s.epoch(e)).collect();
+        let per_epoch: usize = s.epoch(1).map(|b| b.len()).sum();
+        assert_eq!(per_epoch, 6 * train.nnz());
+        let all: Vec<Pair> = batches.into_iter().flatten().collect();
+        let pos = all.iter().filter(|p| p.2 == 1.0).count() as f64 / all.len() as f64;
+        assert!((pos - 1.0 / 6.0).abs() < 0.03, "positive share {pos}");
+        for &(u, i, y) in &all {
+            assert_eq!(y == 1.0, train.contains(u as usize, i));
+        }
+    }
+
+    #[test]
+    fn rejects_users_without_negatives() {
+        let train = toy();
+        let err = Sampler::new(SamplerKind::Alg1, &train, 8, 4, 5, 1).err().unwrap();
+        assert!(err.to_string().contains("user 3"));
+    }
+}
