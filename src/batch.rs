@@ -62,11 +62,21 @@ impl HostBatch {
         for (loc, &i) in item_ids.iter().enumerate() {
             image[item_map + i as usize] = loc as u32;
         }
-        let pair_user: Vec<u32> = pairs.iter().map(|&(u, _, _)| image[user_map + u as usize]).collect();
-        let pair_item: Vec<u32> = pairs.iter().map(|&(_, i, _)| image[item_map + i as usize]).collect();
+        let pair_user: Vec<u32> = pairs
+            .iter()
+            .map(|&(u, _, _)| image[user_map + u as usize])
+            .collect();
+        let pair_item: Vec<u32> = pairs
+            .iter()
+            .map(|&(_, i, _)| image[item_map + i as usize])
+            .collect();
         let label: Vec<f32> = pairs.iter().map(|p| p.2).collect();
         let positives = label.iter().filter(|&&l| l > 0.0).count();
-        let view = Pairs { user: &pair_user, item: &pair_item, label: &label };
+        let view = Pairs {
+            user: &pair_user,
+            item: &pair_item,
+            label: &label,
+        };
         let (row_ptr, row_pairs) = score_loss::pair_rows(user_ids.len(), item_ids.len(), view);
 
         let np = pairs.len();
@@ -96,7 +106,16 @@ impl HostBatch {
         image.extend(&row_ptr);
         image.extend(&row_pairs);
         debug_assert_eq!(image.len(), regions.len);
-        HostBatch { user_ids, item_ids, pair_user, pair_item, label, regions, image, positives }
+        HostBatch {
+            user_ids,
+            item_ids,
+            pair_user,
+            pair_item,
+            label,
+            regions,
+            image,
+            positives,
+        }
     }
 
     pub fn n_users(&self) -> usize {
@@ -117,7 +136,11 @@ impl HostBatch {
     }
 
     pub fn pairs(&self) -> Pairs<'_> {
-        Pairs { user: &self.pair_user, item: &self.pair_item, label: &self.label }
+        Pairs {
+            user: &self.pair_user,
+            item: &self.pair_item,
+            label: &self.label,
+        }
     }
 
     /// The id → local row map of users (N entries) and of items (M entries).

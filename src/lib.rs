@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod cli;
 pub mod data;
+pub mod eval;
 pub mod gpu;
 pub mod kernels;
 pub mod model;

@@ -14,7 +14,9 @@ use rand::seq::SliceRandom;
 use crate::data::Csr;
 use crate::util::{SeededRng, seeded_rng};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SamplerKind {
     /// The paper's Algorithm 1: every positive once per epoch, n_neg negatives each.
@@ -59,7 +61,14 @@ impl<'a> Sampler<'a> {
         {
             bail!("user {u} has interacted with every item: no negative can be sampled for it");
         }
-        Ok(Sampler { kind, train, n_items: n_items as u32, batch_size, n_neg, seed })
+        Ok(Sampler {
+            kind,
+            train,
+            n_items: n_items as u32,
+            batch_size,
+            n_neg,
+            seed,
+        })
     }
 
     /// Pairs one step scores at most.
@@ -93,7 +102,13 @@ impl<'a> Sampler<'a> {
             SamplerKind::Alg1 => order.len(),
             SamplerKind::Authors => (1 + self.n_neg) * self.train.nnz(),
         };
-        EpochBatches { sampler: self, rng, order, next: 0, total }
+        EpochBatches {
+            sampler: self,
+            rng,
+            order,
+            next: 0,
+            total,
+        }
     }
 
     /// A uniform item `u` has no training interaction with (rejection sampling).
@@ -162,7 +177,12 @@ mod tests {
     use super::*;
 
     fn toy() -> Csr {
-        Csr::from_rows(&[vec![0u32, 3, 4], vec![1], vec![2, 3], vec![0, 1, 2, 3, 4, 5, 6, 7]])
+        Csr::from_rows(&[
+            vec![0u32, 3, 4],
+            vec![1],
+            vec![2, 3],
+            vec![0, 1, 2, 3, 4, 5, 6, 7],
+        ])
     }
 
     #[test]
@@ -181,7 +201,10 @@ mod tests {
                     if y == 1.0 {
                         positives.push((u, i));
                     } else {
-                        assert!(!train.contains(u as usize, i), "negative ({u}, {i}) is a positive");
+                        assert!(
+                            !train.contains(u as usize, i),
+                            "negative ({u}, {i}) is a positive"
+                        );
                     }
                 }
             }
@@ -189,11 +212,18 @@ mod tests {
             positives.sort_unstable();
             let mut all: Vec<(u32, u32)> = train.iter().collect();
             all.sort_unstable();
-            assert_eq!(positives, all, "epoch {epoch} must visit each positive exactly once");
+            assert_eq!(
+                positives, all,
+                "epoch {epoch} must visit each positive exactly once"
+            );
         }
         let a: Vec<_> = s.epoch(1).collect();
         assert_eq!(a, s.epoch(1).collect::<Vec<_>>(), "same seed, same epoch");
-        assert_ne!(a, s.epoch(2).collect::<Vec<_>>(), "a fresh shuffle each epoch");
+        assert_ne!(
+            a,
+            s.epoch(2).collect::<Vec<_>>(),
+            "a fresh shuffle each epoch"
+        );
     }
 
     #[test]
@@ -214,7 +244,9 @@ mod tests {
     #[test]
     fn rejects_users_without_negatives() {
         let train = toy();
-        let err = Sampler::new(SamplerKind::Alg1, &train, 8, 4, 5, 1).err().unwrap();
+        let err = Sampler::new(SamplerKind::Alg1, &train, 8, 4, 5, 1)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("user 3"));
     }
 }

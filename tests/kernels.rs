@@ -2,6 +2,8 @@
 //! COBRAR_TEST_SEED), over shapes with ragged edges. Tolerances are stated per test: sums of n terms are
 //! compared with |gpu − cpu| ≤ atol + rtol·Σ|terms| (f32 on the GPU against f64 accumulation).
 
+#![allow(clippy::needless_range_loop)] // segment loops index several parallel arrays
+
 mod common;
 
 use cobrar_gpu::gpu::buffers::{self, ChunkedTable};

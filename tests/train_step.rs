@@ -38,7 +38,13 @@ fn toy_data(rng: &mut impl rand::Rng, n: usize, m: usize, density: f64) -> (Csr,
 }
 
 /// A batch of `positives` training pairs with `neg` random negatives each.
-fn toy_batch(rng: &mut impl rand::Rng, by_user: &Csr, m: usize, positives: usize, neg: usize) -> HostBatch {
+fn toy_batch(
+    rng: &mut impl rand::Rng,
+    by_user: &Csr,
+    m: usize,
+    positives: usize,
+    neg: usize,
+) -> HostBatch {
     let n = by_user.n_rows();
     let mut pairs = Vec::new();
     for _ in 0..positives {
@@ -53,7 +59,12 @@ fn toy_batch(rng: &mut impl rand::Rng, by_user: &Csr, m: usize, positives: usize
 }
 
 fn config(dropout: f32) -> StepConfig {
-    StepConfig { mu: 1e-4, dropout, adam: AdamConfig::new(1e-3, 1e-3), seed: 11 }
+    StepConfig {
+        mu: 1e-4,
+        dropout,
+        adam: AdamConfig::new(1e-3, 1e-3),
+        seed: 11,
+    }
 }
 
 #[test]
@@ -93,7 +104,10 @@ fn reference_gradients_match_finite_differences() {
             }
         }
         assert!(checked > 60);
-        assert!(g.dense.iter().any(|v| v.abs() > 1e-6), "gradients are all zero");
+        assert!(
+            g.dense.iter().any(|v| v.abs() > 1e-6),
+            "gradients are all zero"
+        );
     }
 }
 
@@ -114,7 +128,15 @@ fn well_conditioned_batch(
         let fwd = reference::forward(p, &batch, by_user, by_item, cfg, Some(t));
         let e = fwd.acts.last().unwrap();
         let dim = p.layout.arch.embedding();
-        let s = cobrar_gpu::kernels::score_loss::cpu(e, batch.n_users(), batch.n_items(), dim, batch.pairs(), cfg.mu, 1.0);
+        let s = cobrar_gpu::kernels::score_loss::cpu(
+            e,
+            batch.n_users(),
+            batch.n_items(),
+            dim,
+            batch.pairs(),
+            cfg.mu,
+            1.0,
+        );
         let near = |c: f64| (c - 1.0).abs() < 1e-3 || (c - cfg.mu as f64).abs() < 1e-5;
         if !s.cos.iter().any(|&c| near(c)) {
             return batch;
@@ -134,19 +156,38 @@ fn gpu_vs_cpu(kind: ModelKind, arch: &str, dropout: f32, steps: usize, chunk_row
     let p0 = ModelParams::init(&layout, seed);
     let cfg = config(dropout);
     let max_pairs = 20 * 4;
-    let mut engine = Engine::new(ctx, &p0, &by_user, &by_item, cfg, EngineOptions { max_pairs, chunk_rows }).unwrap();
+    let mut engine = Engine::new(
+        ctx,
+        &p0,
+        &by_user,
+        &by_item,
+        cfg,
+        EngineOptions {
+            max_pairs,
+            chunk_rows,
+        },
+    )
+    .unwrap();
     let mut cpu = p0.clone();
     let mut state = AdamState::new(&cpu);
     let mut cpu_losses = Vec::new();
     for t in 1..=steps as u64 {
         let batch = well_conditioned_batch(&mut rng, &cpu, &by_user, &by_item, &cfg, t);
         engine.step(&batch).unwrap();
-        cpu_losses.push(reference::step(&mut cpu, &mut state, &batch, &by_user, &by_item, &cfg, t) as f32);
+        cpu_losses.push(
+            reference::step(&mut cpu, &mut state, &batch, &by_user, &by_item, &cfg, t) as f32,
+        );
     }
     let got = engine.read_params().unwrap();
     let what = format!("{kind} {arch} dropout {dropout} after {steps} step(s)");
     let gpu_losses = engine.read_losses(1, steps as u64).unwrap();
-    common::assert_close(&format!("{what}: losses"), &gpu_losses, &cpu_losses, 1e-6, 1e-5);
+    common::assert_close(
+        &format!("{what}: losses"),
+        &gpu_losses,
+        &cpu_losses,
+        1e-6,
+        1e-5,
+    );
     // Adam's first steps move each parameter by about ±lr; rounding differences of the gradient only
     // matter where it is ~0, so compare the parameter *changes* against a tolerance of 1% of lr.
     let lr = cfg.adam.lr as f32;
@@ -158,7 +199,10 @@ fn gpu_vs_cpu(kind: ModelKind, arch: &str, dropout: f32, steps: usize, chunk_row
         let dg: Vec<f32> = g.iter().zip(z.iter()).map(|(a, b)| a - b).collect();
         let dc: Vec<f32> = c.iter().zip(z.iter()).map(|(a, b)| a - b).collect();
         common::assert_close(&format!("{what}: {name} change"), &dg, &dc, 1e-2 * lr, 1e-3);
-        assert!(dc.iter().any(|d| d.abs() > 0.1 * lr), "{what}: {name} did not move");
+        assert!(
+            dc.iter().any(|d| d.abs() > 0.1 * lr),
+            "{what}: {name} did not move"
+        );
     }
 }
 
@@ -191,12 +235,17 @@ fn gpu_training_is_deterministic() {
     let mut rng = rand_pcg::Pcg64Mcg::new(77);
     let (n, m) = (80, 60);
     let (by_user, by_item) = toy_data(&mut rng, n, m, 0.1);
-    let batches: Vec<HostBatch> = (0..5).map(|_| toy_batch(&mut rng, &by_user, m, 32, 5)).collect();
+    let batches: Vec<HostBatch> = (0..5)
+        .map(|_| toy_batch(&mut rng, &by_user, m, 32, 5))
+        .collect();
     let arch: Architecture = "32,16,8".parse().unwrap();
     let layout = Layout::new(ModelKind::Cobrar, &arch, n, m);
     let run = || {
         let p0 = ModelParams::init(&layout, 9);
-        let opts = EngineOptions { max_pairs: 32 * 6, chunk_rows: None };
+        let opts = EngineOptions {
+            max_pairs: 32 * 6,
+            chunk_rows: None,
+        };
         let mut e = Engine::new(gpu(), &p0, &by_user, &by_item, config(0.5), opts).unwrap();
         for b in &batches {
             e.step(b).unwrap();
@@ -205,8 +254,20 @@ fn gpu_training_is_deterministic() {
     };
     let (a, la) = run();
     let (b, lb) = run();
-    assert_eq!(la.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), lb.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-    for (x, y) in [(&a.w_user, &b.w_user), (&a.w_item, &b.w_item), (&a.dense, &b.dense)] {
-        assert!(x.iter().zip(y.iter()).all(|(p, q)| p.to_bits() == q.to_bits()), "weights differ between runs");
+    assert_eq!(
+        la.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        lb.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    for (x, y) in [
+        (&a.w_user, &b.w_user),
+        (&a.w_item, &b.w_item),
+        (&a.dense, &b.dense),
+    ] {
+        assert!(
+            x.iter()
+                .zip(y.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits()),
+            "weights differ between runs"
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod buffers;
 pub mod context;
 pub mod pipelines;
+pub mod recorder;
 pub mod shaders;
 pub mod uniforms;
 

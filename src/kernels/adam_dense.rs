@@ -20,7 +20,13 @@ pub struct AdamConfig {
 
 impl AdamConfig {
     pub fn new(lr: f64, weight_decay: f64) -> AdamConfig {
-        AdamConfig { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }
+        AdamConfig {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+        }
     }
 
     /// The per-step constants of step `t` (1-based), as PyTorch computes them (in f64, then used in f32).
@@ -64,13 +70,19 @@ impl Params {
         assert!(n % 4 == 0);
         Params {
             n4: u32_of(n / 4),
-            groups_x: grid_2d((n / 4).div_ceil(64), ctx.limits.max_compute_workgroups_per_dimension)[0],
+            groups_x: grid_2d(
+                (n / 4).div_ceil(64),
+                ctx.limits.max_compute_workgroups_per_dimension,
+            )[0],
             step,
         }
     }
 
     pub fn workgroups(&self, ctx: &GpuContext) -> [u32; 3] {
-        grid_2d((self.n4 as usize).div_ceil(64), ctx.limits.max_compute_workgroups_per_dimension)
+        grid_2d(
+            (self.n4 as usize).div_ceil(64),
+            ctx.limits.max_compute_workgroups_per_dimension,
+        )
     }
 }
 
@@ -85,7 +97,9 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
             Slot::Read,
             Slot::ReadWrite,
             Slot::ReadWrite,
-            Slot::Uniform { size: std::mem::size_of::<Params>() as u64 },
+            Slot::Uniform {
+                size: std::mem::size_of::<Params>() as u64,
+            },
         ],
     )
 }
@@ -101,6 +115,8 @@ pub fn cpu<T: Real>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], s: &A
         let vi = b2 * v[i].to_f64() + (1.0 - b2) * g * g;
         m[i] = T::from_f64(mi);
         v[i] = T::from_f64(vi);
-        theta[i] = T::from_f64(th - s.step_size as f64 * mi / (vi.sqrt() / s.bc2_sqrt as f64 + s.eps as f64));
+        theta[i] = T::from_f64(
+            th - s.step_size as f64 * mi / (vi.sqrt() / s.bc2_sqrt as f64 + s.eps as f64),
+        );
     }
 }

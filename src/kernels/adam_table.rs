@@ -47,7 +47,10 @@ impl Params {
 
     /// One workgroup per table row of the chunk.
     pub fn workgroups(&self, ctx: &GpuContext) -> [u32; 3] {
-        grid_2d(self.rows as usize, ctx.limits.max_compute_workgroups_per_dimension)
+        grid_2d(
+            self.rows as usize,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        )
     }
 }
 
@@ -66,14 +69,22 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
             Slot::Read,
             Slot::Read,
             Slot::Read,
-            Slot::Uniform { size: std::mem::size_of::<Params>() as u64 },
+            Slot::Uniform {
+                size: std::mem::size_of::<Params>() as u64,
+            },
         ],
     )
 }
 
 /// CPU twin of the gather: for every table row t, Σ over t's CSR neighbours n with `map[n]` in the
 /// batch of `dh[map[n]]` (rows of width `dim`). Returns `csr_ptr.len() - 1` rows × dim.
-pub fn grad_cpu<T: Real>(csr_ptr: &[u32], csr_idx: &[u32], map: &[u32], dh: &[T], dim: usize) -> Vec<T> {
+pub fn grad_cpu<T: Real>(
+    csr_ptr: &[u32],
+    csr_idx: &[u32],
+    map: &[u32],
+    dh: &[T],
+    dim: usize,
+) -> Vec<T> {
     let rows = csr_ptr.len() - 1;
     let mut g = vec![T::default(); rows * dim];
     let mut acc = vec![0f64; dim];

@@ -40,7 +40,10 @@ pub struct Params {
 impl Params {
     /// `in_scale`: dropout scale of the layer that produced X (1 when it has none).
     pub fn new(segments: &[Segment], d_in: usize, d_out: usize, in_scale: f32) -> Params {
-        assert!(d_in % 4 == 0 && d_out % 4 == 0, "layer widths must be multiples of 4");
+        assert!(
+            d_in % 4 == 0 && d_out % 4 == 0,
+            "layer widths must be multiples of 4"
+        );
         Params {
             rows: per_segment(segments, |s| u32_of(s.rows)),
             dz_off: per_segment(segments, |s| vec4_offset(s.dz_off)),
@@ -56,7 +59,11 @@ impl Params {
 
     pub fn workgroups(&self, segments: &[Segment]) -> [u32; 3] {
         let max_rows = segments.iter().map(|s| s.rows).max().unwrap_or(0);
-        [groups(self.d_in as usize, TILE), groups(max_rows, TILE), segments.len() as u32]
+        [
+            groups(self.d_in as usize, TILE),
+            groups(max_rows, TILE),
+            segments.len() as u32,
+        ]
     }
 }
 
@@ -70,7 +77,9 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
             Slot::Read,
             Slot::Read,
             Slot::ReadWrite,
-            Slot::Uniform { size: std::mem::size_of::<Params>() as u64 },
+            Slot::Uniform {
+                size: std::mem::size_of::<Params>() as u64,
+            },
         ],
     )
 }
@@ -96,7 +105,11 @@ pub fn cpu<T: Real>(
                 continue;
             }
             let w = &wb[c * d_out..(c + 1) * d_out];
-            let s: f64 = dzr.iter().zip(w).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
+            let s: f64 = dzr
+                .iter()
+                .zip(w)
+                .map(|(a, b)| a.to_f64() * b.to_f64())
+                .sum();
             dx[r * d_in + c] = T::from_f64(s * in_scale as f64);
         }
     }

@@ -35,7 +35,10 @@ pub struct Params {
 
 impl Params {
     pub fn new(segments: &[Segment], d_in: usize, d_out: usize) -> Params {
-        assert!(d_in % 4 == 0 && d_out % 4 == 0, "layer widths must be multiples of 4");
+        assert!(
+            d_in % 4 == 0 && d_out % 4 == 0,
+            "layer widths must be multiples of 4"
+        );
         Params {
             rows: per_segment(segments, |s| u32_of(s.rows)),
             x_off: per_segment(segments, |s| vec4_offset(s.x_off)),
@@ -67,7 +70,9 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
             Slot::Read,
             Slot::Read,
             Slot::ReadWrite,
-            Slot::Uniform { size: std::mem::size_of::<Params>() as u64 },
+            Slot::Uniform {
+                size: std::mem::size_of::<Params>() as u64,
+            },
         ],
     )
 }

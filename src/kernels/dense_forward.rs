@@ -51,7 +51,10 @@ pub(crate) fn per_segment<S: Copy + Default>(segments: &[S], f: impl Fn(&S) -> u
 impl Params {
     /// Parameters for `segments` (one or two) of a `d_in → d_out` layer.
     pub fn new(segments: &[Segment], d_in: usize, d_out: usize, dropout: Dropout) -> Params {
-        assert!(d_in % 4 == 0 && d_out % 4 == 0, "layer widths must be multiples of 4");
+        assert!(
+            d_in % 4 == 0 && d_out % 4 == 0,
+            "layer widths must be multiples of 4"
+        );
         Params {
             rows: per_segment(segments, |s| u32_of(s.rows)),
             x_off: per_segment(segments, |s| vec4_offset(s.x_off)),
@@ -70,7 +73,11 @@ impl Params {
     /// Workgroups: 64×64 output tiles over (d_out, rows), one z-slice per segment.
     pub fn workgroups(&self, segments: &[Segment]) -> [u32; 3] {
         let max_rows = segments.iter().map(|s| s.rows).max().unwrap_or(0);
-        [groups(self.d_out as usize, TILE), groups(max_rows, TILE), segments.len() as u32]
+        [
+            groups(self.d_out as usize, TILE),
+            groups(max_rows, TILE),
+            segments.len() as u32,
+        ]
     }
 }
 
@@ -80,7 +87,13 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
         ctx,
         &shaders::DENSE_FORWARD,
         "main",
-        &[Slot::Read, Slot::ReadWrite, Slot::Uniform { size: std::mem::size_of::<Params>() as u64 }],
+        &[
+            Slot::Read,
+            Slot::ReadWrite,
+            Slot::Uniform {
+                size: std::mem::size_of::<Params>() as u64,
+            },
+        ],
     )
 }
 

@@ -101,7 +101,10 @@ impl Params {
         out_scale: f32,
         ring_slot: usize,
     ) -> Params {
-        assert!(dim % 4 == 0 && dim <= MAX_DIM, "embedding width must be a multiple of 4, at most {MAX_DIM}");
+        assert!(
+            dim % 4 == 0 && dim <= MAX_DIM,
+            "embedding width must be a multiple of 4, at most {MAX_DIM}"
+        );
         let n_rows = n_users + n_items;
         Params {
             n_rows: u32_of(n_rows),
@@ -125,7 +128,10 @@ impl Params {
 
     /// One workgroup per embedding row.
     pub fn workgroups(&self, ctx: &GpuContext) -> [u32; 3] {
-        grid_2d(self.n_rows as usize, ctx.limits.max_compute_workgroups_per_dimension)
+        grid_2d(
+            self.n_rows as usize,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        )
     }
 }
 
@@ -136,7 +142,9 @@ fn slots() -> [Slot; 6] {
         Slot::Read,
         Slot::ReadWrite,
         Slot::ReadWrite,
-        Slot::Uniform { size: std::mem::size_of::<Params>() as u64 },
+        Slot::Uniform {
+            size: std::mem::size_of::<Params>() as u64,
+        },
     ]
 }
 
@@ -184,7 +192,13 @@ pub fn cpu<T: Real>(
     let n_rows = n_users + n_items;
     assert_eq!(e.len(), n_rows * dim);
     let row = |r: usize| &e[r * dim..(r + 1) * dim];
-    let norm = |r: usize| row(r).iter().map(|v| v.to_f64() * v.to_f64()).sum::<f64>().sqrt();
+    let norm = |r: usize| {
+        row(r)
+            .iter()
+            .map(|v| v.to_f64() * v.to_f64())
+            .sum::<f64>()
+            .sqrt()
+    };
     let norms: Vec<f64> = (0..n_rows).map(norm).collect();
     let mut g = vec![0f64; n_rows * dim];
     let n = pairs.len().max(1) as f64;
@@ -194,7 +208,11 @@ pub fn cpu<T: Real>(
     for q in 0..pairs.len() {
         let (u, i) = (pairs.user[q] as usize, n_users + pairs.item[q] as usize);
         let y = pairs.label[q] as f64;
-        let dot: f64 = row(u).iter().zip(row(i)).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
+        let dot: f64 = row(u)
+            .iter()
+            .zip(row(i))
+            .map(|(a, b)| a.to_f64() * b.to_f64())
+            .sum();
         let (a, b) = (norms[u].max(NORM_EPS), norms[i].max(NORM_EPS));
         let cos = dot / (a * b);
         let (pred, loss) = bce(cos, y, mu);
@@ -205,17 +223,33 @@ pub fn cpu<T: Real>(
         // ∂cos/∂x = other/(‖x‖‖other‖) − cos·x/‖x‖² (the norm term vanishes where the clamp bites).
         for (me, other, my_norm, my_eps_norm) in [(u, i, norms[u], a), (i, u, norms[i], b)] {
             let coef_other = dcos / (a * b);
-            let coef_own = if my_norm >= NORM_EPS { dcos * cos / (my_eps_norm * my_eps_norm) } else { 0.0 };
+            let coef_own = if my_norm >= NORM_EPS {
+                dcos * cos / (my_eps_norm * my_eps_norm)
+            } else {
+                0.0
+            };
             for c in 0..dim {
-                g[me * dim + c] += coef_other * row(other)[c].to_f64() - coef_own * row(me)[c].to_f64();
+                g[me * dim + c] +=
+                    coef_other * row(other)[c].to_f64() - coef_own * row(me)[c].to_f64();
             }
         }
     }
     let d_e = g
         .iter()
         .zip(e)
-        .map(|(gv, ev)| T::from_f64(if ev.to_f64() > 0.0 { gv * out_scale as f64 } else { 0.0 }))
+        .map(|(gv, ev)| {
+            T::from_f64(if ev.to_f64() > 0.0 {
+                gv * out_scale as f64
+            } else {
+                0.0
+            })
+        })
         .collect();
     let loss = losses.iter().sum::<f64>() / n;
-    ScoreOutput { d_e, cos: cosines, pair_loss: losses, loss }
+    ScoreOutput {
+        d_e,
+        cos: cosines,
+        pair_loss: losses,
+        loss,
+    }
 }

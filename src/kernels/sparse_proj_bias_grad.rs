@@ -42,7 +42,13 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
         ctx,
         &shaders::SPARSE_PROJ_BIAS_GRAD,
         "main",
-        &[Slot::Read, Slot::ReadWrite, Slot::Uniform { size: std::mem::size_of::<Params>() as u64 }],
+        &[
+            Slot::Read,
+            Slot::ReadWrite,
+            Slot::Uniform {
+                size: std::mem::size_of::<Params>() as u64,
+            },
+        ],
     )
 }
 

@@ -58,7 +58,10 @@ impl Params {
 
     /// One workgroup per batch row.
     pub fn workgroups(&self, ctx: &GpuContext) -> [u32; 3] {
-        grid_2d(self.n_rows as usize, ctx.limits.max_compute_workgroups_per_dimension)
+        grid_2d(
+            self.n_rows as usize,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        )
     }
 }
 
@@ -76,7 +79,9 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
             Slot::Read,
             Slot::Read,
             Slot::ReadWrite,
-            Slot::Uniform { size: std::mem::size_of::<Params>() as u64 },
+            Slot::Uniform {
+                size: std::mem::size_of::<Params>() as u64,
+            },
         ],
     )
 }
@@ -97,7 +102,10 @@ pub fn cpu<T: Real>(
         for (a, b) in acc.iter_mut().zip(bias) {
             *a = b.to_f64();
         }
-        let (s, e) = (csr_ptr[id as usize] as usize, csr_ptr[id as usize + 1] as usize);
+        let (s, e) = (
+            csr_ptr[id as usize] as usize,
+            csr_ptr[id as usize + 1] as usize,
+        );
         for &j in &csr_idx[s..e] {
             let w = &table[j as usize * dim..(j as usize + 1) * dim];
             for (a, v) in acc.iter_mut().zip(w) {

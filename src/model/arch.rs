@@ -52,10 +52,16 @@ impl Architecture {
             "architecture needs at least a projection width and an embedding size (e.g. 2048,128)"
         );
         for &w in &widths {
-            ensure!(w > 0 && w % 4 == 0, "layer width {w} must be a positive multiple of 4 (kernels load vec4)");
+            ensure!(
+                w > 0 && w % 4 == 0,
+                "layer width {w} must be a positive multiple of 4 (kernels load vec4)"
+            );
         }
         let dl = *widths.last().unwrap();
-        ensure!(dl <= MAX_EMBEDDING, "embedding size {dl} exceeds the supported maximum {MAX_EMBEDDING}");
+        ensure!(
+            dl <= MAX_EMBEDDING,
+            "embedding size {dl} exceeds the supported maximum {MAX_EMBEDDING}"
+        );
         Ok(Architecture { widths })
     }
 
@@ -86,7 +92,9 @@ impl FromStr for Architecture {
         for part in s.split([',', 'x', ' ']).filter(|p| !p.is_empty()) {
             match part.trim().parse::<usize>() {
                 Ok(w) => widths.push(w),
-                Err(_) => bail!("architecture {s:?}: {part:?} is not a layer width (expected e.g. 2048,128)"),
+                Err(_) => bail!(
+                    "architecture {s:?}: {part:?} is not a layer width (expected e.g. 2048,128)"
+                ),
             }
         }
         Architecture::new(widths)
@@ -115,7 +123,12 @@ pub struct ParamCounts {
 }
 
 impl ParamCounts {
-    pub fn new(kind: ModelKind, arch: &Architecture, n_users: usize, n_items: usize) -> ParamCounts {
+    pub fn new(
+        kind: ModelKind,
+        arch: &Architecture,
+        n_users: usize,
+        n_items: usize,
+    ) -> ParamCounts {
         let d1 = arch.d1() as u64;
         let user_projection = n_items as u64 * d1 + d1;
         let item_projection = n_users as u64 * d1 + d1;
@@ -169,9 +182,18 @@ mod tests {
         let a: Architecture = "2048,128".parse().unwrap();
         assert_eq!((a.d1(), a.embedding(), a.n_layers()), (2048, 128, 1));
         let d: Architecture = "512,512,256,256,128".parse().unwrap();
-        assert_eq!(d.layers().collect::<Vec<_>>(), vec![(512, 512), (512, 256), (256, 256), (256, 128)]);
+        assert_eq!(
+            d.layers().collect::<Vec<_>>(),
+            vec![(512, 512), (512, 256), (256, 256), (256, 128)]
+        );
         assert!("128".parse::<Architecture>().is_err());
-        assert!("100,50".parse::<Architecture>().unwrap_err().to_string().contains("multiple of 4"));
+        assert!(
+            "100,50"
+                .parse::<Architecture>()
+                .unwrap_err()
+                .to_string()
+                .contains("multiple of 4")
+        );
         assert!("2048,abc".parse::<Architecture>().is_err());
     }
 

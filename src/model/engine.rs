@@ -12,13 +12,14 @@ use super::StepConfig;
 use super::params::{Layout, ModelParams};
 use crate::batch::{self, HostBatch};
 use crate::data::Csr;
+use crate::gpu::GpuContext;
 use crate::gpu::buffers::{self, ChunkedTable};
 use crate::gpu::pipelines::Kernel;
+use crate::gpu::recorder::{self, Profiler, Recorder};
 use crate::gpu::uniforms::UniformArena;
-use crate::gpu::GpuContext;
 use crate::kernels::{
-    Dropout, adam_dense, adam_table, dense_backward_data, dense_backward_weight, dense_forward, score_loss,
-    sparse_proj_bias_grad, sparse_proj_forward,
+    Dropout, adam_dense, adam_table, dense_backward_data, dense_backward_weight, dense_forward,
+    score_loss, sparse_proj_bias_grad, sparse_proj_forward,
 };
 
 /// Steps whose losses the ring keeps between read-backs.
@@ -44,12 +45,24 @@ struct Table {
 }
 
 impl Table {
-    fn new(ctx: &GpuContext, name: &str, rows: usize, cols: usize, chunk_rows: Option<usize>) -> anyhow::Result<Table> {
+    fn new(
+        ctx: &GpuContext,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        chunk_rows: Option<usize>,
+    ) -> anyhow::Result<Table> {
         let make = |suffix: &str| match chunk_rows {
-            Some(r) => ChunkedTable::with_chunk_rows(ctx, &format!("{name}{suffix}"), rows, cols, r),
+            Some(r) => {
+                ChunkedTable::with_chunk_rows(ctx, &format!("{name}{suffix}"), rows, cols, r)
+            }
             None => ChunkedTable::new(ctx, &format!("{name}{suffix}"), rows, cols),
         };
-        Ok(Table { theta: make("")?, m: make(".m")?, v: make(".v")? })
+        Ok(Table {
+            theta: make("")?,
+            m: make(".m")?,
+            v: make(".v")?,
+        })
     }
 }
 
@@ -108,6 +121,8 @@ pub struct Engine {
     /// Evaluation embeddings of every user and item (`embed_all`), N × dL and M × dL.
     pub emb_users: wgpu::Buffer,
     pub emb_items: wgpu::Buffer,
+    profiler: Option<Profiler>,
+    last_times: Vec<(&'static str, f64)>,
 }
 
 impl Engine {
@@ -122,7 +137,10 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         let layout = params.layout.clone();
         let (n, m, d1) = (layout.n_users, layout.n_items, layout.d1());
-        ensure!(by_user.n_rows() == n && by_item.n_rows() == m, "CSR shapes do not match the model");
+        ensure!(
+            by_user.n_rows() == n && by_item.n_rows() == m,
+            "CSR shapes do not match the model"
+        );
         let kernels = Kernels {
             proj: sparse_proj_forward::kernel(&ctx)?,
             proj_bias: sparse_proj_bias_grad::kernel(&ctx)?,
@@ -166,38 +184,96 @@ impl Engine {
         let pair_loss = buffers::storage(&ctx, "pair losses", (opts.max_pairs * 4) as u64)?;
         let loss_ring = buffers::storage(&ctx, "loss ring", (LOSS_RING * 4) as u64)?;
         let csr = |name: &str, v: &[u32]| buffers::storage_init(&ctx, name, v);
-        let (u_ptr, u_idx) = (csr("items of users", &by_user.offsets)?, csr("items of users", &by_user.indices)?);
-        let (i_ptr, i_idx) = (csr("users of items", &by_item.offsets)?, csr("users of items", &by_item.indices)?);
+        let (u_ptr, u_idx) = (
+            csr("items of users", &by_user.offsets)?,
+            csr("items of users", &by_user.indices)?,
+        );
+        let (i_ptr, i_idx) = (
+            csr("users of items", &by_item.offsets)?,
+            csr("users of items", &by_item.indices)?,
+        );
         for b in [&u_idx, &i_idx] {
-            ensure!(b.size() <= max_binding, "training interactions exceed the adapter's storage binding limit");
+            ensure!(
+                b.size() <= max_binding,
+                "training interactions exceed the adapter's storage binding limit"
+            );
         }
         let dim = layout.arch.embedding();
         let emb_users = buffers::storage(&ctx, "user embeddings", (n * dim * 4) as u64)?;
         let emb_items = buffers::storage(&ctx, "item embeddings", (m * dim * 4) as u64)?;
-        let blocks = 16 + 4 * layout.arch.n_layers() + 2 * (w_user.theta.chunks.len() + w_item.theta.chunks.len());
+        let blocks = 16
+            + 4 * layout.arch.n_layers()
+            + 2 * (w_user.theta.chunks.len() + w_item.theta.chunks.len());
         let arena = UniformArena::new(&ctx, blocks);
         let u = &arena.buffer;
         let k = &kernels;
         let groups = Groups {
-            proj_user: w_user.theta.chunks.iter().map(|c| k.proj.bind(&ctx, &[c, &u_ptr, &u_idx, &batch, &dense, &acts, u])).collect(),
-            proj_item: w_item.theta.chunks.iter().map(|c| k.proj.bind(&ctx, &[c, &i_ptr, &i_idx, &batch, &dense, &acts, u])).collect(),
+            proj_user: w_user
+                .theta
+                .chunks
+                .iter()
+                .map(|c| {
+                    k.proj
+                        .bind(&ctx, &[c, &u_ptr, &u_idx, &batch, &dense, &acts, u])
+                })
+                .collect(),
+            proj_item: w_item
+                .theta
+                .chunks
+                .iter()
+                .map(|c| {
+                    k.proj
+                        .bind(&ctx, &[c, &i_ptr, &i_idx, &batch, &dense, &acts, u])
+                })
+                .collect(),
             proj_bias: k.proj_bias.bind(&ctx, &[&grads_act, &dense_grad, u]),
             dense_fwd: k.dense_fwd.bind(&ctx, &[&dense, &acts, u]),
             dense_bwd_data: k.dense_bwd_data.bind(&ctx, &[&dense, &acts, &grads_act, u]),
-            dense_bwd_weight: k.dense_bwd_weight.bind(&ctx, &[&acts, &grads_act, &dense_grad, u]),
-            score: k.score.bind(&ctx, &[&acts, &grads_act, &batch, &pair_loss, &loss_ring, u]),
-            adam_dense: k.adam_dense.bind(&ctx, &[&dense, &dense_grad, &dense_m, &dense_v, u]),
+            dense_bwd_weight: k
+                .dense_bwd_weight
+                .bind(&ctx, &[&acts, &grads_act, &dense_grad, u]),
+            score: k.score.bind(
+                &ctx,
+                &[&acts, &grads_act, &batch, &pair_loss, &loss_ring, u],
+            ),
+            adam_dense: k
+                .adam_dense
+                .bind(&ctx, &[&dense, &dense_grad, &dense_m, &dense_v, u]),
             // W_U (rows: items) gathers over each item's users; W_T (rows: users) over each user's items.
             adam_user: (0..w_user.theta.chunks.len())
                 .map(|c| {
                     let t = &w_user;
-                    k.adam_table.bind(&ctx, &[&t.theta.chunks[c], &t.m.chunks[c], &t.v.chunks[c], &i_ptr, &i_idx, &batch, &grads_act, u])
+                    k.adam_table.bind(
+                        &ctx,
+                        &[
+                            &t.theta.chunks[c],
+                            &t.m.chunks[c],
+                            &t.v.chunks[c],
+                            &i_ptr,
+                            &i_idx,
+                            &batch,
+                            &grads_act,
+                            u,
+                        ],
+                    )
                 })
                 .collect(),
             adam_item: (0..w_item.theta.chunks.len())
                 .map(|c| {
                     let t = &w_item;
-                    k.adam_table.bind(&ctx, &[&t.theta.chunks[c], &t.m.chunks[c], &t.v.chunks[c], &u_ptr, &u_idx, &batch, &grads_act, u])
+                    k.adam_table.bind(
+                        &ctx,
+                        &[
+                            &t.theta.chunks[c],
+                            &t.m.chunks[c],
+                            &t.v.chunks[c],
+                            &u_ptr,
+                            &u_idx,
+                            &batch,
+                            &grads_act,
+                            u,
+                        ],
+                    )
                 })
                 .collect(),
         };
@@ -226,7 +302,21 @@ impl Engine {
             train_idx: u_idx,
             emb_users,
             emb_items,
+            profiler: None,
+            last_times: Vec::new(),
         })
+    }
+
+    /// Times every kernel of every following step with GPU timestamps (each dispatch then gets its own
+    /// pass and the step waits for its timings). Returns false when the device has no timestamps.
+    pub fn enable_profiling(&mut self) -> bool {
+        self.profiler = Profiler::new(&self.ctx, 256);
+        self.profiler.is_some()
+    }
+
+    /// (kernel, nanoseconds) of every dispatch of the last profiled step.
+    pub fn kernel_times(&self) -> &[(&'static str, f64)] {
+        &self.last_times
     }
 
     pub fn config(&self) -> &StepConfig {
@@ -236,19 +326,25 @@ impl Engine {
     /// Records one training step for `b` and submits it. The step's mean loss goes to ring slot
     /// `(t − 1) % LOSS_RING` where t is the new step count.
     pub fn step(&mut self, b: &HostBatch) -> anyhow::Result<()> {
-        ensure!(b.n_rows() <= self.max_rows && b.image.len() <= self.max_image, "batch larger than the engine was sized for");
+        ensure!(
+            b.n_rows() <= self.max_rows && b.image.len() <= self.max_image,
+            "batch larger than the engine was sized for"
+        );
         self.t += 1;
         let t = self.t;
         buffers::upload(&self.ctx, &self.batch, 0, &b.image);
-        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
         self.arena.clear();
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
-            self.record_forward(&mut pass, b, Some(t));
-            self.record_backward(&mut pass, b, t);
-        }
+        let profiler = self.profiler.take();
+        let mut rec = Recorder::new(&self.ctx, "train step", profiler.as_ref());
+        self.record_forward(&mut rec, b, Some(t));
+        self.record_backward(&mut rec, b, t);
+        let (commands, labels) = rec.finish();
         self.arena.upload(&self.ctx);
-        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.queue.submit([commands]);
+        if let Some(p) = &profiler {
+            self.last_times = recorder::read_times(&self.ctx, p, &labels)?;
+        }
+        self.profiler = profiler;
         Ok(())
     }
 
@@ -270,24 +366,39 @@ impl Engine {
 
     /// Projections and branch layers for the batch's user rows then item rows. `t`: training step
     /// (dropout) or `None` (evaluation).
-    fn record_forward(&mut self, pass: &mut wgpu::ComputePass<'_>, b: &HostBatch, t: Option<u64>) {
+    fn record_forward(&mut self, rec: &mut Recorder<'_>, b: &HostBatch, t: Option<u64>) {
         let (nu, ni) = (b.n_users(), b.n_items());
-        self.record_projection(pass, true, nu, b.regions.user_ids, 0);
-        self.record_projection(pass, false, ni, b.regions.item_ids, nu);
+        self.record_projection(rec, true, nu, b.regions.user_ids, 0);
+        self.record_projection(rec, false, ni, b.regions.item_ids, nu);
         let segs = self.segments(nu, ni);
-        self.record_branch(pass, &segs, t);
+        self.record_branch(rec, &segs, t);
     }
 
     /// h rows `[row0, row0 + rows)` from the user (W_U) or item (W_T) projection of the ids at `ids_off`.
-    fn record_projection(&mut self, pass: &mut wgpu::ComputePass<'_>, user: bool, rows: usize, ids_off: usize, row0: usize) {
+    fn record_projection(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        user: bool,
+        rows: usize,
+        ids_off: usize,
+        row0: usize,
+    ) {
         if rows == 0 {
             return;
         }
         let d1 = self.layout.d1();
         let (table, groups, b_off) = if user {
-            (&self.w_user.theta, &self.groups.proj_user, self.layout.b_user)
+            (
+                &self.w_user.theta,
+                &self.groups.proj_user,
+                self.layout.b_user,
+            )
         } else {
-            (&self.w_item.theta, &self.groups.proj_item, self.layout.b_item)
+            (
+                &self.w_item.theta,
+                &self.groups.proj_item,
+                self.layout.b_item,
+            )
         };
         let n_chunks = table.chunks.len();
         for (c, group) in groups.iter().enumerate() {
@@ -305,12 +416,17 @@ impl Engine {
                 },
             );
             let off = self.arena.push(&p);
-            self.kernels.proj.dispatch(pass, group, off, p.workgroups(&self.ctx));
+            rec.dispatch(&self.kernels.proj, group, off, p.workgroups(&self.ctx));
         }
     }
 
     /// Branch layers over row blocks `segs` = (rows, first row, branch).
-    fn record_branch(&mut self, pass: &mut wgpu::ComputePass<'_>, segs: &[(usize, usize, usize)], t: Option<u64>) {
+    fn record_branch(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        segs: &[(usize, usize, usize)],
+        t: Option<u64>,
+    ) {
         let widths = self.layout.arch.widths.clone();
         for l in 0..widths.len() - 1 {
             let (d_in, d_out) = (widths[l], widths[l + 1]);
@@ -330,11 +446,16 @@ impl Engine {
             }
             let p = dense_forward::Params::new(&s, d_in, d_out, self.dropout(t, l));
             let off = self.arena.push(&p);
-            self.kernels.dense_fwd.dispatch(pass, &self.groups.dense_fwd, off, p.workgroups(&s));
+            rec.dispatch(
+                &self.kernels.dense_fwd,
+                &self.groups.dense_fwd,
+                off,
+                p.workgroups(&s),
+            );
         }
     }
 
-    fn record_backward(&mut self, pass: &mut wgpu::ComputePass<'_>, b: &HostBatch, t: u64) {
+    fn record_backward(&mut self, rec: &mut Recorder<'_>, b: &HostBatch, t: u64) {
         let (nu, ni) = (b.n_users(), b.n_items());
         let widths = self.layout.arch.widths.clone();
         let n_layers = widths.len() - 1;
@@ -343,11 +464,26 @@ impl Engine {
         let ring_slot = ((t - 1) as usize) % LOSS_RING;
         let out_scale = self.dropout(Some(t), n_layers - 1).scale;
         let sp = score_loss::Params::new(
-            &self.ctx, nu, ni, b.n_pairs(), dim, e_off, e_off, b.regions.pairs, self.cfg.mu, out_scale, ring_slot,
+            &self.ctx,
+            nu,
+            ni,
+            b.n_pairs(),
+            dim,
+            e_off,
+            e_off,
+            b.regions.pairs,
+            self.cfg.mu,
+            out_scale,
+            ring_slot,
         );
         let off = self.arena.push(&sp);
-        self.kernels.score.dispatch(pass, &self.groups.score, off, sp.workgroups(&self.ctx));
-        self.kernels.loss_sum.dispatch(pass, &self.groups.score, off, [1, 1, 1]);
+        rec.dispatch(
+            &self.kernels.score,
+            &self.groups.score,
+            off,
+            sp.workgroups(&self.ctx),
+        );
+        rec.dispatch(&self.kernels.loss_sum, &self.groups.score, off, [1, 1, 1]);
 
         let segs = self.segments(nu, ni);
         for l in (0..n_layers).rev() {
@@ -363,9 +499,18 @@ impl Engine {
                 .collect();
             let p = dense_backward_weight::Params::new(&ws, d_in, d_out);
             let off = self.arena.push(&p);
-            self.kernels.dense_bwd_weight.dispatch(pass, &self.groups.dense_bwd_weight, off, p.workgroups(&ws));
+            rec.dispatch(
+                &self.kernels.dense_bwd_weight,
+                &self.groups.dense_bwd_weight,
+                off,
+                p.workgroups(&ws),
+            );
 
-            let in_scale = if l == 0 { 1.0 } else { self.dropout(Some(t), l - 1).scale };
+            let in_scale = if l == 0 {
+                1.0
+            } else {
+                self.dropout(Some(t), l - 1).scale
+            };
             let ds: Vec<dense_backward_data::Segment> = segs
                 .iter()
                 .filter(|s| s.0 > 0)
@@ -379,32 +524,74 @@ impl Engine {
                 .collect();
             let p = dense_backward_data::Params::new(&ds, d_in, d_out, in_scale);
             let off = self.arena.push(&p);
-            self.kernels.dense_bwd_data.dispatch(pass, &self.groups.dense_bwd_data, off, p.workgroups(&ds));
+            rec.dispatch(
+                &self.kernels.dense_bwd_data,
+                &self.groups.dense_bwd_data,
+                off,
+                p.workgroups(&ds),
+            );
         }
 
         let d1 = self.layout.d1();
         let dh = self.act_off[0];
         let bp = sparse_proj_bias_grad::Params::new(
-            [(nu, dh, self.layout.b_user), (ni, dh + nu * d1, self.layout.b_item)],
+            [
+                (nu, dh, self.layout.b_user),
+                (ni, dh + nu * d1, self.layout.b_item),
+            ],
             d1,
         );
         let off = self.arena.push(&bp);
-        self.kernels.proj_bias.dispatch(pass, &self.groups.proj_bias, off, bp.workgroups());
+        rec.dispatch(
+            &self.kernels.proj_bias,
+            &self.groups.proj_bias,
+            off,
+            bp.workgroups(),
+        );
 
         let step = self.cfg.adam.at_step(t);
         let ap = adam_dense::Params::new(&self.ctx, self.layout.dense_len, step);
         let off = self.arena.push(&ap);
-        self.kernels.adam_dense.dispatch(pass, &self.groups.adam_dense, off, ap.workgroups(&self.ctx));
+        rec.dispatch(
+            &self.kernels.adam_dense,
+            &self.groups.adam_dense,
+            off,
+            ap.workgroups(&self.ctx),
+        );
 
         for c in 0..self.groups.adam_user.len() {
-            let p = adam_table::Params::new(&self.ctx, self.w_user.theta.chunk_rows(c), d1, b.regions.user_map, dh, step);
+            let p = adam_table::Params::new(
+                &self.ctx,
+                self.w_user.theta.chunk_rows(c),
+                d1,
+                b.regions.user_map,
+                dh,
+                step,
+            );
             let off = self.arena.push(&p);
-            self.kernels.adam_table.dispatch(pass, &self.groups.adam_user[c], off, p.workgroups(&self.ctx));
+            rec.dispatch(
+                &self.kernels.adam_table,
+                &self.groups.adam_user[c],
+                off,
+                p.workgroups(&self.ctx),
+            );
         }
         for c in 0..self.groups.adam_item.len() {
-            let p = adam_table::Params::new(&self.ctx, self.w_item.theta.chunk_rows(c), d1, b.regions.item_map, dh + nu * d1, step);
+            let p = adam_table::Params::new(
+                &self.ctx,
+                self.w_item.theta.chunk_rows(c),
+                d1,
+                b.regions.item_map,
+                dh + nu * d1,
+                step,
+            );
             let off = self.arena.push(&p);
-            self.kernels.adam_table.dispatch(pass, &self.groups.adam_item[c], off, p.workgroups(&self.ctx));
+            rec.dispatch(
+                &self.kernels.adam_table,
+                &self.groups.adam_item[c],
+                off,
+                p.workgroups(&self.ctx),
+            );
         }
     }
 
@@ -417,9 +604,14 @@ impl Engine {
 
     /// Mean losses of steps `first..=last` (1-based; at most `LOSS_RING` steps, all submitted).
     pub fn read_losses(&self, first: u64, last: u64) -> anyhow::Result<Vec<f32>> {
-        ensure!(first >= 1 && last >= first && (last - first) < LOSS_RING as u64, "loss window");
+        ensure!(
+            first >= 1 && last >= first && (last - first) < LOSS_RING as u64,
+            "loss window"
+        );
         let ring: Vec<f32> = buffers::read(&self.ctx, &self.loss_ring, 0, LOSS_RING)?;
-        Ok((first..=last).map(|s| ring[((s - 1) as usize) % LOSS_RING]).collect())
+        Ok((first..=last)
+            .map(|s| ring[((s - 1) as usize) % LOSS_RING])
+            .collect())
     }
 
     /// Waits for all submitted steps.
@@ -448,9 +640,19 @@ impl Engine {
 
     /// Activations (`grads = false`) or their gradients of the last step: h (`layer` 0) or the output of
     /// branch layer `layer − 1`, first `rows` rows (diagnostics and tests).
-    pub fn read_activations(&self, grads: bool, layer: usize, rows: usize) -> anyhow::Result<Vec<f32>> {
+    pub fn read_activations(
+        &self,
+        grads: bool,
+        layer: usize,
+        rows: usize,
+    ) -> anyhow::Result<Vec<f32>> {
         let buf = if grads { &self.grads_act } else { &self.acts };
-        buffers::read(&self.ctx, buf, self.act_off[layer], rows * self.layout.arch.widths[layer])
+        buffers::read(
+            &self.ctx,
+            buf,
+            self.act_off[layer],
+            rows * self.layout.arch.widths[layer],
+        )
     }
 
     /// Gradients of the dense block from the last step (for tests and diagnostics).
@@ -472,7 +674,12 @@ impl Engine {
         let dim = self.layout.arch.embedding();
         let mut out = Vec::with_capacity(ids.len() * dim);
         self.embed_blocks(users, ids, |e, rows| {
-            out.extend(buffers::read::<f32>(&e.ctx, &e.acts, e.act_off[e.layout.arch.n_layers()], rows * dim)?);
+            out.extend(buffers::read::<f32>(
+                &e.ctx,
+                &e.acts,
+                e.act_off[e.layout.arch.n_layers()],
+                rows * dim,
+            )?);
             Ok(())
         })?;
         Ok(out)
@@ -488,28 +695,40 @@ impl Engine {
         mut after: impl FnMut(&Engine, usize) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let dim = self.layout.arch.embedding();
-        let n_side = if users { self.layout.n_users } else { self.layout.n_items };
+        let n_side = if users {
+            self.layout.n_users
+        } else {
+            self.layout.n_items
+        };
         let in_order = ids.len() == n_side && ids.iter().enumerate().all(|(k, &v)| k as u32 == v);
         let e_off = (self.act_off[self.layout.arch.n_layers()] * 4) as u64;
         let cap = self.max_rows;
         for (c, chunk) in ids.chunks(cap).enumerate() {
             buffers::upload(&self.ctx, &self.batch, 0, chunk);
             self.arena.clear();
-            let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("embed") });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("embed"), timestamp_writes: None });
-                self.record_projection(&mut pass, users, chunk.len(), 0, 0);
-                // A one-sided block: rows from 0, through the user or the item branch.
-                let branch = if users { 0 } else { self.layout.item_branch() };
-                self.record_branch(&mut pass, &[(chunk.len(), 0, branch)], None);
-            }
+            let mut rec = Recorder::new(&self.ctx, "embed", None);
+            self.record_projection(&mut rec, users, chunk.len(), 0, 0);
+            // A one-sided block: rows from 0, through the user or the item branch.
+            let branch = if users { 0 } else { self.layout.item_branch() };
+            self.record_branch(&mut rec, &[(chunk.len(), 0, branch)], None);
             if in_order {
-                let dst = if users { &self.emb_users } else { &self.emb_items };
+                let dst = if users {
+                    &self.emb_users
+                } else {
+                    &self.emb_items
+                };
                 let bytes = (chunk.len() * dim * 4) as u64;
-                enc.copy_buffer_to_buffer(&self.acts, e_off, dst, (c * cap * dim * 4) as u64, bytes);
+                rec.encoder().copy_buffer_to_buffer(
+                    &self.acts,
+                    e_off,
+                    dst,
+                    (c * cap * dim * 4) as u64,
+                    bytes,
+                );
             }
+            let (commands, _) = rec.finish();
             self.arena.upload(&self.ctx);
-            self.ctx.queue.submit([enc.finish()]);
+            self.ctx.queue.submit([commands]);
             after(self, chunk.len())?;
         }
         Ok(())

@@ -39,7 +39,16 @@ impl Layout {
             }
             layers.push(branch);
         }
-        Layout { kind, arch: arch.clone(), n_users, n_items, b_user: 0, b_item: d1, layers, dense_len: off }
+        Layout {
+            kind,
+            arch: arch.clone(),
+            n_users,
+            n_items,
+            b_user: 0,
+            b_item: d1,
+            layers,
+            dense_len: off,
+        }
     }
 
     pub fn d1(&self) -> usize {
@@ -78,7 +87,11 @@ const INIT_STREAM: u64 = 1;
 fn fill_uniform(rng: &mut impl rand::Rng, out: &mut [f32], bound: f64) {
     let b = bound as f32;
     for v in out {
-        *v = if b > 0.0 { rng.random_range(-b..b) } else { 0.0 };
+        *v = if b > 0.0 {
+            rng.random_range(-b..b)
+        } else {
+            0.0
+        };
     }
 }
 
@@ -96,17 +109,34 @@ impl ModelParams<f32> {
         let mut dense = vec![0f32; layout.dense_len];
         // The user encoder's first layer is Linear(M → d1); the item encoder's Linear(N → d1).
         fill_uniform(&mut rng, &mut w_user, xavier(m, d1));
-        fill_uniform(&mut rng, &mut dense[layout.b_user..layout.b_user + d1], 1.0 / (m as f64).sqrt());
+        fill_uniform(
+            &mut rng,
+            &mut dense[layout.b_user..layout.b_user + d1],
+            1.0 / (m as f64).sqrt(),
+        );
         fill_uniform(&mut rng, &mut w_item, xavier(n, d1));
-        fill_uniform(&mut rng, &mut dense[layout.b_item..layout.b_item + d1], 1.0 / (n as f64).sqrt());
+        fill_uniform(
+            &mut rng,
+            &mut dense[layout.b_item..layout.b_item + d1],
+            1.0 / (n as f64).sqrt(),
+        );
         for branch in &layout.layers {
             for (l, &off) in branch.iter().enumerate() {
                 let (i, o) = (layout.arch.widths[l], layout.arch.widths[l + 1]);
                 fill_uniform(&mut rng, &mut dense[off..off + i * o], xavier(i, o));
-                fill_uniform(&mut rng, &mut dense[off + i * o..off + (i + 1) * o], 1.0 / (i as f64).sqrt());
+                fill_uniform(
+                    &mut rng,
+                    &mut dense[off + i * o..off + (i + 1) * o],
+                    1.0 / (i as f64).sqrt(),
+                );
             }
         }
-        ModelParams { layout: layout.clone(), w_user, w_item, dense }
+        ModelParams {
+            layout: layout.clone(),
+            w_user,
+            w_item,
+            dense,
+        }
     }
 }
 
@@ -114,7 +144,12 @@ impl<T: Real> ModelParams<T> {
     /// The same parameters in another float type.
     pub fn convert<U: Real>(&self) -> ModelParams<U> {
         let c = |v: &[T]| v.iter().map(|x| U::from_f64(x.to_f64())).collect();
-        ModelParams { layout: self.layout.clone(), w_user: c(&self.w_user), w_item: c(&self.w_item), dense: c(&self.dense) }
+        ModelParams {
+            layout: self.layout.clone(),
+            w_user: c(&self.w_user),
+            w_item: c(&self.w_item),
+            dense: c(&self.dense),
+        }
     }
 
     /// All parameters zeroed (optimizer state, gradients).
@@ -162,12 +197,19 @@ mod tests {
             let layout = Layout::new(kind, &arch, 5, 7);
             let c = layout.counts();
             let p = ModelParams::init(&layout, 3);
-            assert_eq!((p.w_user.len() + p.w_item.len() + p.dense.len()) as u64, c.total);
+            assert_eq!(
+                (p.w_user.len() + p.w_item.len() + p.dense.len()) as u64,
+                c.total
+            );
             assert_eq!(p, ModelParams::init(&layout, 3));
             assert_ne!(p.dense, ModelParams::init(&layout, 4).dense);
             let bound = (6.0f32 / (16 + 8) as f32).sqrt();
             assert!(p.layer(0, 0)[..16 * 8].iter().all(|w| w.abs() <= bound));
-            assert!(p.layer(0, 0)[..16 * 8].iter().any(|w| w.abs() > bound * 0.5));
+            assert!(
+                p.layer(0, 0)[..16 * 8]
+                    .iter()
+                    .any(|w| w.abs() > bound * 0.5)
+            );
         }
     }
 }

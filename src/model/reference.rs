@@ -6,8 +6,8 @@ use super::params::ModelParams;
 use crate::batch::HostBatch;
 use crate::data::Csr;
 use crate::kernels::{
-    Real, adam_dense, adam_table, dense_backward_data, dense_backward_weight, score_loss, sparse_proj_bias_grad,
-    sparse_proj_forward,
+    Real, adam_dense, adam_table, dense_backward_data, dense_backward_weight, score_loss,
+    sparse_proj_bias_grad, sparse_proj_forward,
 };
 
 /// A row block of the stacked batch and the branch that embeds it.
@@ -21,9 +21,24 @@ struct Segment {
 fn segments(p: &ModelParams<impl Real>, batch: &HostBatch) -> Vec<Segment> {
     let (nu, ni) = (batch.n_users(), batch.n_items());
     if p.layout.kind.branches() == 1 {
-        vec![Segment { start: 0, rows: nu + ni, branch: 0 }]
+        vec![Segment {
+            start: 0,
+            rows: nu + ni,
+            branch: 0,
+        }]
     } else {
-        vec![Segment { start: 0, rows: nu, branch: 0 }, Segment { start: nu, rows: ni, branch: 1 }]
+        vec![
+            Segment {
+                start: 0,
+                rows: nu,
+                branch: 0,
+            },
+            Segment {
+                start: nu,
+                rows: ni,
+                branch: 1,
+            },
+        ]
     }
 }
 
@@ -43,8 +58,22 @@ pub fn forward<T: Real>(
 ) -> Forward<T> {
     let arch = &p.layout.arch;
     let d1 = arch.d1();
-    let mut h = sparse_proj_forward::cpu(&p.w_user, d1, &by_user.offsets, &by_user.indices, &batch.user_ids, p.bias_user());
-    h.extend(sparse_proj_forward::cpu(&p.w_item, d1, &by_item.offsets, &by_item.indices, &batch.item_ids, p.bias_item()));
+    let mut h = sparse_proj_forward::cpu(
+        &p.w_user,
+        d1,
+        &by_user.offsets,
+        &by_user.indices,
+        &batch.user_ids,
+        p.bias_user(),
+    );
+    h.extend(sparse_proj_forward::cpu(
+        &p.w_item,
+        d1,
+        &by_item.offsets,
+        &by_item.indices,
+        &batch.item_ids,
+        p.bias_item(),
+    ));
     let mut acts = vec![h];
     for (l, (d_in, d_out)) in arch.layers().enumerate() {
         let drop = match dropout_step {
@@ -55,7 +84,15 @@ pub fn forward<T: Real>(
         let mut y = Vec::with_capacity(batch.n_rows() * d_out);
         for s in segments(p, batch) {
             let xs = &x[s.start * d_in..(s.start + s.rows) * d_in];
-            y.extend(crate::kernels::dense_forward::cpu(xs, s.rows, d_in, p.layer(s.branch, l), d_out, drop, s.start));
+            y.extend(crate::kernels::dense_forward::cpu(
+                xs,
+                s.rows,
+                d_in,
+                p.layer(s.branch, l),
+                d_out,
+                drop,
+                s.start,
+            ));
         }
         acts.push(y);
     }
@@ -117,7 +154,15 @@ pub fn forward_backward<T: Real>(
         for s in &segs {
             let xs = &x[s.start * d_in..(s.start + s.rows) * d_in];
             let dzs = &dz[s.start * d_out..(s.start + s.rows) * d_out];
-            dx.extend(dense_backward_data::cpu(dzs, s.rows, d_in, d_out, p.layer(s.branch, l), xs, in_scale));
+            dx.extend(dense_backward_data::cpu(
+                dzs,
+                s.rows,
+                d_in,
+                d_out,
+                p.layer(s.branch, l),
+                xs,
+                in_scale,
+            ));
         }
         dz = dx;
     }
@@ -132,9 +177,24 @@ pub fn forward_backward<T: Real>(
     grads.dense[oi..oi + d1].copy_from_slice(&bi);
     // W_U row j (item j) gathers dh of the batch users who interacted with j, and W_T row u (user u)
     // gathers dh of the batch items u interacted with.
-    grads.w_user = adam_table::grad_cpu(&by_item.offsets, &by_item.indices, batch.user_map(), dh_user, d1);
-    grads.w_item = adam_table::grad_cpu(&by_user.offsets, &by_user.indices, batch.item_map(), dh_item, d1);
-    StepGrads { loss: score.loss, grads }
+    grads.w_user = adam_table::grad_cpu(
+        &by_item.offsets,
+        &by_item.indices,
+        batch.user_map(),
+        dh_user,
+        d1,
+    );
+    grads.w_item = adam_table::grad_cpu(
+        &by_user.offsets,
+        &by_user.indices,
+        batch.item_map(),
+        dh_item,
+        d1,
+    );
+    StepGrads {
+        loss: score.loss,
+        grads,
+    }
 }
 
 /// The batch loss alone (for finite differences).
@@ -150,7 +210,16 @@ pub fn loss<T: Real>(
     let n_layers = p.layout.arch.n_layers();
     let e = &fwd.acts[n_layers];
     let dim = p.layout.arch.embedding();
-    score_loss::cpu(e, batch.n_users(), batch.n_items(), dim, batch.pairs(), cfg.mu, 1.0).loss
+    score_loss::cpu(
+        e,
+        batch.n_users(),
+        batch.n_items(),
+        dim,
+        batch.pairs(),
+        cfg.mu,
+        1.0,
+    )
+    .loss
 }
 
 /// Adam state on the host: first and second moments shaped like the parameters.
@@ -161,7 +230,10 @@ pub struct AdamState<T> {
 
 impl<T: Real> AdamState<T> {
     pub fn new(p: &ModelParams<T>) -> AdamState<T> {
-        AdamState { m: p.zeros_like(), v: p.zeros_like() }
+        AdamState {
+            m: p.zeros_like(),
+            v: p.zeros_like(),
+        }
     }
 }
 

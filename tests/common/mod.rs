@@ -53,7 +53,7 @@ pub fn assert_close_scaled(
     for i in 0..got.len() {
         let err = (got[i] - want[i]).abs();
         let tol = atol + rtol * scale[i];
-        if !(err <= tol) {
+        if err.is_nan() || err > tol {
             let excess = if err.is_nan() {
                 f32::INFINITY
             } else {

@@ -1,0 +1,81 @@
+//! Evaluation: full ranking on the GPU with top-k selection (`ranking`), the study's metrics
+//! (`metrics`), and paired significance tests (`significance`).
+
+pub mod metrics;
+pub mod ranking;
+pub mod significance;
+
+use std::time::Instant;
+
+use crate::data::Csr;
+use crate::gpu::GpuContext;
+use crate::model::engine::Engine;
+use metrics::{EvalResult, RankedLists};
+use ranking::{Ranker, TopK};
+
+/// One split's evaluation: the metrics and the ranked lists they came from.
+pub struct Evaluation {
+    pub result: EvalResult,
+    pub top: TopK,
+    pub seconds: f64,
+}
+
+/// Full-ranking evaluation of the engine's current model at several cutoffs.
+pub struct Evaluator {
+    ranker: Ranker,
+    pub cutoffs: Vec<usize>,
+}
+
+impl Evaluator {
+    pub fn new(ctx: &GpuContext, cutoffs: &[usize]) -> anyhow::Result<Evaluator> {
+        anyhow::ensure!(!cutoffs.is_empty(), "at least one cutoff is needed");
+        let k_max = *cutoffs.iter().max().unwrap();
+        anyhow::ensure!(
+            cutoffs.iter().all(|&k| k >= 1) && k_max <= ranking::MAX_K,
+            "cutoffs must be between 1 and {}",
+            ranking::MAX_K
+        );
+        Ok(Evaluator {
+            ranker: Ranker::new(ctx)?,
+            cutoffs: cutoffs.to_vec(),
+        })
+    }
+
+    /// Largest cutoff: the length of the ranked lists.
+    pub fn k_max(&self) -> usize {
+        *self.cutoffs.iter().max().unwrap()
+    }
+
+    /// Users with at least one relevant item in `truth` (the users a split is evaluated on).
+    pub fn users_of(truth: &Csr) -> Vec<u32> {
+        (0..truth.n_rows() as u32)
+            .filter(|&u| truth.row_len(u as usize) > 0)
+            .collect()
+    }
+
+    /// Ranks every item for the users of `truth` (training items excluded) and computes the metrics.
+    /// The engine's evaluation embeddings must be current (`engine.embed_all()`).
+    pub fn evaluate(
+        &mut self,
+        engine: &Engine,
+        truth: &Csr,
+        train: &Csr,
+        popularity: &[u32],
+        mu: f32,
+    ) -> anyhow::Result<Evaluation> {
+        let start = Instant::now();
+        let users = Self::users_of(truth);
+        let top = self.ranker.rank(engine, &users, self.k_max(), mu)?;
+        let lists = RankedLists {
+            users: &top.users,
+            items: &top.items,
+            k_max: top.k,
+        };
+        let result = metrics::evaluate(&lists, truth, train, popularity, &self.cutoffs);
+        Ok(Evaluation {
+            result,
+            top,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}
