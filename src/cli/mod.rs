@@ -4,7 +4,13 @@
 use clap::{Args, Parser, Subcommand};
 
 pub mod adapters;
+pub mod bench;
+pub mod compare;
 pub mod data;
+pub mod evaluate;
+pub mod grid;
+pub mod recommend;
+pub mod train;
 
 /// Train and evaluate CoBraR / DeepMF recommenders on any GPU through WGSL compute shaders.
 #[derive(Debug, Parser)]
@@ -40,6 +46,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train CoBraR or DeepMF with early stopping, evaluate on test, write a run directory.
+    Train(Box<train::TrainCommand>),
+    /// Recompute every metric of a run from its saved weights and split.
+    Evaluate(evaluate::EvaluateCommand),
+    /// Top-k recommendations of a saved run for some users (--user ID) or all (--all --out FILE).
+    Recommend(recommend::RecommendCommand),
+    /// The study's Table 2 from run directories, with paired t-test significance marks.
+    Compare(compare::CompareArgs),
+    /// Train every combination of a hyper-parameter grid; select on validation NDCG@5.
+    Grid(grid::GridCommand),
+    /// Benchmark: training steps/s, per-kernel GPU times and one full evaluation, as JSON.
+    Bench(Box<bench::BenchCommand>),
     /// Dataset statistics (the paper's Table 1) and split files.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -49,5 +67,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Adapters { json } => adapters::run(json, cli.gpu.adapter.as_deref()),
         Command::Data(cmd) => data::run(cmd),
+        Command::Train(cmd) => train::run(*cmd, &cli.gpu),
+        Command::Bench(cmd) => bench::run(*cmd, &cli.gpu),
+        Command::Evaluate(cmd) => evaluate::run(cmd, &cli.gpu),
+        Command::Recommend(cmd) => recommend::run(cmd, &cli.gpu),
+        Command::Compare(args) => compare::run(args),
+        Command::Grid(cmd) => grid::run(cmd, &cli.gpu),
     }
 }

@@ -1,0 +1,61 @@
+//! `cobrar-gpu evaluate --checkpoint DIR`: recompute every metric from a run's saved weights and split.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::GpuArgs;
+use super::train::metrics_table;
+use crate::checkpoint;
+use crate::eval::Evaluator;
+use crate::eval::metrics::SplitMetrics;
+
+#[derive(Debug, Args)]
+pub struct EvaluateCommand {
+    /// Run directory written by `cobrar-gpu train --out DIR`
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// Cutoffs [default: those of the run]
+    #[arg(long, value_name = "K,K,…", value_delimiter = ',')]
+    pub cutoffs: Option<Vec<usize>>,
+    /// Print JSON ({"validation": …, "test": …}) instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    let saved = checkpoint::load_run(&cmd.checkpoint)?;
+    let cutoffs = cmd
+        .cutoffs
+        .clone()
+        .unwrap_or_else(|| saved.config.train.cutoffs.clone());
+    let ds = &saved.dataset;
+    let mut engine = saved.engine(gpu.context()?)?;
+    engine.embed_all()?;
+    let mut evaluator = Evaluator::new(&engine.ctx, &cutoffs)?;
+    let mu = saved.config.train.mu;
+    let mut out = serde_json::Map::new();
+    for (name, truth) in [("validation", &ds.val), ("test", &ds.test)] {
+        if truth.nnz() == 0 {
+            continue;
+        }
+        let ev = evaluator.evaluate(&engine, truth, &ds.train, &ds.item_popularity, mu)?;
+        let m = SplitMetrics::from(&ev.result);
+        if !cmd.json {
+            println!("{}\n", metrics_table(name, &m));
+        }
+        out.insert(name.to_string(), serde_json::to_value(&m)?);
+    }
+    if cmd.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} on {} — {} ({})",
+            saved.config.label(),
+            ds.name,
+            engine.ctx.info.name,
+            engine.ctx.info.backend
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! `cobrar-gpu train`: preprocess and split the data, train with early stopping on validation
+//! NDCG@5, evaluate the best epoch on test, and write the run directory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::GpuArgs;
+use super::data::DatasetArgs;
+use crate::checkpoint;
+use crate::data::Dataset;
+use crate::eval::Evaluator;
+use crate::eval::metrics::{DEFAULT_CUTOFFS, SplitMetrics};
+use crate::gpu::context::AdapterSummary;
+use crate::model::{Architecture, Layout, ModelKind};
+use crate::report::run::{self, DatasetSummary, RunConfig, RunMetrics, Timings};
+use crate::report::{plot, table};
+use crate::sampler::SamplerKind;
+use crate::train::{self, EpochRecord, TrainConfig};
+use crate::util::write_atomic;
+
+/// Model and training hyper-parameters (shared by `train` and `grid`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Model and training")]
+pub struct TrainArgs {
+    /// cobrar: one collaborative branch shared by users and items; deepmf: one branch per side
+    #[arg(long, value_enum, default_value_t = ModelKind::Cobrar)]
+    pub model: ModelKind,
+
+    /// Layer widths: projection width, hidden layers, embedding size — "2048,128" (shallow) or
+    /// "512,512,256,256,128" (deep). Multiples of 4
+    #[arg(long, value_name = "WIDTHS", default_value = "512,64")]
+    pub arch: Architecture,
+
+    /// Dropout after every branch layer, CoBraR only [default: 0.1 for cobrar, 0 for deepmf]
+    #[arg(long, value_name = "RATE")]
+    pub dropout: Option<f32>,
+
+    /// Adam learning rate
+    #[arg(long, value_name = "LR", default_value_t = 1e-4)]
+    pub lr: f64,
+
+    /// L2 regularisation λ added to every gradient (PyTorch Adam weight_decay)
+    #[arg(
+        long = "weight-decay",
+        alias = "lambda",
+        alias = "reg",
+        value_name = "λ",
+        default_value_t = 1e-3
+    )]
+    pub weight_decay: f64,
+
+    /// Lower clamp μ of the predicted score before the loss
+    #[arg(long, value_name = "MU", default_value_t = 1e-4)]
+    pub mu: f32,
+
+    /// Negatives sampled per positive
+    #[arg(long, alias = "neg", value_name = "N", default_value_t = 5)]
+    pub negatives: usize,
+
+    /// Positives per step (alg1) or samples per step (authors)
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub batch_size: usize,
+
+    /// alg1: the paper's Algorithm 1; authors: the released code's sampler
+    #[arg(long, value_enum, default_value_t = SamplerKind::Alg1)]
+    pub sampler: SamplerKind,
+
+    /// Maximum number of epochs
+    #[arg(long, alias = "max-epochs", value_name = "N", default_value_t = 100)]
+    pub epochs: usize,
+
+    /// Stop after this many epochs without a better validation NDCG@5 (0: never stop early)
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub patience: usize,
+
+    /// Seed of initialisation, sampling and dropout
+    #[arg(long, value_name = "SEED", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Evaluation cutoffs
+    #[arg(long, value_name = "K,K,…", value_delimiter = ',', default_values_t = DEFAULT_CUTOFFS.to_vec())]
+    pub cutoffs: Vec<usize>,
+
+    /// Cutoff of the validation NDCG that selects the best epoch
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub select_k: usize,
+
+    /// Steps between loss read-backs (progress, divergence check)
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub log_every: usize,
+
+    /// End each epoch after N steps (quick smoke runs and timing; the study uses whole epochs)
+    #[arg(long, value_name = "N")]
+    pub max_steps_per_epoch: Option<usize>,
+}
+
+impl TrainArgs {
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let dropout = match (self.model, self.dropout) {
+            (ModelKind::Cobrar, d) => d.unwrap_or(0.1),
+            (ModelKind::Deepmf, Some(d)) if d > 0.0 => {
+                anyhow::bail!("DeepMF trains without dropout (as in the study); drop --dropout")
+            }
+            (ModelKind::Deepmf, _) => 0.0,
+        };
+        let mut cutoffs = self.cutoffs.clone();
+        if !cutoffs.contains(&self.select_k) {
+            cutoffs.push(self.select_k);
+        }
+        cutoffs.sort_unstable();
+        cutoffs.dedup();
+        Ok(TrainConfig {
+            model: self.model,
+            arch: self.arch.clone(),
+            dropout,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            mu: self.mu,
+            negatives: self.negatives,
+            batch_size: self.batch_size,
+            sampler: self.sampler,
+            max_epochs: self.epochs,
+            patience: self.patience,
+            seed: self.seed,
+            cutoffs,
+            select_k: self.select_k,
+            log_every: self.log_every,
+            max_steps_per_epoch: self.max_steps_per_epoch,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainCommand {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Run directory for the checkpoint, metrics and reports [default: runs/DATASET-MODEL-TIME]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No progress bar or epoch lines (errors and the final summary still print)
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(cmd: TrainCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    cmd.train.config()?; // flag errors before the data loads
+    let ds = cmd.dataset.load()?;
+    execute(&cmd, gpu, &ds, started)?;
+    Ok(())
+}
+
+/// Trains on the loaded `ds` and writes the run directory; returns the run's metrics.
+pub fn execute(
+    cmd: &TrainCommand,
+    gpu: &GpuArgs,
+    ds: &Dataset,
+    started: Instant,
+) -> anyhow::Result<RunMetrics> {
+    let cfg = cmd.train.config()?;
+    let ctx = gpu.context()?;
+    let adapter = AdapterSummary::from(&ctx.info);
+    let layout = Layout::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
+    let counts = layout.counts();
+    let out = match &cmd.out {
+        Some(d) => d.clone(),
+        None => default_run_dir(&ds.name, cfg.model),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let source = cmd
+        .dataset
+        .dataset
+        .clone()
+        .unwrap_or_else(|| "embedded synthetic dataset".to_string());
+    let summary = DatasetSummary {
+        name: ds.name.clone(),
+        source,
+        users: ds.n_users(),
+        items: ds.n_items(),
+        train: ds.train.nnz(),
+        val: ds.val.nnz(),
+        test: ds.test.nnz(),
+    };
+    eprintln!(
+        "{}: {} users, {} items, {} train / {} validation / {} test interactions",
+        ds.name, summary.users, summary.items, summary.train, summary.val, summary.test
+    );
+    eprintln!("{} {}: {}", cfg.model, cfg.arch, counts);
+    eprintln!(
+        "adapter: {} ({}, {:?}); writing to {}",
+        ctx.info.name,
+        ctx.info.backend,
+        ctx.info.device_type,
+        out.display()
+    );
+    let config = RunConfig {
+        program: "cobrar-gpu".into(),
+        version: run::version(),
+        git_revision: run::git_revision(),
+        train: cfg.clone(),
+        dataset: summary,
+        parameters: counts,
+        adapter: adapter.clone(),
+    };
+    run::write_json(&out.join(run::CONFIG_FILE), &config)?;
+    checkpoint::save_ids(&out, &ds.user_ids, &ds.item_ids)?;
+    crate::data::write_split(ds, &out.join(run::SPLIT_DIR))?;
+
+    let log_path = out.join(run::TRAIN_LOG_FILE);
+    let mut log: Vec<EpochRecord> = Vec::new();
+    let mut on_epoch = |r: &EpochRecord| {
+        log.push(r.clone());
+        run::write_train_log(&log_path, &log)
+    };
+    let outcome = train::train(ctx, ds, &cfg, !cmd.quiet, &mut on_epoch)?;
+    let mut engine = outcome.engine;
+
+    // Test (and the best epoch's validation) metrics from the best weights.
+    let t = Instant::now();
+    engine.embed_all()?;
+    let mut evaluator = Evaluator::new(&engine.ctx, &cfg.cutoffs)?;
+    let test = evaluator.evaluate(&engine, &ds.test, &ds.train, &ds.item_popularity, cfg.mu)?;
+    let test_seconds = t.elapsed().as_secs_f64();
+    let best = &outcome.history[outcome.best_epoch - 1];
+
+    let params = engine.read_params()?;
+    let mut meta = HashMap::new();
+    meta.insert("model".to_string(), cfg.model.to_string());
+    meta.insert("arch".to_string(), cfg.arch.to_string());
+    meta.insert("dataset".to_string(), ds.name.clone());
+    meta.insert("best_epoch".to_string(), outcome.best_epoch.to_string());
+    checkpoint::save_weights(&out.join(checkpoint::WEIGHTS_FILE), &params, meta)?;
+
+    let steps: usize = outcome.history.iter().map(|r| r.steps).sum();
+    let metrics = RunMetrics {
+        dataset: ds.name.clone(),
+        model: cfg.model.to_string(),
+        label: config.label(),
+        best_epoch: outcome.best_epoch,
+        epochs_run: outcome.history.len(),
+        stopped_early: outcome.stopped_early,
+        validation: best.validation.clone(),
+        test: SplitMetrics::from(&test.result),
+        timings: Timings {
+            train_seconds: outcome.train_seconds,
+            validation_seconds: outcome.eval_seconds,
+            test_seconds,
+            total_seconds: started.elapsed().as_secs_f64(),
+            mean_steps_per_s: steps as f64 / outcome.train_seconds.max(1e-9),
+        },
+        adapter,
+        version: run::version(),
+        git_revision: run::git_revision(),
+        hyperparameters: cfg.clone(),
+        parameters: counts,
+    };
+    run::write_json(&out.join(table::METRICS_FILE), &metrics)?;
+    table::write_user_metrics(
+        &out.join(table::USER_METRICS_FILE),
+        &ds.user_ids,
+        &test.result.per_user,
+    )?;
+    let recs = run::recommendations_tsv(&test.top, &ds.user_ids, &ds.item_ids);
+    write_atomic(&out.join(run::RECOMMENDATIONS_FILE), recs.as_bytes())?;
+    let losses: Vec<f64> = outcome.history.iter().map(|r| r.loss).collect();
+    let ndcg: Vec<Option<f64>> = outcome
+        .history
+        .iter()
+        .map(|r| {
+            r.validation
+                .as_ref()
+                .and_then(|v| v.at(cfg.select_k))
+                .map(|m| m.ndcg)
+        })
+        .collect();
+    let title = format!(
+        "{} on {} ({})",
+        config.label(),
+        ds.name,
+        metrics.adapter.name
+    );
+    let svg = plot::training_curve(&title, &losses, &ndcg, cfg.select_k, outcome.best_epoch);
+    write_atomic(&out.join(run::CURVE_FILE), svg.as_bytes())?;
+
+    print_summary(&out, &metrics);
+    Ok(metrics)
+}
+
+fn default_run_dir(dataset: &str, model: ModelKind) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name: String = dataset
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::new("runs").join(format!("{name}-{model}-{secs}"))
+}
+
+/// The final lines: best epoch and every test metric at every cutoff.
+fn print_summary(out: &Path, m: &RunMetrics) {
+    println!(
+        "{} on {}: best epoch {} of {}{}; {:.1}s training, {:.1} steps/s",
+        m.label,
+        m.dataset,
+        m.best_epoch,
+        m.epochs_run,
+        if m.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        m.timings.train_seconds,
+        m.timings.mean_steps_per_s
+    );
+    println!("{}", metrics_table("test", &m.test));
+    println!("run directory: {}", out.display());
+}
+
+/// A small text table of one split's metrics at every cutoff.
+pub fn metrics_table(split: &str, m: &SplitMetrics) -> String {
+    let mut s = format!(
+        "{split} ({} users)\n   k    NDCG  Recall  Precision  HitRate     MRR       ARP  Coverage    PopRSP",
+        m.users
+    );
+    for c in &m.cutoffs {
+        s.push_str(&format!(
+            "\n{:>4}  {:.4}  {:.4}     {:.4}   {:.4}  {:.4}  {:>8.2}  {:>5} ({:.1}%)  {:.4}",
+            c.k,
+            c.ndcg,
+            c.recall,
+            c.precision,
+            c.hit_rate,
+            c.mrr,
+            c.arp,
+            c.coverage,
+            c.coverage_pct,
+            c.poprsp
+        ));
+    }
+    s
+}

@@ -1,0 +1,140 @@
+//! The files of a run directory: `config.json` (everything needed to rebuild the model), `metrics.json`
+//! (validation and test metrics, best epoch, timings, adapter, version, hyper-parameters),
+//! `train_log.jsonl`, `recommendations.tsv` and the training-curve SVG. (`user_metrics.tsv` is written
+//! by `report::table`, which also reads it back for `compare`.)
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::eval::metrics::SplitMetrics;
+use crate::eval::ranking::TopK;
+use crate::gpu::context::AdapterSummary;
+use crate::model::ParamCounts;
+use crate::train::{EpochRecord, TrainConfig};
+use crate::util::write_atomic;
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const TRAIN_LOG_FILE: &str = "train_log.jsonl";
+pub const RECOMMENDATIONS_FILE: &str = "recommendations.tsv";
+pub const CURVE_FILE: &str = "training_curve.svg";
+pub const SPLIT_DIR: &str = "split";
+
+/// The program's version and the git revision it was built from.
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+pub fn git_revision() -> String {
+    env!("COBRAR_GIT_REV").to_string()
+}
+
+/// The dataset as a run saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    pub name: String,
+    /// How it was given (`--dataset` value, or "embedded synthetic dataset").
+    pub source: String,
+    pub users: usize,
+    pub items: usize,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
+
+/// `config.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub program: String,
+    pub version: String,
+    pub git_revision: String,
+    pub train: TrainConfig,
+    pub dataset: DatasetSummary,
+    pub parameters: ParamCounts,
+    pub adapter: AdapterSummary,
+}
+
+impl RunConfig {
+    pub fn load(dir: &Path) -> anyhow::Result<RunConfig> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{}: not a run directory (cannot read {CONFIG_FILE})",
+                dir.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid run configuration", path.display()))
+    }
+
+    /// The row label of `compare`: model and architecture.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.train.model, self.train.arch)
+    }
+}
+
+/// Wall-clock timings of a run, in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timings {
+    pub train_seconds: f64,
+    pub validation_seconds: f64,
+    pub test_seconds: f64,
+    pub total_seconds: f64,
+    pub mean_steps_per_s: f64,
+}
+
+/// `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub dataset: String,
+    pub model: String,
+    pub label: String,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub stopped_early: bool,
+    /// Validation metrics of the best epoch (absent without validation data).
+    pub validation: Option<SplitMetrics>,
+    pub test: SplitMetrics,
+    pub timings: Timings,
+    pub adapter: AdapterSummary,
+    pub version: String,
+    pub git_revision: String,
+    pub hyperparameters: TrainConfig,
+    pub parameters: ParamCounts,
+}
+
+/// Writes any serialisable value as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Rewrites `train_log.jsonl` with one line per epoch so far (atomically: a reader never sees a torn line).
+pub fn write_train_log(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in history {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// `user<TAB>rank<TAB>item<TAB>score` with original ids, ranks from 1, for every listed user.
+pub fn recommendations_tsv(top: &TopK, user_ids: &[String], item_ids: &[String]) -> String {
+    let mut out = String::with_capacity(top.items.len() * 24 + 32);
+    out.push_str("user\trank\titem\tscore\n");
+    for (row, &u) in top.users.iter().enumerate() {
+        for (r, &i) in top.list(row).iter().enumerate() {
+            let score = top.scores[row * top.k + r];
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{score:.6}\n",
+                user_ids[u as usize],
+                r + 1,
+                item_ids[i as usize]
+            ));
+        }
+    }
+    out
+}

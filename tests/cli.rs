@@ -1,0 +1,275 @@
+//! The binary end to end on the software (or real) adapter: `adapters`, adapter errors, a short `train`
+//! on the embedded dataset and the run directory it writes, `evaluate`, `recommend`, `compare`, `grid`,
+//! and one-line errors for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cobrar-gpu"));
+    c.env("NODEVICE_SELECT", "1");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run cobrar-gpu")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The error line of a failed run (stderr may also carry driver noise on some systems).
+fn error_line(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {}",
+        stdout(o)
+    );
+    let err = stderr(o);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("error: ") && !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    lines[0].to_string()
+}
+
+#[test]
+fn adapters_lists_and_selects() {
+    let o = run(&["adapters"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("backend:") && text.contains("max storage binding:"),
+        "{text}"
+    );
+    let o = run(&["adapters", "--adapter", "vulkan"]);
+    assert!(
+        o.status.success(),
+        "a Vulkan adapter is required for the tests: {}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("selected: "), "{}", stdout(&o));
+    let o = run(&["adapters", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(list.as_array().is_some_and(|a| !a.is_empty()));
+}
+
+#[test]
+fn unknown_adapter_lists_the_real_ones() {
+    let o = run(&["adapters", "--adapter", "nosuch"]);
+    let line = error_line(&o);
+    assert!(
+        line.contains("no adapter matches --adapter \"nosuch\"")
+            && line.contains("adapters found:"),
+        "{line}"
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin()
+        .args(["train", "--epochs", "1"])
+        .env("COBRAR_ADAPTER", "nosuch")
+        .output()
+        .unwrap();
+    assert!(error_line(&o).contains("adapters found:"));
+}
+
+fn train_small(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--arch",
+        "32,16",
+        "--epochs",
+        "2",
+        "--max-steps-per-epoch",
+        "12",
+        "--lr",
+        "1e-3",
+        "--quiet",
+        "--out",
+    ];
+    let d = dir.display().to_string();
+    args.push(&d);
+    args.extend(extra);
+    run(&args)
+}
+
+#[test]
+fn train_writes_a_complete_run_directory_and_reloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = train_small(&dir, &[]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("NDCG") && out.contains("best epoch"), "{out}");
+    assert!(
+        stderr(&o).contains("parameters: user projection"),
+        "parameter counts are printed"
+    );
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "train_log.jsonl",
+        "metrics.json",
+        "user_metrics.tsv",
+        "recommendations.tsv",
+        "training_curve.svg",
+        "split/train.tsv",
+        "split/val.tsv",
+        "split/test.tsv",
+        "ids/users.txt",
+        "ids/items.txt",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(first["loss"].as_f64().unwrap() > 0.0 && first["steps_per_s"].as_f64().unwrap() > 0.0);
+    assert!(first["validation"]["cutoffs"][0]["ndcg"].is_number());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["dataset"], "synthetic");
+    assert_eq!(m["test"]["cutoffs"].as_array().unwrap().len(), 3);
+    assert!(m["adapter"]["name"].is_string() && m["git_revision"].is_string());
+    let recs = std::fs::read_to_string(dir.join("recommendations.tsv")).unwrap();
+    assert!(recs.starts_with("user\trank\titem\tscore\n"));
+    assert_eq!(recs.lines().nth(1).unwrap().split('\t').nth(1), Some("1"));
+
+    // evaluate reproduces the test metrics from the saved weights and split.
+    let d = dir.display().to_string();
+    let o = run(&["evaluate", "--checkpoint", &d, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (a, b) = (
+        &e["test"]["cutoffs"][0]["ndcg"],
+        &m["test"]["cutoffs"][0]["ndcg"],
+    );
+    assert!(
+        (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9,
+        "{a} vs {b}"
+    );
+
+    // recommend prints original ids, never a training item of the user.
+    let o = run(&[
+        "recommend",
+        "--checkpoint",
+        &d,
+        "--user",
+        "u0001",
+        "-k",
+        "7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let train = std::fs::read_to_string(dir.join("split/train.tsv")).unwrap();
+    let seen: Vec<&str> = train
+        .lines()
+        .filter_map(|l| l.strip_prefix("u0001\t"))
+        .collect();
+    let items: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(2).unwrap())
+        .collect();
+    assert_eq!(items.len(), 7);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.starts_with('i') && !seen.contains(i))
+    );
+    let all = tmp.path().join("all.tsv");
+    let o = run(&[
+        "recommend",
+        "--checkpoint",
+        &d,
+        "--all",
+        "-k",
+        "3",
+        "--out",
+        all.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&all).unwrap().lines().count(),
+        1 + 3 * 2000
+    );
+    let line = error_line(&run(&["recommend", "--checkpoint", &d, "--user", "nobody"]));
+    assert!(line.contains("\"nobody\""), "{line}");
+
+    // A DeepMF run on the same data, then the Table 2 comparison with both.
+    let dir2 = tmp.path().join("deepmf");
+    let o = train_small(&dir2, &["--model", "deepmf"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["compare", &d, dir2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(
+        table.contains("cobrar 32,16") && table.contains("deepmf 32,16"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_input_gives_one_error_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.dat");
+    let line = error_line(&run(&["train", "--dataset", missing.to_str().unwrap()]));
+    assert!(line.contains("missing.dat"), "{line}");
+    let line = error_line(&run(&["train", "--arch", "100,50"]));
+    assert!(line.contains("multiple of 4"), "{line}");
+    let line = error_line(&run(&["train", "--model", "deepmf", "--dropout", "0.5"]));
+    assert!(line.contains("without dropout"), "{line}");
+    let line = error_line(&run(&[
+        "evaluate",
+        "--checkpoint",
+        tmp.path().to_str().unwrap(),
+    ]));
+    assert!(line.contains("not a run directory"), "{line}");
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(&grid, "[grid]\nlr = [1e-3]\nnosuchflag = [1]\n").unwrap();
+    let line = error_line(&run(&[
+        "grid",
+        "--config",
+        grid.to_str().unwrap(),
+        "--dry-run",
+    ]));
+    assert!(
+        line.contains("grid.toml") && line.contains("nosuchflag"),
+        "{line}"
+    );
+}
+
+#[test]
+fn grid_runs_every_combination_and_selects_on_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        "[train]\narch = \"16,8\"\nepochs = 1\nmax-steps-per-epoch = 5\n\n[grid]\nlr = [1e-3, 1e-4]\ndropout = [0.0, 0.5]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("g");
+    let o = run(&[
+        "grid",
+        "--config",
+        grid.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("grid_results.md")).unwrap();
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("| run-")).count(),
+        4,
+        "{md}"
+    );
+    assert!(md.contains("selected (best validation NDCG@5)"));
+    for n in 1..=4 {
+        assert!(out.join(format!("run-{n:03}/metrics.json")).is_file());
+    }
+}
