@@ -282,7 +282,7 @@ mod tests {
         let c = combinations(&g);
         assert_eq!(c.len(), 4);
         assert_eq!(describe(&c[0]), "arch=512,64 lr=1e-4");
-        assert_eq!(describe(&c[3]), "arch=2048,128 lr=1e-3");
+        assert_eq!(describe(&c[3]), "arch=2048,128 lr=0.001");
         assert_eq!(
             flag_args("weight_decay", &toml::Value::Float(1e-3)).unwrap(),
             vec!["--weight-decay", "1e-3"]
