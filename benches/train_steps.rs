@@ -21,10 +21,16 @@ fn train_steps(c: &mut Criterion) {
         eprintln!("train_steps: set COBRAR_DATA_DIR to the datasets folder to run this benchmark");
         return;
     }
-    let opts = LoadOptions { dataset: Some("ml-1m".into()), ..LoadOptions::default() };
+    let opts = LoadOptions {
+        dataset: Some("ml-1m".into()),
+        ..LoadOptions::default()
+    };
     let ds = load(&opts).expect("ML-1M");
     let mut group = c.benchmark_group("ml-1m train step");
-    group.sampling_mode(SamplingMode::Flat).sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     for arch in ["512,64", "2048,128"] {
         for sampler_kind in [SamplerKind::Alg1, SamplerKind::Authors] {
             let arch: Architecture = arch.parse().unwrap();
@@ -33,13 +39,28 @@ fn train_steps(c: &mut Criterion) {
             let batches: Vec<HostBatch> = sampler
                 .epoch(1)
                 .take(32)
-                .map(|p| HostBatch::build(&p, ds.n_users(), ds.n_items()))
+                .map(|p| HostBatch::build(&p, &ds.train, &ds.train_by_item))
                 .collect();
-            let cfg = StepConfig { mu: 1e-4, dropout: 0.1, adam: AdamConfig::new(1e-4, 1e-3), seed: 1 };
+            let cfg = StepConfig {
+                mu: 1e-4,
+                dropout: 0.1,
+                adam: AdamConfig::new(1e-4, 1e-3),
+                seed: 1,
+            };
             let ctx = GpuContext::from_flag(None).expect("a GPU adapter");
-            let eopts = EngineOptions { max_pairs: sampler.max_pairs(), chunk_rows: None };
-            let mut engine = Engine::new(ctx, &ModelParams::init(&layout, 1), &ds.train, &ds.train_by_item, cfg, eopts)
-                .expect("engine");
+            let eopts = EngineOptions {
+                max_pairs: sampler.max_pairs(),
+                chunk_rows: None,
+            };
+            let mut engine = Engine::new(
+                ctx,
+                &ModelParams::init(&layout, 1),
+                &ds.train,
+                &ds.train_by_item,
+                cfg,
+                eopts,
+            )
+            .expect("engine");
             for b in &batches[..4] {
                 engine.step(b).unwrap(); // shader compilation
             }

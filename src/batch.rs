@@ -1,20 +1,28 @@
-//! What one training step uploads: the batch's unique users and items (sorted), each scored pair as
-//! local rows, the pairs of every embedding row (the score kernel's gather order), and the id → batch-row
-//! maps the table gradients look neighbours up in — all packed into one u32 image, uploaded with one write.
+//! What one training step uploads, packed into one u32 image and uploaded with one write:
+//! - the batch's unique users and items (ascending ids; their rows of the stacked embeddings);
+//! - each scored pair as (local user row, local item index, label), and the pairs of every embedding
+//!   row (the score kernel's gather order);
+//! - the transposed index of the batch for the two projection tables' gradients: for every item j, the
+//!   batch users that interacted with j (rows of W_U's gradient), and for every user u, the batch items
+//!   u interacted with (rows of W_T's gradient), each list ascending — so the table step gathers
+//!   exactly its contributions in a fixed order, with no atomics and no scan of the whole training data.
 
+use crate::data::Csr;
 use crate::kernels::NOT_IN_BATCH;
 use crate::kernels::score_loss::{self, BatchRegions, Pairs};
 
-/// Offsets (u32 units) of every region of a batch image. The maps come first, at fixed offsets.
+/// Offsets (u32 units) of every region of a batch image.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Regions {
-    /// user id → local user row (N entries, `NOT_IN_BATCH` elsewhere).
-    pub user_map: usize,
-    /// item id → local item index (M entries).
-    pub item_map: usize,
     pub user_ids: usize,
     pub item_ids: usize,
     pub pairs: BatchRegions,
+    /// W_U gradient index: `n_items + 1` offsets, then local user rows.
+    pub user_table_ptr: usize,
+    pub user_table_rows: usize,
+    /// W_T gradient index: `n_users + 1` offsets, then local item indices.
+    pub item_table_ptr: usize,
+    pub item_table_rows: usize,
     pub len: usize,
 }
 
@@ -35,40 +43,62 @@ pub struct HostBatch {
     pub positives: usize,
 }
 
+/// Sorted unique values of `ids` and each id's rank among them (`local[id]`, `NOT_IN_BATCH` elsewhere).
+fn unique_sorted(ids: impl Iterator<Item = u32>, n: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut local = vec![NOT_IN_BATCH; n];
+    let mut unique = Vec::new();
+    for id in ids {
+        if local[id as usize] == NOT_IN_BATCH {
+            local[id as usize] = 0;
+            unique.push(id);
+        }
+    }
+    unique.sort_unstable();
+    for (k, &id) in unique.iter().enumerate() {
+        local[id as usize] = k as u32;
+    }
+    (unique, local)
+}
+
+/// For every table row t (`n_rows` of them), the batch rows k whose entity `ids[k]` has t in its
+/// training row — the transpose of the batch's slice of `csr`, rows ascending within each list.
+fn transposed(ids: &[u32], csr: &Csr, n_rows: usize, ptr: &mut Vec<u32>, rows: &mut Vec<u32>) {
+    let start = ptr.len();
+    ptr.resize(start + n_rows + 1, 0);
+    let counts = &mut ptr[start..];
+    for &id in ids {
+        for &t in csr.row(id as usize) {
+            counts[t as usize + 1] += 1;
+        }
+    }
+    for t in 0..n_rows {
+        counts[t + 1] += counts[t];
+    }
+    let base = rows.len();
+    rows.resize(base + counts[n_rows] as usize, 0);
+    let mut fill: Vec<u32> = counts[..n_rows].to_vec();
+    for (k, &id) in ids.iter().enumerate() {
+        for &t in csr.row(id as usize) {
+            rows[base + fill[t as usize] as usize] = k as u32;
+            fill[t as usize] += 1;
+        }
+    }
+}
+
 impl HostBatch {
-    /// Builds the batch for `pairs` = (user, item, label) over a catalogue of `n_users` × `n_items`.
-    pub fn build(pairs: &[(u32, u32, f32)], n_users: usize, n_items: usize) -> HostBatch {
-        let mut image = vec![NOT_IN_BATCH; n_users + n_items];
-        let (user_map, item_map) = (0, n_users);
-        let mut user_ids = Vec::new();
-        let mut item_ids = Vec::new();
-        // Collect unique ids, using the maps themselves as the "seen" marks.
-        for &(u, i, _) in pairs {
-            let (u, i) = (u as usize, i as usize);
-            if image[user_map + u] == NOT_IN_BATCH {
-                image[user_map + u] = 0;
-                user_ids.push(u as u32);
-            }
-            if image[item_map + i] == NOT_IN_BATCH {
-                image[item_map + i] = 0;
-                item_ids.push(i as u32);
-            }
-        }
-        user_ids.sort_unstable();
-        item_ids.sort_unstable();
-        for (loc, &u) in user_ids.iter().enumerate() {
-            image[user_map + u as usize] = loc as u32;
-        }
-        for (loc, &i) in item_ids.iter().enumerate() {
-            image[item_map + i as usize] = loc as u32;
-        }
+    /// Builds the batch for `pairs` = (user, item, label); `by_user` / `by_item` are the training
+    /// interactions (N rows of items / M rows of users).
+    pub fn build(pairs: &[(u32, u32, f32)], by_user: &Csr, by_item: &Csr) -> HostBatch {
+        let (n_users, n_items) = (by_user.n_rows(), by_item.n_rows());
+        let (user_ids, user_local) = unique_sorted(pairs.iter().map(|p| p.0), n_users);
+        let (item_ids, item_local) = unique_sorted(pairs.iter().map(|p| p.1), n_items);
         let pair_user: Vec<u32> = pairs
             .iter()
-            .map(|&(u, _, _)| image[user_map + u as usize])
+            .map(|&(u, _, _)| user_local[u as usize])
             .collect();
         let pair_item: Vec<u32> = pairs
             .iter()
-            .map(|&(_, i, _)| image[item_map + i as usize])
+            .map(|&(_, i, _)| item_local[i as usize])
             .collect();
         let label: Vec<f32> = pairs.iter().map(|p| p.2).collect();
         let positives = label.iter().filter(|&&l| l > 0.0).count();
@@ -80,24 +110,21 @@ impl HostBatch {
         let (row_ptr, row_pairs) = score_loss::pair_rows(user_ids.len(), item_ids.len(), view);
 
         let np = pairs.len();
-        let user_ids_off = image.len();
-        let item_ids_off = user_ids_off + user_ids.len();
-        let pair_user_off = item_ids_off + item_ids.len();
-        let regions = Regions {
-            user_map,
-            item_map,
-            user_ids: user_ids_off,
-            item_ids: item_ids_off,
-            pairs: BatchRegions {
-                pair_user: pair_user_off,
-                pair_item: pair_user_off + np,
-                pair_label: pair_user_off + 2 * np,
-                row_ptr: pair_user_off + 3 * np,
-                row_pairs: pair_user_off + 3 * np + row_ptr.len(),
-            },
-            len: pair_user_off + 3 * np + row_ptr.len() + row_pairs.len(),
+        let mut r = Regions {
+            user_ids: 0,
+            item_ids: user_ids.len(),
+            ..Regions::default()
         };
-        image.reserve(regions.len - image.len());
+        let pair_user_off = r.item_ids + item_ids.len();
+        r.pairs = BatchRegions {
+            pair_user: pair_user_off,
+            pair_item: pair_user_off + np,
+            pair_label: pair_user_off + 2 * np,
+            row_ptr: pair_user_off + 3 * np,
+            row_pairs: pair_user_off + 3 * np + row_ptr.len(),
+        };
+        let mut image: Vec<u32> =
+            Vec::with_capacity(r.pairs.row_pairs + row_pairs.len() + n_users + n_items + 2);
         image.extend(&user_ids);
         image.extend(&item_ids);
         image.extend(&pair_user);
@@ -105,14 +132,26 @@ impl HostBatch {
         image.extend(label.iter().map(|l| l.to_bits()));
         image.extend(&row_ptr);
         image.extend(&row_pairs);
-        debug_assert_eq!(image.len(), regions.len);
+        // The transposed indices: offsets of both tables first, then both row lists.
+        let mut ptrs = Vec::with_capacity(n_users + n_items + 2);
+        let mut rows = Vec::new();
+        transposed(&user_ids, by_user, n_items, &mut ptrs, &mut rows);
+        let user_rows_len = rows.len();
+        transposed(&item_ids, by_item, n_users, &mut ptrs, &mut rows);
+        r.user_table_ptr = image.len();
+        r.item_table_ptr = r.user_table_ptr + n_items + 1;
+        r.user_table_rows = r.item_table_ptr + n_users + 1;
+        r.item_table_rows = r.user_table_rows + user_rows_len;
+        image.extend(&ptrs);
+        image.extend(&rows);
+        r.len = image.len();
         HostBatch {
             user_ids,
             item_ids,
             pair_user,
             pair_item,
             label,
-            regions,
+            regions: r,
             image,
             positives,
         }
@@ -143,13 +182,22 @@ impl HostBatch {
         }
     }
 
-    /// The id → local row map of users (N entries) and of items (M entries).
-    pub fn user_map(&self) -> &[u32] {
-        &self.image[self.regions.user_map..self.regions.item_map]
+    /// W_U's gradient index: (offsets over the items, local user rows).
+    pub fn user_table_index(&self) -> (&[u32], &[u32]) {
+        let r = &self.regions;
+        (
+            &self.image[r.user_table_ptr..r.item_table_ptr],
+            &self.image[r.user_table_rows..r.item_table_rows],
+        )
     }
 
-    pub fn item_map(&self) -> &[u32] {
-        &self.image[self.regions.item_map..self.regions.user_ids]
+    /// W_T's gradient index: (offsets over the users, local item indices).
+    pub fn item_table_index(&self) -> (&[u32], &[u32]) {
+        let r = &self.regions;
+        (
+            &self.image[r.item_table_ptr..r.user_table_rows],
+            &self.image[r.item_table_rows..r.len],
+        )
     }
 }
 
@@ -158,10 +206,10 @@ pub fn max_rows(pairs: usize, n_users: usize, n_items: usize) -> usize {
     pairs.min(n_users) + pairs.min(n_items)
 }
 
-/// Largest image length for batches of up to `pairs` pairs.
-pub fn max_image_len(pairs: usize, n_users: usize, n_items: usize) -> usize {
+/// Largest image length for batches of up to `pairs` pairs over training data with `nnz` interactions.
+pub fn max_image_len(pairs: usize, n_users: usize, n_items: usize, nnz: usize) -> usize {
     let rows = max_rows(pairs, n_users, n_items);
-    n_users + n_items + rows + 3 * pairs + rows + 1 + 2 * pairs
+    rows + 3 * pairs + rows + 1 + 2 * pairs + n_users + n_items + 2 + 2 * nnz
 }
 
 #[cfg(test)]
@@ -169,22 +217,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builds_sorted_unique_rows_and_maps() {
-        let pairs = [(5, 2, 1.0), (1, 2, 0.0), (5, 0, 0.0), (1, 3, 1.0)];
-        let b = HostBatch::build(&pairs, 6, 4);
+    fn builds_sorted_unique_rows_and_transposed_indices() {
+        // 6 users × 4 items.
+        let by_user = Csr::from_rows(&[
+            vec![0u32],
+            vec![2, 3],
+            vec![1],
+            vec![0],
+            vec![3],
+            vec![0, 2],
+        ]);
+        let by_item = by_user.transpose(4);
+        let pairs = [(5, 2, 1.0), (1, 2, 0.0), (5, 1, 0.0), (1, 3, 1.0)];
+        let b = HostBatch::build(&pairs, &by_user, &by_item);
         assert_eq!(b.user_ids, vec![1, 5]);
-        assert_eq!(b.item_ids, vec![0, 2, 3]);
+        assert_eq!(b.item_ids, vec![1, 2, 3]);
         assert_eq!(b.pair_user, vec![1, 0, 1, 0]);
         assert_eq!(b.pair_item, vec![1, 1, 0, 2]);
-        assert_eq!(b.user_map()[5], 1);
-        assert_eq!(b.user_map()[0], NOT_IN_BATCH);
-        assert_eq!(b.item_map()[3], 2);
         assert_eq!(b.positives, 2);
-        assert!(b.image.len() <= max_image_len(4, 6, 4));
-        // Row 0 (user 1) is in pairs 1 and 3; item row 2+1 (item 2) in pairs 0 and 1.
+        assert!(b.image.len() <= max_image_len(4, 6, 4, by_user.nnz()));
+        // Row 0 (user 1) is in pairs 1 and 3; item row 2 + 1 (item 2) in pairs 0 and 1.
         let ptr = &b.image[b.regions.pairs.row_ptr..b.regions.pairs.row_pairs];
         let idx = &b.image[b.regions.pairs.row_pairs..];
         assert_eq!(&idx[ptr[0] as usize..ptr[1] as usize], &[1, 3]);
         assert_eq!(&idx[ptr[3] as usize..ptr[4] as usize], &[0, 1]);
+        // W_U rows (items): item 0 ← user 5 (local 1); item 2 ← users 1, 5 (0, 1); item 3 ← user 1.
+        let (p, rows) = b.user_table_index();
+        let list = |t: usize| &rows[p[t] as usize..p[t + 1] as usize];
+        assert_eq!(
+            (list(0), list(1), list(2), list(3)),
+            (&[1u32][..], &[][..], &[0, 1][..], &[0][..])
+        );
+        // W_T rows (users): user 1 ← items 2, 3 (local 1, 2); user 2 ← item 1 (0); user 5 ← item 2 (1).
+        let (p, rows) = b.item_table_index();
+        let list = |t: usize| &rows[p[t] as usize..p[t + 1] as usize];
+        assert_eq!(
+            (list(0), list(1), list(2), list(5)),
+            (&[][..], &[1u32, 2][..], &[0][..], &[1][..])
+        );
     }
 }

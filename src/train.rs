@@ -140,7 +140,6 @@ pub fn train(
         Some(n) => n.clamp(1, sampler.steps_per_epoch()),
         None => sampler.steps_per_epoch(),
     };
-    let (n_users, n_items) = (ds.n_users(), ds.n_items());
 
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<(f64, usize, ModelParams<f32>)> = None;
@@ -150,11 +149,12 @@ pub fn train(
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (tx, rx) = sync_channel::<Msg>(4);
         let sampler = &sampler;
+        let (by_user, by_item) = (&ds.train, &ds.train_by_item);
         let max_epochs = cfg.max_epochs as u64;
         scope.spawn(move || {
             for epoch in 1..=max_epochs {
                 for pairs in sampler.epoch(epoch).take(steps_per_epoch) {
-                    let b = HostBatch::build(&pairs, n_users, n_items);
+                    let b = HostBatch::build(&pairs, by_user, by_item);
                     if tx.send(Msg::Batch(Box::new(b))).is_err() {
                         return; // the trainer stopped (early stopping or an error)
                     }

@@ -124,11 +124,12 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (tx, rx) = sync_channel::<HostBatch>(4);
         let sampler = &sampler;
+        let (by_user, by_item) = (&ds.train, &ds.train_by_item);
         scope.spawn(move || {
             let mut sent = 0;
             for epoch in 1.. {
                 for pairs in sampler.epoch(epoch) {
-                    if sent == total || tx.send(HostBatch::build(&pairs, n_users, n_items)).is_err()
+                    if sent == total || tx.send(HostBatch::build(&pairs, by_user, by_item)).is_err()
                     {
                         return;
                     }

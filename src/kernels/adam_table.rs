@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::adam_dense::AdamStep;
-use super::{NOT_IN_BATCH, Real, grid_2d, u32_of, vec4_offset};
+use super::{Real, grid_2d, u32_of, vec4_offset};
 use crate::gpu::GpuContext;
 use crate::gpu::pipelines::{Kernel, Slot};
 use crate::gpu::shaders;
@@ -15,20 +15,23 @@ pub struct Params {
     rows: u32,
     row0: u32,
     d4: u32,
-    map_off: u32,
+    ptr_off: u32,
+    rows_off: u32,
     dh_off: u32,
     groups_x: u32,
+    _pad: [u32; 3],
     step: AdamStep,
 }
 
 impl Params {
-    /// Rows `chunk` = [lo, hi) of a `dim`-wide table; the neighbour → batch-row map at `map_off` in
-    /// `batch` (u32 units); the neighbours' dh row 0 at `dh_off` in `grads_act` (f32 elements).
+    /// Rows `chunk` = [lo, hi) of a `dim`-wide table. The batch's transposed index for this table sits
+    /// in `batch` at `ptr_off` (offsets over all table rows) and `rows_off` (contributing batch rows,
+    /// u32 units); those rows' dh start at `dh_off` in `grads_act` (f32 elements).
     pub fn new(
         ctx: &GpuContext,
         chunk: (usize, usize),
         dim: usize,
-        map_off: usize,
+        index: (usize, usize),
         dh_off: usize,
         step: AdamStep,
     ) -> Params {
@@ -38,9 +41,11 @@ impl Params {
             rows: u32_of(rows),
             row0: u32_of(chunk.0),
             d4: u32_of(dim / 4),
-            map_off: u32_of(map_off),
+            ptr_off: u32_of(index.0),
+            rows_off: u32_of(index.1),
             dh_off: vec4_offset(dh_off),
             groups_x: grid_2d(rows, ctx.limits.max_compute_workgroups_per_dimension)[0],
+            _pad: [0; 3],
             step,
         }
     }
@@ -54,8 +59,7 @@ impl Params {
     }
 }
 
-/// Bindings: 0 θ chunk, 1 m chunk, 2 v chunk (read_write), 3 CSR offsets, 4 CSR indices, 5 `batch`,
-/// 6 `grads_act` (read), 7 uniform.
+/// Bindings: 0 θ chunk, 1 m chunk, 2 v chunk (read_write), 3 `batch`, 4 `grads_act` (read), 5 uniform.
 pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
     Kernel::new(
         ctx,
@@ -67,8 +71,6 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
             Slot::ReadWrite,
             Slot::Read,
             Slot::Read,
-            Slot::Read,
-            Slot::Read,
             Slot::Uniform {
                 size: std::mem::size_of::<Params>() as u64,
             },
@@ -76,26 +78,16 @@ pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
     )
 }
 
-/// CPU twin of the gather: for every table row t, Σ over t's CSR neighbours n with `map[n]` in the
-/// batch of `dh[map[n]]` (rows of width `dim`). Returns `csr_ptr.len() - 1` rows × dim.
-pub fn grad_cpu<T: Real>(
-    csr_ptr: &[u32],
-    csr_idx: &[u32],
-    map: &[u32],
-    dh: &[T],
-    dim: usize,
-) -> Vec<T> {
-    let rows = csr_ptr.len() - 1;
-    let mut g = vec![T::default(); rows * dim];
+/// CPU twin of the gather: for every table row t, Σ over its contributing batch rows k
+/// (`rows[ptr[t]..ptr[t + 1]]`) of `dh[k]` (rows of width `dim`). Returns `ptr.len() - 1` rows × dim.
+pub fn grad_cpu<T: Real>(ptr: &[u32], rows: &[u32], dh: &[T], dim: usize) -> Vec<T> {
+    let n = ptr.len() - 1;
+    let mut g = vec![T::default(); n * dim];
     let mut acc = vec![0f64; dim];
-    for t in 0..rows {
+    for t in 0..n {
         acc.iter_mut().for_each(|a| *a = 0.0);
-        for &n in &csr_idx[csr_ptr[t] as usize..csr_ptr[t + 1] as usize] {
-            let loc = map[n as usize];
-            if loc == NOT_IN_BATCH {
-                continue;
-            }
-            let src = &dh[loc as usize * dim..(loc as usize + 1) * dim];
+        for &k in &rows[ptr[t] as usize..ptr[t + 1] as usize] {
+            let src = &dh[k as usize * dim..(k as usize + 1) * dim];
             for (a, v) in acc.iter_mut().zip(src) {
                 *a += v.to_f64();
             }

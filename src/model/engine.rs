@@ -153,7 +153,7 @@ impl Engine {
             adam_table: adam_table::kernel(&ctx)?,
         };
         let max_rows = batch::max_rows(opts.max_pairs, n, m);
-        let max_image = batch::max_image_len(opts.max_pairs, n, m);
+        let max_image = batch::max_image_len(opts.max_pairs, n, m, by_user.nnz());
         let mut act_off = Vec::new();
         let mut total = 0usize;
         for &w in &layout.arch.widths {
@@ -239,7 +239,7 @@ impl Engine {
             adam_dense: k
                 .adam_dense
                 .bind(&ctx, &[&dense, &dense_grad, &dense_m, &dense_v, u]),
-            // W_U (rows: items) gathers over each item's users; W_T (rows: users) over each user's items.
+            // W_U (rows: items) and W_T (rows: users) gather through the batch's transposed index.
             adam_user: (0..w_user.theta.chunks.len())
                 .map(|c| {
                     let t = &w_user;
@@ -249,8 +249,6 @@ impl Engine {
                             &t.theta.chunks[c],
                             &t.m.chunks[c],
                             &t.v.chunks[c],
-                            &i_ptr,
-                            &i_idx,
                             &batch,
                             &grads_act,
                             u,
@@ -267,8 +265,6 @@ impl Engine {
                             &t.theta.chunks[c],
                             &t.m.chunks[c],
                             &t.v.chunks[c],
-                            &u_ptr,
-                            &u_idx,
                             &batch,
                             &grads_act,
                             u,
@@ -564,7 +560,7 @@ impl Engine {
                 &self.ctx,
                 self.w_user.theta.chunk_rows(c),
                 d1,
-                b.regions.user_map,
+                (b.regions.user_table_ptr, b.regions.user_table_rows),
                 dh,
                 step,
             );
@@ -581,7 +577,7 @@ impl Engine {
                 &self.ctx,
                 self.w_item.theta.chunk_rows(c),
                 d1,
-                b.regions.item_map,
+                (b.regions.item_table_ptr, b.regions.item_table_rows),
                 dh + nu * d1,
                 step,
             );

@@ -177,20 +177,10 @@ pub fn forward_backward<T: Real>(
     grads.dense[oi..oi + d1].copy_from_slice(&bi);
     // W_U row j (item j) gathers dh of the batch users who interacted with j, and W_T row u (user u)
     // gathers dh of the batch items u interacted with.
-    grads.w_user = adam_table::grad_cpu(
-        &by_item.offsets,
-        &by_item.indices,
-        batch.user_map(),
-        dh_user,
-        d1,
-    );
-    grads.w_item = adam_table::grad_cpu(
-        &by_user.offsets,
-        &by_user.indices,
-        batch.item_map(),
-        dh_item,
-        d1,
-    );
+    let (ptr, rows) = batch.user_table_index();
+    grads.w_user = adam_table::grad_cpu(ptr, rows, dh_user, d1);
+    let (ptr, rows) = batch.item_table_index();
+    grads.w_item = adam_table::grad_cpu(ptr, rows, dh_item, d1);
     StepGrads {
         loss: score.loss,
         grads,
