@@ -88,13 +88,14 @@ enum Msg {
     EpochEnd,
 }
 
-/// Trains on `ds` with `cfg`. `on_epoch` sees every finished epoch (logs, checkpoints).
+/// Trains on `ds` with `cfg`. `on_epoch` sees every finished epoch, with the weights when the epoch is
+/// the best so far (logs, checkpoints of long runs).
 pub fn train(
     ctx: GpuContext,
     ds: &Dataset,
     cfg: &TrainConfig,
     progress: bool,
-    on_epoch: &mut dyn FnMut(&EpochRecord) -> anyhow::Result<()>,
+    on_epoch: &mut dyn FnMut(&EpochRecord, Option<&ModelParams<f32>>) -> anyhow::Result<()>,
 ) -> anyhow::Result<TrainOutcome> {
     if cfg.model == ModelKind::Deepmf && cfg.dropout > 0.0 {
         bail!("DeepMF trains without dropout (as in the study); drop --dropout or set it to 0");
@@ -202,7 +203,8 @@ pub fn train(
             if progress {
                 eprintln!("{}", epoch_line(&record, cfg));
             }
-            on_epoch(&record)?;
+            let new_best = if record.best { best.as_ref().map(|b| &b.2) } else { None };
+            on_epoch(&record, new_best)?;
             history.push(record);
             let best_epoch = best.as_ref().map_or(0, |b| b.1);
             if validate

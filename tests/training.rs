@@ -37,7 +37,7 @@ fn loss_falls_on_the_embedded_dataset() {
         (ModelKind::Deepmf, SamplerKind::Authors),
     ] {
         let cfg = config(model, sampler);
-        let out = train(common::gpu(), &ds, &cfg, false, &mut |_| Ok(())).unwrap();
+        let out = train(common::gpu(), &ds, &cfg, false, &mut |_, _| Ok(())).unwrap();
         let losses: Vec<f64> = out.history.iter().map(|r| r.loss).collect();
         assert_eq!(losses.len(), 3);
         assert!(

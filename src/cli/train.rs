@@ -213,10 +213,17 @@ pub fn execute(
     crate::data::write_split(ds, &out.join(run::SPLIT_DIR))?;
 
     let log_path = out.join(run::TRAIN_LOG_FILE);
+    let weights_path = out.join(checkpoint::WEIGHTS_FILE);
     let mut log: Vec<EpochRecord> = Vec::new();
-    let mut on_epoch = |r: &EpochRecord| {
+    // The log grows every epoch and the weights follow the best epoch, so an interrupted long run
+    // still leaves a usable checkpoint (`evaluate --checkpoint`, `recommend`).
+    let mut on_epoch = |r: &EpochRecord, best: Option<&crate::model::ModelParams<f32>>| {
         log.push(r.clone());
-        run::write_train_log(&log_path, &log)
+        run::write_train_log(&log_path, &log)?;
+        if let Some(p) = best {
+            checkpoint::save_weights(&weights_path, p, weights_metadata(&cfg, &ds.name, r.epoch))?;
+        }
+        Ok(())
     };
     let outcome = train::train(ctx, ds, &cfg, !cmd.quiet, &mut on_epoch)?;
     let mut engine = outcome.engine;
@@ -229,13 +236,6 @@ pub fn execute(
     let test_seconds = t.elapsed().as_secs_f64();
     let best = &outcome.history[outcome.best_epoch - 1];
 
-    let params = engine.read_params()?;
-    let mut meta = HashMap::new();
-    meta.insert("model".to_string(), cfg.model.to_string());
-    meta.insert("arch".to_string(), cfg.arch.to_string());
-    meta.insert("dataset".to_string(), ds.name.clone());
-    meta.insert("best_epoch".to_string(), outcome.best_epoch.to_string());
-    checkpoint::save_weights(&out.join(checkpoint::WEIGHTS_FILE), &params, meta)?;
 
     let steps: usize = outcome.history.iter().map(|r| r.steps).sum();
     let metrics = RunMetrics {
@@ -290,6 +290,17 @@ pub fn execute(
 
     print_summary(&out, &metrics);
     Ok(metrics)
+}
+
+/// The safetensors header metadata of a checkpoint.
+fn weights_metadata(cfg: &TrainConfig, dataset: &str, epoch: usize) -> HashMap<String, String> {
+    HashMap::from([
+        ("model".to_string(), cfg.model.to_string()),
+        ("arch".to_string(), cfg.arch.to_string()),
+        ("dataset".to_string(), dataset.to_string()),
+        ("epoch".to_string(), epoch.to_string()),
+        ("format".to_string(), "cobrar-gpu; tensor names in README".to_string()),
+    ])
 }
 
 fn default_run_dir(dataset: &str, model: ModelKind) -> PathBuf {

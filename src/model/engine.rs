@@ -591,6 +591,12 @@ impl Engine {
         }
     }
 
+    /// Storage buffers (row chunks) holding W_U and W_T: more than one when a table exceeds the
+    /// adapter's storage binding limit.
+    pub fn table_chunks(&self) -> (usize, usize) {
+        (self.w_user.theta.chunks.len(), self.w_item.theta.chunks.len())
+    }
+
     /// Dispatches one step records (for the dispatch-count report).
     pub fn dispatches_per_step(&self) -> usize {
         let l = self.layout.arch.n_layers();
