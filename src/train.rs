@@ -95,7 +95,7 @@ pub fn train(
     ds: &Dataset,
     cfg: &TrainConfig,
     progress: bool,
-    on_epoch: &mut dyn FnMut(&EpochRecord, Option<&ModelParams<f32>>) -> anyhow::Result<()>,
+    on_epoch: &mut EpochObserver<'_>,
 ) -> anyhow::Result<TrainOutcome> {
     if cfg.model == ModelKind::Deepmf && cfg.dropout > 0.0 {
         bail!("DeepMF trains without dropout (as in the study); drop --dropout or set it to 0");
@@ -112,29 +112,7 @@ pub fn train(
     if cfg.log_every == 0 || cfg.log_every > LOSS_RING {
         bail!("--log-every must be between 1 and {LOSS_RING}");
     }
-    let layout = Layout::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
-    let sampler = Sampler::new(
-        cfg.sampler,
-        &ds.train,
-        ds.n_items(),
-        cfg.batch_size,
-        cfg.negatives,
-        cfg.seed,
-    )?;
-    let params = ModelParams::init(&layout, cfg.seed);
-    let opts = EngineOptions {
-        max_pairs: sampler.max_pairs(),
-        chunk_rows: None,
-    };
-    let mut engine = Engine::new(
-        ctx,
-        &params,
-        &ds.train,
-        &ds.train_by_item,
-        cfg.step_config(),
-        opts,
-    )?;
-    drop(params);
+    let (mut engine, sampler) = setup(ctx, ds, cfg)?;
     let mut evaluator = Evaluator::new(&engine.ctx, &cfg.cutoffs)?;
     let validate = ds.val.nnz() > 0;
     let steps_per_epoch = match cfg.max_steps_per_epoch {
@@ -203,7 +181,11 @@ pub fn train(
             if progress {
                 eprintln!("{}", epoch_line(&record, cfg));
             }
-            let new_best = if record.best { best.as_ref().map(|b| &b.2) } else { None };
+            let new_best = if record.best {
+                best.as_ref().map(|b| &b.2)
+            } else {
+                None
+            };
             on_epoch(&record, new_best)?;
             history.push(record);
             let best_epoch = best.as_ref().map_or(0, |b| b.1);
@@ -230,6 +212,40 @@ pub fn train(
         train_seconds,
         eval_seconds,
     })
+}
+
+/// Called after every epoch with its record and, when the epoch is the best so far, its weights.
+pub type EpochObserver<'a> = dyn FnMut(&EpochRecord, Option<&ModelParams<f32>>) -> anyhow::Result<()> + 'a;
+
+/// The sampler and a GPU engine holding freshly initialised parameters for `cfg` on `ds`.
+pub fn setup<'d>(
+    ctx: GpuContext,
+    ds: &'d Dataset,
+    cfg: &TrainConfig,
+) -> anyhow::Result<(Engine, Sampler<'d>)> {
+    let layout = Layout::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
+    let sampler = Sampler::new(
+        cfg.sampler,
+        &ds.train,
+        ds.n_items(),
+        cfg.batch_size,
+        cfg.negatives,
+        cfg.seed,
+    )?;
+    let params = ModelParams::init(&layout, cfg.seed);
+    let opts = EngineOptions {
+        max_pairs: sampler.max_pairs(),
+        chunk_rows: None,
+    };
+    let engine = Engine::new(
+        ctx,
+        &params,
+        &ds.train,
+        &ds.train_by_item,
+        cfg.step_config(),
+        opts,
+    )?;
+    Ok((engine, sampler))
 }
 
 /// Runs one epoch's steps; returns the mean loss. Fails on a non-finite loss, naming the step.

@@ -12,7 +12,8 @@ use cobrar_gpu::sampler::SamplerKind;
 use cobrar_gpu::train::{TrainConfig, train};
 
 fn data_dir() -> String {
-    std::env::var("COBRAR_DATA_DIR").expect("set COBRAR_DATA_DIR to the datasets folder (../shared/data)")
+    std::env::var("COBRAR_DATA_DIR")
+        .expect("set COBRAR_DATA_DIR to the datasets folder (../shared/data)")
 }
 
 #[test]
@@ -24,14 +25,25 @@ fn ml_1m_train_command_runs() {
     let o = Command::new(env!("CARGO_BIN_EXE_cobrar-gpu"))
         .env("NODEVICE_SELECT", "1")
         .env("COBRAR_DATA_DIR", &data)
-        .args(["train", "--dataset", "ml-1m", "--epochs", "1", "--max-steps-per-epoch", "3", "--quiet", "--out"])
+        .args([
+            "train",
+            "--dataset",
+            "ml-1m",
+            "--epochs",
+            "1",
+            "--max-steps-per-epoch",
+            "3",
+            "--quiet",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ml-1m: 6040 users, 3416 items"), "{err}");
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(m["test"]["users"], 6040);
     let ndcg = m["test"]["cutoffs"][0]["ndcg"].as_f64().unwrap();
     assert!(ndcg > 0.0 && ndcg < 1.0, "{ndcg}");
@@ -41,7 +53,11 @@ fn ml_1m_train_command_runs() {
 #[ignore = "needs COBRAR_DATA_DIR"]
 fn amazon_baby_2048_trains_through_chunked_tables() {
     data_dir();
-    let ds = load(&LoadOptions { dataset: Some("amazon-baby".into()), ..LoadOptions::default() }).unwrap();
+    let ds = load(&LoadOptions {
+        dataset: Some("amazon-baby".into()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
     assert_eq!(ds.n_users(), 19_181);
     let cfg = TrainConfig {
         model: ModelKind::Cobrar,
@@ -67,7 +83,10 @@ fn amazon_baby_2048_trains_through_chunked_tables() {
     let out = train(ctx, &ds, &cfg, false, &mut |_, _| Ok(())).unwrap();
     let (_, item_chunks) = out.engine.table_chunks();
     if must_split {
-        assert!(item_chunks >= 2, "W_T ({table_bytes} bytes) must be split, got {item_chunks} chunk(s)");
+        assert!(
+            item_chunks >= 2,
+            "W_T ({table_bytes} bytes) must be split, got {item_chunks} chunk(s)"
+        );
     }
     assert!(out.history[0].loss.is_finite() && out.history[0].loss > 0.0);
     let v = out.history[0].validation.as_ref().unwrap();

@@ -15,10 +15,8 @@ use super::train::TrainArgs;
 use crate::batch::HostBatch;
 use crate::eval::Evaluator;
 use crate::gpu::context::AdapterSummary;
-use crate::model::engine::{Engine, EngineOptions};
-use crate::model::{Layout, ModelParams};
+use crate::model::Layout;
 use crate::report::run::{git_revision, version, write_json};
-use crate::sampler::Sampler;
 
 #[derive(Debug, Args)]
 pub struct BenchCommand {
@@ -83,28 +81,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let ctx = gpu.context()?;
     let adapter = AdapterSummary::from(&ctx.info);
     let layout = Layout::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
-    let sampler = Sampler::new(
-        cfg.sampler,
-        &ds.train,
-        ds.n_items(),
-        cfg.batch_size,
-        cfg.negatives,
-        cfg.seed,
-    )?;
-    let params = ModelParams::init(&layout, cfg.seed);
-    let opts = EngineOptions {
-        max_pairs: sampler.max_pairs(),
-        chunk_rows: None,
-    };
-    let mut engine = Engine::new(
-        ctx,
-        &params,
-        &ds.train,
-        &ds.train_by_item,
-        cfg.step_config(),
-        opts,
-    )?;
-    drop(params);
+    let (mut engine, sampler) = crate::train::setup(ctx, &ds, &cfg)?;
     eprintln!(
         "bench: {} on {} ({} users, {} items) with {} {}, {} sampler, on {} ({})",
         cfg.model,

@@ -200,22 +200,29 @@ fn ranked(results: &[(usize, String, RunMetrics)], k: usize) -> Vec<&(usize, Str
     r
 }
 
+/// The table's numbers for one run: validation NDCG@k, then test NDCG, ARP, PopRSP, coverage %.
+fn row_values(m: &RunMetrics, k: usize) -> [f64; 5] {
+    let t = m.test.at(k);
+    let f = |g: fn(&crate::eval::metrics::CutoffMetrics) -> f64| t.map_or(f64::NAN, g);
+    [
+        val_ndcg(m, k),
+        f(|c| c.ndcg),
+        f(|c| c.arp),
+        f(|c| c.poprsp),
+        f(|c| c.coverage_pct),
+    ]
+}
+
 fn results_markdown(results: &[(usize, String, RunMetrics)], k: usize) -> String {
     let mut s = format!(
         "| run | setting | val NDCG@{k} | test NDCG@{k} | test ARP@{k} | test PopRSP@{k} | test Cov@{k} % | best epoch | s |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for (n, desc, m) in ranked(results, k) {
-        let t = m.test.at(k);
+        let [v, nd, arp, pop, cov] = row_values(m, k);
+        let (e, secs) = (m.best_epoch, m.timings.total_seconds);
         let _ = writeln!(
             s,
-            "| run-{n:03} | {desc} | {:.4} | {:.4} | {:.2} | {:.4} | {:.1} | {} | {:.0} |",
-            val_ndcg(m, k),
-            t.map_or(f64::NAN, |c| c.ndcg),
-            t.map_or(f64::NAN, |c| c.arp),
-            t.map_or(f64::NAN, |c| c.poprsp),
-            t.map_or(f64::NAN, |c| c.coverage_pct),
-            m.best_epoch,
-            m.timings.total_seconds
+            "| run-{n:03} | {desc} | {v:.4} | {nd:.4} | {arp:.2} | {pop:.4} | {cov:.1} | {e} | {secs:.0} |"
         );
     }
     if let Some((n, desc, _)) = ranked(results, k).first() {
@@ -240,17 +247,11 @@ fn write_results(
         "run,setting,val_ndcg@{k},test_ndcg@{k},test_arp@{k},test_poprsp@{k},test_coverage_pct@{k},best_epoch,seconds\n"
     );
     for (n, desc, m) in ranked(results, k) {
-        let t = m.test.at(k);
+        let [v, nd, arp, pop, cov] = row_values(m, k);
+        let (e, secs) = (m.best_epoch, m.timings.total_seconds);
         let _ = writeln!(
             csv,
-            "run-{n:03},\"{desc}\",{},{},{},{},{},{},{}",
-            val_ndcg(m, k),
-            t.map_or(f64::NAN, |c| c.ndcg),
-            t.map_or(f64::NAN, |c| c.arp),
-            t.map_or(f64::NAN, |c| c.poprsp),
-            t.map_or(f64::NAN, |c| c.coverage_pct),
-            m.best_epoch,
-            m.timings.total_seconds
+            "run-{n:03},\"{desc}\",{v},{nd},{arp},{pop},{cov},{e},{secs}"
         );
     }
     write_atomic(&out.join("grid_results.csv"), csv.as_bytes())?;

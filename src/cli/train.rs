@@ -236,7 +236,6 @@ pub fn execute(
     let test_seconds = t.elapsed().as_secs_f64();
     let best = &outcome.history[outcome.best_epoch - 1];
 
-
     let steps: usize = outcome.history.iter().map(|r| r.steps).sum();
     let metrics = RunMetrics {
         dataset: ds.name.clone(),
@@ -299,7 +298,10 @@ fn weights_metadata(cfg: &TrainConfig, dataset: &str, epoch: usize) -> HashMap<S
         ("arch".to_string(), cfg.arch.to_string()),
         ("dataset".to_string(), dataset.to_string()),
         ("epoch".to_string(), epoch.to_string()),
-        ("format".to_string(), "cobrar-gpu; tensor names in README".to_string()),
+        (
+            "format".to_string(),
+            "cobrar-gpu; tensor names in README".to_string(),
+        ),
     ])
 }
 

@@ -66,6 +66,28 @@ impl Table {
     }
 }
 
+impl Table {
+    /// One `adam_table` bind group per chunk: θ, m, v of the chunk, the batch image, dh.
+    fn adam_groups(
+        &self,
+        ctx: &GpuContext,
+        kernel: &Kernel,
+        batch: &wgpu::Buffer,
+        grads_act: &wgpu::Buffer,
+        uniforms: &wgpu::Buffer,
+    ) -> Vec<wgpu::BindGroup> {
+        (0..self.theta.chunks.len())
+            .map(|c| {
+                let chunk = [&self.theta.chunks[c], &self.m.chunks[c], &self.v.chunks[c]];
+                kernel.bind(
+                    ctx,
+                    &[chunk[0], chunk[1], chunk[2], batch, grads_act, uniforms],
+                )
+            })
+            .collect()
+    }
+}
+
 /// Bind groups, built once: buffers never change size during a run.
 struct Groups {
     proj_user: Vec<wgpu::BindGroup>,
@@ -240,38 +262,8 @@ impl Engine {
                 .adam_dense
                 .bind(&ctx, &[&dense, &dense_grad, &dense_m, &dense_v, u]),
             // W_U (rows: items) and W_T (rows: users) gather through the batch's transposed index.
-            adam_user: (0..w_user.theta.chunks.len())
-                .map(|c| {
-                    let t = &w_user;
-                    k.adam_table.bind(
-                        &ctx,
-                        &[
-                            &t.theta.chunks[c],
-                            &t.m.chunks[c],
-                            &t.v.chunks[c],
-                            &batch,
-                            &grads_act,
-                            u,
-                        ],
-                    )
-                })
-                .collect(),
-            adam_item: (0..w_item.theta.chunks.len())
-                .map(|c| {
-                    let t = &w_item;
-                    k.adam_table.bind(
-                        &ctx,
-                        &[
-                            &t.theta.chunks[c],
-                            &t.m.chunks[c],
-                            &t.v.chunks[c],
-                            &batch,
-                            &grads_act,
-                            u,
-                        ],
-                    )
-                })
-                .collect(),
+            adam_user: w_user.adam_groups(&ctx, &k.adam_table, &batch, &grads_act, u),
+            adam_item: w_item.adam_groups(&ctx, &k.adam_table, &batch, &grads_act, u),
         };
         Ok(Engine {
             ctx,
@@ -594,7 +586,10 @@ impl Engine {
     /// Storage buffers (row chunks) holding W_U and W_T: more than one when a table exceeds the
     /// adapter's storage binding limit.
     pub fn table_chunks(&self) -> (usize, usize) {
-        (self.w_user.theta.chunks.len(), self.w_item.theta.chunks.len())
+        (
+            self.w_user.theta.chunks.len(),
+            self.w_item.theta.chunks.len(),
+        )
     }
 
     /// Dispatches one step records (for the dispatch-count report).
