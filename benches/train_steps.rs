@@ -17,12 +17,13 @@ use cobrar_gpu::sampler::{Sampler, SamplerKind};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
 fn train_steps(c: &mut Criterion) {
-    if std::env::var_os("COBRAR_DATA_DIR").is_none() {
+    let Some(data_dir) = std::env::var_os("COBRAR_DATA_DIR") else {
         eprintln!("train_steps: set COBRAR_DATA_DIR to the datasets folder to run this benchmark");
         return;
-    }
+    };
     let opts = LoadOptions {
         dataset: Some("ml-1m".into()),
+        data_dir: Some(data_dir.into()),
         ..LoadOptions::default()
     };
     let ds = load(&opts).expect("ML-1M");

@@ -215,7 +215,8 @@ pub fn train(
 }
 
 /// Called after every epoch with its record and, when the epoch is the best so far, its weights.
-pub type EpochObserver<'a> = dyn FnMut(&EpochRecord, Option<&ModelParams<f32>>) -> anyhow::Result<()> + 'a;
+pub type EpochObserver<'a> =
+    dyn FnMut(&EpochRecord, Option<&ModelParams<f32>>) -> anyhow::Result<()> + 'a;
 
 /// The sampler and a GPU engine holding freshly initialised parameters for `cfg` on `ds`.
 pub fn setup<'d>(

@@ -52,12 +52,12 @@ fn ml_1m_train_command_runs() {
 #[test]
 #[ignore = "needs COBRAR_DATA_DIR"]
 fn amazon_baby_2048_trains_through_chunked_tables() {
-    data_dir();
-    let ds = load(&LoadOptions {
+    let opts = LoadOptions {
         dataset: Some("amazon-baby".into()),
+        data_dir: Some(data_dir().into()),
         ..LoadOptions::default()
-    })
-    .unwrap();
+    };
+    let ds = load(&opts).unwrap();
     assert_eq!(ds.n_users(), 19_181);
     let cfg = TrainConfig {
         model: ModelKind::Cobrar,
