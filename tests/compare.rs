@@ -250,6 +250,55 @@ fn identical_models_get_no_marks() {
 }
 
 #[test]
+fn runs_sharing_a_label_are_told_apart_by_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let users = ids("u", 30);
+    let (ndcg, arp) = (spread(30, 1), spread(30, 2));
+    let dirs = vec![
+        make_run(
+            tmp.path(),
+            "run-001",
+            "ds",
+            "cobrar",
+            Some("cobrar 512,64"),
+            &users,
+            &ndcg,
+            &arp,
+        ),
+        make_run(
+            tmp.path(),
+            "run-002",
+            "ds",
+            "cobrar",
+            Some("cobrar 512,64"),
+            &users,
+            &ndcg,
+            &arp,
+        ),
+        make_run(
+            tmp.path(),
+            "dm",
+            "ds",
+            "deepmf",
+            Some("deepmf 512,64"),
+            &users,
+            &ndcg,
+            &arp,
+        ),
+    ];
+    let t = table::compare(&dirs, K).unwrap();
+    let labels: Vec<&str> = t.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "cobrar 512,64 (run-001)",
+            "cobrar 512,64 (run-002)",
+            "deepmf 512,64"
+        ]
+    );
+}
+
+#[test]
 fn csv_parses_with_p_values() {
     let tmp = tempfile::tempdir().unwrap();
     let t = table::compare(&study(tmp.path()), K).unwrap();

@@ -322,9 +322,15 @@ pub fn build_table(runs: &[Run], k: usize) -> anyhow::Result<CompareTable> {
             }
         }
         for ((run, m), [ndcg, arp]) in group.iter().zip(metrics).zip(marks) {
+            // Runs of one dataset that share a label (e.g. grid runs) are told apart by their folder.
+            let shared = group.iter().filter(|r| r.label == run.label).count() > 1;
+            let label = match run.dir.file_name() {
+                Some(name) if shared => format!("{} ({})", run.label, name.to_string_lossy()),
+                _ => run.label.clone(),
+            };
             rows.push(Row {
                 dataset: run.dataset.clone(),
-                label: run.label.clone(),
+                label,
                 dir: run.dir.clone(),
                 metrics: m,
                 ndcg,
