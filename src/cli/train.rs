@@ -40,7 +40,7 @@ pub struct TrainArgs {
     pub dropout: Option<f32>,
 
     /// Adam learning rate
-    #[arg(long, value_name = "LR", default_value_t = 1e-4)]
+    #[arg(long, value_name = "LR", default_value_t = 1e-3)]
     pub lr: f64,
 
     /// L2 regularisation λ added to every gradient (PyTorch Adam weight_decay)
