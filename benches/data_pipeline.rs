@@ -1,6 +1,6 @@
 //! Data pipeline speed: read, implicit, 5-core, re-index and split.
 //!
-//! `COBRAR_DATA_DIR=/work/shared/data cargo bench --bench data_pipeline`
+//! `COBRAR_DATA_DIR=../shared/data cargo bench --bench data_pipeline`
 //!
 //! The ML-1M case (1,000,209 lines, gzip) is the target (well under 2 s in release). Without
 //! `COBRAR_DATA_DIR` only the embedded synthetic dataset is measured.

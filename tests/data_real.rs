@@ -1,6 +1,6 @@
 //! The real datasets of `../shared/data` (see its README): the paper's Table 1 numbers and the split's
 //! guarantees. Ignored by default; run with
-//! `COBRAR_DATA_DIR=/work/shared/data cargo test --test data_real -- --include-ignored`.
+//! `COBRAR_DATA_DIR=../shared/data cargo test --test data_real -- --include-ignored`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use cobrar_gpu::data::{
 /// not a silent pass.
 fn data_dir() -> PathBuf {
     let dir = std::env::var_os("COBRAR_DATA_DIR").map(PathBuf::from).expect(
-        "COBRAR_DATA_DIR is not set: point it at the shared data folder (e.g. /work/shared/data) to run the real-data tests",
+        "COBRAR_DATA_DIR is not set: point it at the shared data folder (e.g. ../shared/data beside the checkout) to run the real-data tests",
     );
     assert!(
         dir.is_dir(),

@@ -547,39 +547,40 @@ impl Engine {
             ap.workgroups(&self.ctx),
         );
 
-        for c in 0..self.groups.adam_user.len() {
-            let p = adam_table::Params::new(
-                &self.ctx,
-                self.w_user.theta.chunk_rows(c),
-                d1,
-                (b.regions.user_table_ptr, b.regions.user_table_rows),
+        // W_U's rows gather the batch users' dh (rows from 0); W_T's the batch items' (rows from nu).
+        let r = &b.regions;
+        let tables = [
+            (
+                &self.w_user.theta,
+                &self.groups.adam_user,
+                (r.user_table_ptr, r.user_table_rows),
                 dh,
-                step,
-            );
-            let off = self.arena.push(&p);
-            rec.dispatch(
-                &self.kernels.adam_table,
-                &self.groups.adam_user[c],
-                off,
-                p.workgroups(&self.ctx),
-            );
-        }
-        for c in 0..self.groups.adam_item.len() {
-            let p = adam_table::Params::new(
-                &self.ctx,
-                self.w_item.theta.chunk_rows(c),
-                d1,
-                (b.regions.item_table_ptr, b.regions.item_table_rows),
+            ),
+            (
+                &self.w_item.theta,
+                &self.groups.adam_item,
+                (r.item_table_ptr, r.item_table_rows),
                 dh + nu * d1,
-                step,
-            );
-            let off = self.arena.push(&p);
-            rec.dispatch(
-                &self.kernels.adam_table,
-                &self.groups.adam_item[c],
-                off,
-                p.workgroups(&self.ctx),
-            );
+            ),
+        ];
+        for (table, groups, index, dh_off) in tables {
+            for (c, group) in groups.iter().enumerate() {
+                let p = adam_table::Params::new(
+                    &self.ctx,
+                    table.chunk_rows(c),
+                    d1,
+                    index,
+                    dh_off,
+                    step,
+                );
+                let off = self.arena.push(&p);
+                rec.dispatch(
+                    &self.kernels.adam_table,
+                    group,
+                    off,
+                    p.workgroups(&self.ctx),
+                );
+            }
         }
     }
 
