@@ -1,6 +1,7 @@
 //! The training loop: sample → batch (in a producer thread, overlapping GPU work) → step on the GPU →
 //! every epoch, full-ranking validation, early stopping on validation NDCG@k, best weights kept.
 
+use std::io::IsTerminal;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
@@ -146,7 +147,15 @@ pub fn train(
         for epoch in 1..=cfg.max_epochs {
             let bar = epoch_bar(progress, epoch, cfg.max_epochs, steps_per_epoch);
             let start = Instant::now();
-            let loss = run_epoch(&mut engine, &rx, cfg, epoch, steps_per_epoch, &bar)?;
+            let loss = run_epoch(
+                &mut engine,
+                &rx,
+                cfg,
+                epoch,
+                steps_per_epoch,
+                &bar,
+                progress,
+            )?;
             let seconds = start.elapsed().as_secs_f64();
             train_seconds += seconds;
             bar.finish_and_clear();
@@ -257,14 +266,19 @@ fn run_epoch(
     epoch: usize,
     steps: usize,
     bar: &ProgressBar,
+    progress: bool,
 ) -> anyhow::Result<f64> {
+    // Without a terminal the bar is invisible: report every tenth of a long epoch as a plain line.
+    let plain = progress && !std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut next_report = steps.div_ceil(10);
     let first_t = engine.t + 1;
     let mut checked = engine.t;
     let mut sum = 0.0;
     let mut step = 0usize;
-    let mut check = |engine: &Engine, upto: u64, sum: &mut f64| -> anyhow::Result<()> {
+    let mut check = |engine: &Engine, upto: u64, sum: &mut f64| -> anyhow::Result<f32> {
         if upto <= checked {
-            return Ok(());
+            return Ok(f32::NAN);
         }
         let losses = engine.read_losses(checked + 1, upto)?;
         for (k, &l) in losses.iter().enumerate() {
@@ -279,8 +293,9 @@ fn run_epoch(
             *sum += l as f64;
         }
         checked = upto;
-        bar.set_message(format!("{:.4}", losses.last().copied().unwrap_or(0.0)));
-        Ok(())
+        let last = losses.last().copied().unwrap_or(0.0);
+        bar.set_message(format!("{last:.4}"));
+        Ok(last)
     };
     loop {
         match rx
@@ -293,7 +308,17 @@ fn run_epoch(
                 step += 1;
                 bar.inc(1);
                 if step % cfg.log_every == 0 {
-                    check(engine, engine.t, &mut sum)?;
+                    let last = check(engine, engine.t, &mut sum)?;
+                    if plain && step >= next_report && step < steps {
+                        let rate = step as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                        let eta = (steps - step) as f64 / rate;
+                        eprintln!(
+                            "epoch {epoch}: {}% ({step}/{steps} steps) · loss {last:.4} · {rate:.1} steps/s · ETA {:.0}s",
+                            100 * step / steps,
+                            eta
+                        );
+                        next_report += steps.div_ceil(10);
+                    }
                 }
             }
         }
