@@ -38,8 +38,33 @@ impl fmt::Display for ModelKind {
 /// collaborative branch, dL the embedding size. Written `2048,128` (shallow: projection 2048,
 /// embedding 128) or `512,512,256,256,128` (deep).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "ArchitectureRepr")]
 pub struct Architecture {
     pub widths: Vec<usize>,
+}
+
+/// What `config.json` may hold: the flag syntax ("512,64", written since 0.1) or the width list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ArchitectureRepr {
+    Text(String),
+    Widths { widths: Vec<usize> },
+}
+
+impl TryFrom<ArchitectureRepr> for Architecture {
+    type Error = anyhow::Error;
+    fn try_from(r: ArchitectureRepr) -> anyhow::Result<Architecture> {
+        match r {
+            ArchitectureRepr::Text(s) => s.parse(),
+            ArchitectureRepr::Widths { widths } => Architecture::new(widths),
+        }
+    }
+}
+
+impl From<Architecture> for String {
+    fn from(a: Architecture) -> String {
+        a.to_string()
+    }
 }
 
 /// Widest layer the kernels accept for the embedding (see `kernels::score_loss::MAX_DIM`).
@@ -195,6 +220,28 @@ mod tests {
                 .contains("multiple of 4")
         );
         assert!("2048,abc".parse::<Architecture>().is_err());
+    }
+
+    #[test]
+    fn serialises_as_the_flag_syntax_and_reads_both_forms() {
+        let a: Architecture = "512,512,256,256,128".parse().unwrap();
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"512,512,256,256,128\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Architecture>("\"512,64\"")
+                .unwrap()
+                .widths,
+            vec![512, 64]
+        );
+        assert_eq!(
+            serde_json::from_str::<Architecture>("{\"widths\":[512,64]}")
+                .unwrap()
+                .widths,
+            vec![512, 64]
+        );
+        assert!(serde_json::from_str::<Architecture>("\"512,6\"").is_err());
     }
 
     #[test]
