@@ -7,12 +7,15 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use cobrar_gpu::batch::HostBatch;
 use cobrar_gpu::data::{LoadOptions, load};
 use cobrar_gpu::gpu::GpuContext;
 use cobrar_gpu::kernels::adam_dense::AdamConfig;
-use cobrar_gpu::model::engine::{Engine, EngineOptions};
-use cobrar_gpu::model::{Architecture, Layout, ModelKind, ModelParams, StepConfig};
+use cobrar_gpu::models::cobrar::{StepConfig, TwoTower};
+use cobrar_gpu::models::session::gpu_session;
+use cobrar_gpu::models::{Architecture, Mode, Model, ModelKind, Weights};
 use cobrar_gpu::sampler::{Sampler, SamplerKind};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
@@ -32,10 +35,10 @@ fn train_steps(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
+    let ctx = Arc::new(GpuContext::from_flag(None).expect("a GPU adapter"));
     for arch in ["512,64", "2048,128"] {
         for sampler_kind in [SamplerKind::Alg1, SamplerKind::Authors] {
             let arch: Architecture = arch.parse().unwrap();
-            let layout = Layout::new(ModelKind::Cobrar, &arch, ds.n_users(), ds.n_items());
             let sampler = Sampler::new(sampler_kind, &ds.train, ds.n_items(), 256, 5, 1).unwrap();
             let batches: Vec<HostBatch> = sampler
                 .epoch(1)
@@ -48,32 +51,29 @@ fn train_steps(c: &mut Criterion) {
                 adam: AdamConfig::new(1e-4, 1e-3),
                 seed: 1,
             };
-            let ctx = GpuContext::from_flag(None).expect("a GPU adapter");
-            let eopts = EngineOptions {
-                max_pairs: sampler.max_pairs(),
-                chunk_rows: None,
-            };
-            let mut engine = Engine::new(
-                ctx,
-                &ModelParams::init(&layout, 1),
+            let model = TwoTower::new(
+                ModelKind::Cobrar,
+                arch.clone(),
+                cfg,
                 &ds.train,
                 &ds.train_by_item,
-                cfg,
-                eopts,
-            )
-            .expect("engine");
+                sampler.max_pairs(),
+            );
+            let w = Weights::init(model.params(), 1);
+            let mut session =
+                gpu_session(ctx.clone(), model, Mode::Train, &w, None).expect("session");
             for b in &batches[..4] {
-                engine.step(b).unwrap(); // shader compilation
+                session.step(b, false).unwrap(); // shader compilation
             }
-            engine.wait().unwrap();
+            session.exec.wait().unwrap();
             let name = format!("cobrar {arch} {sampler_kind:?}");
             group.bench_function(name, |bench| {
                 bench.iter_custom(|iters| {
                     let start = Instant::now();
                     for i in 0..iters as usize {
-                        engine.step(&batches[i % batches.len()]).unwrap();
+                        session.step(&batches[i % batches.len()], false).unwrap();
                     }
-                    engine.wait().unwrap();
+                    session.exec.wait().unwrap();
                     start.elapsed()
                 })
             });

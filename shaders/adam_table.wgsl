@@ -8,6 +8,9 @@
 // (g = gather + λθ), so every row takes the Adam step of adam_dense.wgsl.
 //
 // One workgroup of 64 invocations per table row; each owns up to 4 vec4 columns per pass.
+//
+// Entry `gather` computes the same gathered gradient (without λθ) and writes it to `grad_out` instead
+// of stepping: the gradient checks and diagnostics read table gradients through it.
 
 struct Params {
     rows: u32,        // rows in this chunk
@@ -32,9 +35,32 @@ struct Params {
 @group(0) @binding(3) var<storage, read> batch: array<u32>;
 @group(0) @binding(4) var<storage, read> grads_act: array<vec4<f32>>;
 @group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(6) var<storage, read_write> grad_out: array<vec4<f32>>;
 
 const WG: u32 = 64u;
 const MAX_V: u32 = 4u;
+
+// Σ of dh over the batch rows that contribute to table row `t`, for the columns `tid` owns in the
+// pass starting at vec4 column `base` (contributions in index order: deterministic).
+fn gathered(t: u32, base: u32, tid: u32) -> array<vec4<f32>, 4> {
+    var g: array<vec4<f32>, 4>;
+    for (var j = 0u; j < MAX_V; j++) {
+        g[j] = vec4<f32>(0.0);
+    }
+    let start = batch[p.ptr_off + t];
+    let end = batch[p.ptr_off + t + 1u];
+    for (var e = start; e < end; e++) {
+        let loc = batch[p.rows_off + e];
+        let src = p.dh_off + loc * p.d4;
+        for (var j = 0u; j < MAX_V; j++) {
+            let c = base + tid + j * WG;
+            if (c < p.d4) {
+                g[j] += grads_act[src + c];
+            }
+        }
+    }
+    return g;
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -43,24 +69,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         return;
     }
     let tid = lid.x;
-    let t = p.row0 + r;
-    let start = batch[p.ptr_off + t];
-    let end = batch[p.ptr_off + t + 1u];
     for (var base = 0u; base < p.d4; base += WG * MAX_V) {
-        var g: array<vec4<f32>, 4>;
-        for (var j = 0u; j < MAX_V; j++) {
-            g[j] = vec4<f32>(0.0);
-        }
-        for (var e = start; e < end; e++) {
-            let loc = batch[p.rows_off + e];
-            let src = p.dh_off + loc * p.d4;
-            for (var j = 0u; j < MAX_V; j++) {
-                let c = base + tid + j * WG;
-                if (c < p.d4) {
-                    g[j] += grads_act[src + c];
-                }
-            }
-        }
+        let g = gathered(p.row0 + r, base, tid);
         for (var j = 0u; j < MAX_V; j++) {
             let c = base + tid + j * WG;
             if (c < p.d4) {
@@ -72,6 +82,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 m1[i] = m;
                 m2[i] = v;
                 theta[i] = th - p.step_size * m / (sqrt(v) / p.bc2_sqrt + p.eps);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wg.x + wg.y * p.groups_x;
+    if (r >= p.rows) {
+        return;
+    }
+    let tid = lid.x;
+    for (var base = 0u; base < p.d4; base += WG * MAX_V) {
+        let g = gathered(p.row0 + r, base, tid);
+        for (var j = 0u; j < MAX_V; j++) {
+            let c = base + tid + j * WG;
+            if (c < p.d4) {
+                grad_out[r * p.d4 + c] = g[j];
             }
         }
     }

@@ -1,13 +1,17 @@
-// Dense layer backward, input side: dX = (dZ · Wᵀ) ⊙ [X > 0] · in_scale, for one or two row segments.
+// Dense layer backward, input side: dX = (dZ · Wᵀ) ⊙ act'(X) · in_scale, for one or two row segments.
 //
 // dZ is the gradient with respect to this layer's pre-activation (already masked by the layer's own
-// ReLU and dropout). The layer's input X is itself a ReLU output (the projection h or the previous
-// layer's Y), so the mask [X > 0] and the previous layer's dropout scale (`in_scale`; 1 without dropout)
-// turn dX into the gradient with respect to the previous pre-activation — what the next kernel needs.
+// activation and dropout). The layer's input X is itself an activation output (the projection h or the
+// previous layer's Y), so its derivative expressed through X — [X > 0] for ReLU, 1 − X² for tanh, 1 for
+// identity (`IN_ACTIVATION`) — and the previous layer's dropout scale (`in_scale`; 1 without dropout)
+// turn dX into the gradient with respect to the previous pre-activation: what the next kernel needs.
+// (With tanh, X must be the activation's output itself: tanh layers take no dropout.)
 // W is the top d_in rows of the stored [W ; b]; the bias row gets no input gradient.
 //
 // Tiling as dense_forward: 64×64 output tiles (rows × d_in), 8×8 invocations of 8×8 outputs, k-tiles of
 // 16 over d_out; both operands are staged transposed through 4×4 register blocks.
+
+override IN_ACTIVATION: u32 = 1u; // what produced X: 0 identity, 1 ReLU, 2 tanh
 
 struct Params {
     rows0: u32, rows1: u32,
@@ -112,8 +116,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 break;
             }
             let x = acts[x_off + r * in4 + c4];
-            let mask = select(vec4<f32>(0.0), vec4<f32>(p.in_scale), x > vec4<f32>(0.0));
-            grads_act[dx_off + r * in4 + c4] = acc[i * 2u + h] * mask;
+            var d = vec4<f32>(p.in_scale);
+            if (IN_ACTIVATION == 1u) {
+                d = select(vec4<f32>(0.0), vec4<f32>(p.in_scale), x > vec4<f32>(0.0));
+            } else if (IN_ACTIVATION == 2u) {
+                d = (vec4<f32>(1.0) - x * x) * p.in_scale;
+            }
+            grads_act[dx_off + r * in4 + c4] = acc[i * 2u + h] * d;
         }
     }
 }

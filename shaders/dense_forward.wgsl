@@ -1,4 +1,6 @@
-// Dense layer forward for one or two row segments: Y = ReLU(dropout([X | 1] · [W ; b])).
+// Dense layer forward (GEMM with a fused epilogue) for one or two row segments:
+//   Y = act(dropout([X | 1] · [W ; b]))
+// The activation (identity, ReLU, tanh) and whether dropout is compiled in are override constants.
 //
 // The bias is folded into the product: X gets an implicit constant column 1 at index d_in and the
 // weights are stored as [W ; b] ((d_in + 1) × d_out, row-major), so the bias gradient later falls out of
@@ -7,9 +9,12 @@
 // branches as two segments of one dispatch.
 //
 // Tiling: a 64×64 output tile per workgroup of 8×8 invocations, each computing a contiguous 8×8 block;
-// k-tiles of 16 staged in workgroup memory as vec4 (see notes/lavapipe.md: vec4 loads, many outputs per
-// invocation and small workgroups were fastest on lavapipe).  d_in and d_out are multiples of 4, so a
+// k-tiles of 16 staged in workgroup memory as vec4 (vec4 loads, many outputs per invocation and small
+// workgroups were fastest on lavapipe: BENCHMARKS.md).  d_in and d_out are multiples of 4, so a
 // vec4 never straddles the edge of a row.  Every global access is guarded: audited for trusted modules.
+
+override ACTIVATION: u32 = 1u; // 0 identity, 1 ReLU, 2 tanh
+override DROPOUT: bool = true;  // false: the dropout epilogue is compiled out
 
 struct Params {
     rows0: u32, rows1: u32,         // rows per segment
@@ -39,7 +44,7 @@ const TN: u32 = 8u;
 var<workgroup> As: array<vec4<f32>, 256>; // BK * BM / 4
 var<workgroup> Bs: array<vec4<f32>, 256>; // BK * BN / 4
 
-// The counter-based hash the CPU twin (kernels::dense::dropout_keep) mirrors bit for bit.
+// The counter-based hash the CPU twin (`kernels::Dropout::keep`) mirrors bit for bit.
 fn mix32(x_in: u32) -> u32 {
     var x = x_in;
     x = x ^ (x >> 16u);
@@ -52,6 +57,15 @@ fn mix32(x_in: u32) -> u32 {
 
 fn dropout_hash(seed: u32, salt: u32, row: u32, col: u32) -> u32 {
     return mix32(seed ^ mix32(salt ^ mix32(row ^ mix32(col))));
+}
+
+fn activate(v: vec4<f32>) -> vec4<f32> {
+    if (ACTIVATION == 1u) {
+        return max(v, vec4<f32>(0.0));
+    } else if (ACTIVATION == 2u) {
+        return tanh(v);
+    }
+    return v;
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -129,7 +143,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         workgroupBarrier();
     }
 
-    // Epilogue: dropout (counter-based hash) and ReLU, then store.
+    // Epilogue: dropout (counter-based hash) and the activation, then store.
     for (var i = 0u; i < TM; i++) {
         let r = m0 + lid.y * TM + i;
         if (r >= rows) {
@@ -141,13 +155,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 break;
             }
             var z = acc[i * 2u + h];
-            if (p.drop_threshold != 0u) {
+            if (DROPOUT && p.drop_threshold != 0u) {
                 for (var c = 0u; c < 4u; c++) {
                     let keep = dropout_hash(p.seed, p.salt, row_base + r, n4 * 4u + c) >= p.drop_threshold;
                     z[c] = select(0.0, z[c] * p.drop_scale, keep);
                 }
             }
-            acts[y_off + r * out4 + n4] = max(z, vec4<f32>(0.0));
+            acts[y_off + r * out4 + n4] = activate(z);
         }
     }
 }

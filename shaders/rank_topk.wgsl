@@ -1,14 +1,17 @@
 // Full ranking with top-k selection: for each user of a tile, score every item, drop the user's
 // training items, and keep the k best — only k ids and scores per user ever leave the workgroup.
 //
-// score = max(cos(e_u, e_i), μ) with cos = e_u·e_i / (max(‖e_u‖, 1e-8) · max(‖e_i‖, 1e-8)), the
-// model's clamped prediction. Order: score descending, then item index ascending (deterministic ties,
-// e.g. every item whose cosine is below μ).
+// The score is the model's (override SCORER): 0 — max(cos(e_u, e_i), μ) with
+// cos = e_u·e_i / (max(‖e_u‖, 1e-8) · max(‖e_i‖, 1e-8)), the clamped cosine of CoBraR and DeepMF;
+// 1 — the dot product e_u·e_i (matrix factorisation, graph models, item priors). Order: score
+// descending, then item index ascending (deterministic ties, e.g. every item whose cosine is below μ).
 //
 // One workgroup of 128 invocations per user walks the catalogue in blocks of 128 items. Each block is
 // skipped unless one of its items beats the current k-th best; otherwise it is bitonic-sorted in
 // workgroup memory and merged into the running list (each element's merged position is its own index
 // plus its rank in the other list — a permutation, since ties are broken by the unique item index).
+
+override SCORER: u32 = 0u;
 
 struct Params {
     n_users: u32,     // users in this tile
@@ -137,8 +140,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                     d += dot(u_vec[c], v);
                     ii += dot(v, v);
                 }
-                let cos = d / (a * max(sqrt(ii), 1e-8));
-                s = max(cos, p.mu);
+                if (SCORER == 1u) {
+                    s = d;
+                } else {
+                    let cos = d / (a * max(sqrt(ii), 1e-8));
+                    s = max(cos, p.mu);
+                }
             }
         }
         blk_s[tid] = s;

@@ -1,4 +1,4 @@
-//! What one training step uploads, packed into one u32 image and uploaded with one write:
+//! What one CoBraR/DeepMF training step uploads, packed into one u32 image and uploaded with one write:
 //! - the batch's unique users and items (ascending ids; their rows of the stacked embeddings);
 //! - each scored pair as (local user row, local item index, label), and the pairs of every embedding
 //!   row (the score kernel's gather order);
@@ -8,15 +8,58 @@
 //!   exactly its contributions in a fixed order, with no atomics and no scan of the whole training data.
 
 use crate::data::Csr;
-use crate::kernels::NOT_IN_BATCH;
-use crate::kernels::score_loss::{self, BatchRegions, Pairs};
+
+/// Marks an id that is not in the batch in the id → batch-row maps.
+const NOT_IN_BATCH: u32 = u32::MAX;
+
+/// Where the pair data lives in the image (u32 offsets).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PairRegions {
+    /// Local user row of each pair.
+    pub pair_user: usize,
+    /// Local item index of each pair (its embedding row is `n_users + index`).
+    pub pair_item: usize,
+    /// Label of each pair, as f32 bits.
+    pub pair_label: usize,
+    /// `rows + 1` offsets into `row_pairs`: the pairs of every embedding row (users, then items).
+    pub row_ptr: usize,
+    pub row_pairs: usize,
+}
+
+/// The pairs that touch each embedding row (user rows, then item rows), as a CSR over pair indices in
+/// ascending order: the score kernel's gather order.
+pub fn pair_rows(
+    n_users: usize,
+    n_items: usize,
+    user: &[u32],
+    item: &[u32],
+) -> (Vec<u32>, Vec<u32>) {
+    let n_rows = n_users + n_items;
+    let mut ptr = vec![0u32; n_rows + 1];
+    for q in 0..user.len() {
+        ptr[user[q] as usize + 1] += 1;
+        ptr[n_users + item[q] as usize + 1] += 1;
+    }
+    for r in 0..n_rows {
+        ptr[r + 1] += ptr[r];
+    }
+    let mut fill = ptr.clone();
+    let mut idx = vec![0u32; 2 * user.len()];
+    for q in 0..user.len() {
+        for row in [user[q] as usize, n_users + item[q] as usize] {
+            idx[fill[row] as usize] = q as u32;
+            fill[row] += 1;
+        }
+    }
+    (ptr, idx)
+}
 
 /// Offsets (u32 units) of every region of a batch image.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Regions {
     pub user_ids: usize,
     pub item_ids: usize,
-    pub pairs: BatchRegions,
+    pub pairs: PairRegions,
     /// W_U gradient index: `n_items + 1` offsets, then local user rows.
     pub user_table_ptr: usize,
     pub user_table_rows: usize,
@@ -102,12 +145,8 @@ impl HostBatch {
             .collect();
         let label: Vec<f32> = pairs.iter().map(|p| p.2).collect();
         let positives = label.iter().filter(|&&l| l > 0.0).count();
-        let view = Pairs {
-            user: &pair_user,
-            item: &pair_item,
-            label: &label,
-        };
-        let (row_ptr, row_pairs) = score_loss::pair_rows(user_ids.len(), item_ids.len(), view);
+        let (row_ptr, row_pairs) =
+            pair_rows(user_ids.len(), item_ids.len(), &pair_user, &pair_item);
 
         let np = pairs.len();
         let mut r = Regions {
@@ -116,7 +155,7 @@ impl HostBatch {
             ..Regions::default()
         };
         let pair_user_off = r.item_ids + item_ids.len();
-        r.pairs = BatchRegions {
+        r.pairs = PairRegions {
             pair_user: pair_user_off,
             pair_item: pair_user_off + np,
             pair_label: pair_user_off + 2 * np,
@@ -172,14 +211,6 @@ impl HostBatch {
 
     pub fn n_pairs(&self) -> usize {
         self.label.len()
-    }
-
-    pub fn pairs(&self) -> Pairs<'_> {
-        Pairs {
-            user: &self.pair_user,
-            item: &self.pair_item,
-            label: &self.label,
-        }
     }
 
     /// W_U's gradient index: (offsets over the items, local user rows).

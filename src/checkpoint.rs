@@ -12,73 +12,31 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::model::{Layout, ModelKind, ModelParams};
+use crate::models::{ParamLayout, Weights};
 use crate::util::write_atomic;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const USER_IDS_FILE: &str = "ids/users.txt";
 pub const ITEM_IDS_FILE: &str = "ids/items.txt";
 
-fn branch_prefix(kind: ModelKind, branch: usize) -> &'static str {
-    match (kind, branch) {
-        (ModelKind::Cobrar, _) => "branch",
-        (ModelKind::Deepmf, 0) => "user_branch",
-        (ModelKind::Deepmf, _) => "item_branch",
-    }
-}
-
-/// Every tensor as (name, shape, values) in the documented layout.
-pub fn tensors(p: &ModelParams<f32>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let l = &p.layout;
-    let d1 = l.d1();
-    let mut out = vec![
-        (
-            "user_projection.weight".to_string(),
-            vec![l.n_items, d1],
-            p.w_user.clone(),
-        ),
-        (
-            "user_projection.bias".to_string(),
-            vec![d1],
-            p.bias_user().to_vec(),
-        ),
-        (
-            "item_projection.weight".to_string(),
-            vec![l.n_users, d1],
-            p.w_item.clone(),
-        ),
-        (
-            "item_projection.bias".to_string(),
-            vec![d1],
-            p.bias_item().to_vec(),
-        ),
-    ];
-    for branch in 0..l.kind.branches() {
-        let prefix = branch_prefix(l.kind, branch);
-        for (k, (i, o)) in l.arch.layers().enumerate() {
-            let wb = p.layer(branch, k);
-            // Stored [W ; b] with W as fan_in × fan_out; nn.Linear wants fan_out × fan_in.
-            let mut w = vec![0f32; i * o];
-            for r in 0..i {
-                for c in 0..o {
-                    w[c * i + r] = wb[r * o + c];
-                }
-            }
-            out.push((format!("{prefix}.{k}.weight"), vec![o, i], w));
-            out.push((format!("{prefix}.{k}.bias"), vec![o], wb[i * o..].to_vec()));
-        }
-    }
-    out
+/// Every tensor as (name, shape, values) in the documented layout, in declaration order.
+pub fn tensors(p: &Weights<f32>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    p.layout
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone(), p.tensor(&t.name)))
+        .collect()
 }
 
 /// Writes the weights to `path` (atomically), with `metadata` in the safetensors header.
 pub fn save_weights(
     path: &Path,
-    p: &ModelParams<f32>,
+    p: &Weights<f32>,
     metadata: HashMap<String, String>,
 ) -> anyhow::Result<()> {
     let all = tensors(p);
@@ -98,25 +56,13 @@ pub fn save_weights(
 }
 
 /// Reads weights for `layout` from `path`, checking every tensor's presence, dtype and shape.
-pub fn load_weights(path: &Path, layout: &Layout) -> anyhow::Result<ModelParams<f32>> {
+pub fn load_weights(path: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<Weights<f32>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let mut p = ModelParams {
-        layout: layout.clone(),
-        w_user: Vec::new(),
-        w_item: Vec::new(),
-        dense: vec![0f32; layout.dense_len],
-    };
-    // `tensors` of a zero model gives every expected name and shape; fill each from the file.
-    let expected = tensors(&ModelParams {
-        layout: layout.clone(),
-        w_user: vec![0.0; layout.n_items * layout.d1()],
-        w_item: vec![0.0; layout.n_users * layout.d1()],
-        dense: vec![0.0; layout.dense_len],
-    });
-    let mut found: HashMap<String, Vec<f32>> = HashMap::new();
-    for (name, shape, _) in &expected {
+    let mut p = Weights::zeros(layout);
+    for spec in &layout.tensors {
+        let name = &spec.name;
         let t = st
             .tensor(name)
             .with_context(|| format!("{}: tensor {name} missing", path.display()))?;
@@ -126,35 +72,16 @@ pub fn load_weights(path: &Path, layout: &Layout) -> anyhow::Result<ModelParams<
             path.display(),
             t.dtype()
         );
-        if t.shape() != shape.as_slice() {
+        if t.shape() != spec.shape.as_slice() {
             bail!(
                 "{}: tensor {name} has shape {:?}, expected {:?}",
                 path.display(),
                 t.shape(),
-                shape
+                spec.shape
             );
         }
-        found.insert(name.clone(), bytemuck::pod_collect_to_vec(t.data()));
-    }
-    let mut take = |name: &str| found.remove(name).expect("checked above");
-    p.w_user = take("user_projection.weight");
-    p.w_item = take("item_projection.weight");
-    let d1 = layout.d1();
-    p.dense[layout.b_user..layout.b_user + d1].copy_from_slice(&take("user_projection.bias"));
-    p.dense[layout.b_item..layout.b_item + d1].copy_from_slice(&take("item_projection.bias"));
-    for branch in 0..layout.kind.branches() {
-        let prefix = branch_prefix(layout.kind, branch);
-        for (k, (i, o)) in layout.arch.layers().enumerate() {
-            let w = take(&format!("{prefix}.{k}.weight"));
-            let b = take(&format!("{prefix}.{k}.bias"));
-            let off = layout.layers[branch][k];
-            for r in 0..i {
-                for c in 0..o {
-                    p.dense[off + r * o + c] = w[c * i + r];
-                }
-            }
-            p.dense[off + i * o..off + (i + 1) * o].copy_from_slice(&b);
-        }
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+        p.set_tensor(name, &values);
     }
     Ok(p)
 }
@@ -187,7 +114,7 @@ pub fn load_ids(dir: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
 pub struct SavedRun {
     pub config: crate::report::run::RunConfig,
     pub dataset: crate::data::Dataset,
-    pub params: ModelParams<f32>,
+    pub params: Weights<f32>,
 }
 
 /// Loads a run directory written by `cobrar-gpu train --out DIR`.
@@ -237,9 +164,14 @@ pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
     let name = config.dataset.name.clone();
     let dataset = crate::data::Dataset::from_parts(name, user_ids, item_ids, train, val, test)?;
     let t = &config.train;
-    let layout = Layout::new(t.model, &t.arch, dataset.n_users(), dataset.n_items());
+    let layout = Arc::new(crate::models::cobrar::param_layout(
+        t.model,
+        &t.arch,
+        dataset.n_users(),
+        dataset.n_items(),
+    ));
     ensure!(
-        layout.counts().total == config.parameters.total,
+        layout.count() == config.parameters.total,
         "{}: the saved split does not match the model's size",
         dir.display()
     );
@@ -252,22 +184,25 @@ pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
 }
 
 impl SavedRun {
-    /// A GPU engine holding the saved weights, sized for evaluation.
-    pub fn engine(
+    /// The run's model on its training split (for inference: no optimizer state is allocated).
+    pub fn model(&self) -> crate::models::cobrar::TwoTower<'_> {
+        crate::train::model_for(&self.config.train, &self.dataset, 1)
+    }
+
+    /// An inference session on the GPU holding the saved weights: parameters, the embedding pass and
+    /// the embeddings — no optimizer state, no gradients.
+    pub fn session(
         &self,
-        ctx: crate::gpu::GpuContext,
-    ) -> anyhow::Result<crate::model::engine::Engine> {
-        let opts = crate::model::engine::EngineOptions {
-            max_pairs: 4096,
-            chunk_rows: None,
-        };
-        crate::model::engine::Engine::new(
+        ctx: Arc<crate::gpu::GpuContext>,
+    ) -> anyhow::Result<
+        crate::models::Session<crate::gpu::exec::GpuExec, crate::models::cobrar::TwoTower<'_>>,
+    > {
+        crate::models::session::gpu_session(
             ctx,
+            self.model(),
+            crate::models::Mode::Infer,
             &self.params,
-            &self.dataset.train,
-            &self.dataset.train_by_item,
-            self.config.train.step_config(),
-            opts,
+            None,
         )
     }
 }
@@ -275,14 +210,15 @@ impl SavedRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Architecture;
+    use crate::models::cobrar::param_layout;
+    use crate::models::{Architecture, ModelKind};
 
     #[test]
     fn weights_round_trip_in_pytorch_layout() {
         for kind in [ModelKind::Cobrar, ModelKind::Deepmf] {
             let arch: Architecture = "8,12,4".parse().unwrap();
-            let layout = Layout::new(kind, &arch, 5, 7);
-            let p = ModelParams::init(&layout, 1);
+            let layout = Arc::new(param_layout(kind, &arch, 5, 7));
+            let p = Weights::init(&layout, 1);
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("w.safetensors");
             save_weights(&path, &p, HashMap::new()).unwrap();
@@ -295,8 +231,13 @@ mod tests {
                 .find(|(n, _, _)| n.ends_with("branch.0.weight"))
                 .unwrap();
             assert_eq!(shape, &vec![12, 8]);
-            assert_eq!(w[3 * 8 + 5], p.layer(0, 0)[5 * 12 + 3]);
-            let other = Layout::new(kind, &"8,4".parse().unwrap(), 5, 7);
+            let name = if kind == ModelKind::Cobrar {
+                "branch.0.weight"
+            } else {
+                "user_branch.0.weight"
+            };
+            assert_eq!(w[3 * 8 + 5], p.stored(name)[5 * 12 + 3]);
+            let other = Arc::new(param_layout(kind, &"8,4".parse().unwrap(), 5, 7));
             assert!(load_weights(&path, &other).is_err());
         }
     }

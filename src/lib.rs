@@ -1,6 +1,7 @@
 //! CoBraR and DeepMF recommenders trained and evaluated through WGSL compute shaders on any GPU `wgpu`
-//! can drive. Data flows one way: `data` → `sampler`/`batch` → `model` (over `kernels` over `gpu`) →
-//! `train` → `eval` → `report`. Every GPU stage in `kernels` has a plain-Rust CPU twin beside it.
+//! can drive. Data flows one way: `data` → `sampler`/`batch` → `models` (over `kernels` over the `gpu`
+//! runtime) → `train` → `eval` → `report`. A model describes each step once as a plan that the GPU
+//! executor runs, or the CPU executor through the kernels' plain-Rust twins.
 
 pub mod batch;
 pub mod checkpoint;
@@ -9,7 +10,7 @@ pub mod data;
 pub mod eval;
 pub mod gpu;
 pub mod kernels;
-pub mod model;
+pub mod models;
 pub mod report;
 pub mod sampler;
 pub mod train;

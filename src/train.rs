@@ -2,6 +2,7 @@
 //! every epoch, full-ranking validation, early stopping on validation NDCG@k, best weights kept.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
@@ -9,15 +10,19 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::HostBatch;
 use crate::data::Dataset;
 use crate::eval::Evaluator;
 use crate::eval::metrics::SplitMetrics;
 use crate::gpu::GpuContext;
+use crate::gpu::exec::GpuExec;
 use crate::kernels::adam_dense::AdamConfig;
-use crate::model::engine::{Engine, EngineOptions, LOSS_RING};
-use crate::model::{Architecture, Layout, ModelKind, ModelParams, StepConfig};
+use crate::models::cobrar::{StepConfig, TwoTower};
+use crate::models::session::gpu_session;
+use crate::models::{Architecture, LOSS_RING, Mode, Model, ModelKind, Session, Weights};
 use crate::sampler::{Sampler, SamplerKind};
+
+/// The GPU training session of a CoBraR/DeepMF run on a dataset.
+pub type TrainSession<'d> = Session<GpuExec, TwoTower<'d>>;
 
 /// Everything that defines a training run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,9 +79,9 @@ pub struct EpochRecord {
     pub best: bool,
 }
 
-/// What a finished run hands back; the engine holds the best epoch's weights.
-pub struct TrainOutcome {
-    pub engine: Engine,
+/// What a finished run hands back; the session holds the best epoch's weights.
+pub struct TrainOutcome<'d> {
+    pub session: TrainSession<'d>,
     pub best_epoch: usize,
     pub history: Vec<EpochRecord>,
     pub stopped_early: bool,
@@ -85,19 +90,19 @@ pub struct TrainOutcome {
 }
 
 enum Msg {
-    Batch(Box<HostBatch>),
+    Batch(Box<crate::batch::HostBatch>),
     EpochEnd,
 }
 
 /// Trains on `ds` with `cfg`. `on_epoch` sees every finished epoch, with the weights when the epoch is
 /// the best so far (logs, checkpoints of long runs).
-pub fn train(
-    ctx: GpuContext,
-    ds: &Dataset,
+pub fn train<'d>(
+    ctx: Arc<GpuContext>,
+    ds: &'d Dataset,
     cfg: &TrainConfig,
     progress: bool,
     on_epoch: &mut EpochObserver<'_>,
-) -> anyhow::Result<TrainOutcome> {
+) -> anyhow::Result<TrainOutcome<'d>> {
     if cfg.model == ModelKind::Deepmf && cfg.dropout > 0.0 {
         bail!("DeepMF trains without dropout (as in the study); drop --dropout or set it to 0");
     }
@@ -113,8 +118,8 @@ pub fn train(
     if cfg.log_every == 0 || cfg.log_every > LOSS_RING {
         bail!("--log-every must be between 1 and {LOSS_RING}");
     }
-    let (mut engine, sampler) = setup(ctx, ds, cfg)?;
-    let mut evaluator = Evaluator::new(&engine.ctx, &cfg.cutoffs)?;
+    let (mut session, sampler) = setup(ctx, ds, cfg)?;
+    let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
     let validate = ds.val.nnz() > 0;
     let steps_per_epoch = match cfg.max_steps_per_epoch {
         Some(n) => n.clamp(1, sampler.steps_per_epoch()),
@@ -122,19 +127,19 @@ pub fn train(
     };
 
     let mut history: Vec<EpochRecord> = Vec::new();
-    let mut best: Option<(f64, usize, ModelParams<f32>)> = None;
+    let mut best: Option<(f64, usize, Weights<f32>)> = None;
     let mut stopped_early = false;
     let (mut train_seconds, mut eval_seconds) = (0.0, 0.0);
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (tx, rx) = sync_channel::<Msg>(4);
         let sampler = &sampler;
-        let (by_user, by_item) = (&ds.train, &ds.train_by_item);
+        let model = session.model.clone();
         let max_epochs = cfg.max_epochs as u64;
         scope.spawn(move || {
             for epoch in 1..=max_epochs {
                 for pairs in sampler.epoch(epoch).take(steps_per_epoch) {
-                    let b = HostBatch::build(&pairs, by_user, by_item);
+                    let b = model.build_batch(&pairs);
                     if tx.send(Msg::Batch(Box::new(b))).is_err() {
                         return; // the trainer stopped (early stopping or an error)
                     }
@@ -148,7 +153,7 @@ pub fn train(
             let bar = epoch_bar(progress, epoch, cfg.max_epochs, steps_per_epoch);
             let start = Instant::now();
             let loss = run_epoch(
-                &mut engine,
+                &mut session,
                 &rx,
                 cfg,
                 epoch,
@@ -171,9 +176,8 @@ pub fn train(
             };
             let score = if validate {
                 let t = Instant::now();
-                engine.embed_all()?;
-                let ev =
-                    evaluator.evaluate(&engine, &ds.val, &ds.train, &ds.item_popularity, cfg.mu)?;
+                session.embed_all()?;
+                let ev = evaluator.evaluate_session(&session, &ds.val, ds)?;
                 record.eval_seconds = t.elapsed().as_secs_f64();
                 eval_seconds += record.eval_seconds;
                 let split = SplitMetrics::from(&ev.result);
@@ -185,7 +189,7 @@ pub fn train(
             };
             if best.as_ref().is_none_or(|b| score > b.0) {
                 record.best = true;
-                best = Some((score, epoch, engine.read_params()?));
+                best = Some((score, epoch, session.read_weights()?));
             }
             if progress {
                 eprintln!("{}", epoch_line(&record, cfg));
@@ -212,9 +216,9 @@ pub fn train(
     })?;
 
     let (_, best_epoch, best_params) = best.context("no epoch finished")?;
-    engine.write_params(&best_params)?;
+    session.write_weights(&best_params)?;
     Ok(TrainOutcome {
-        engine,
+        session,
         best_epoch,
         history,
         stopped_early,
@@ -225,15 +229,14 @@ pub fn train(
 
 /// Called after every epoch with its record and, when the epoch is the best so far, its weights.
 pub type EpochObserver<'a> =
-    dyn FnMut(&EpochRecord, Option<&ModelParams<f32>>) -> anyhow::Result<()> + 'a;
+    dyn FnMut(&EpochRecord, Option<&Weights<f32>>) -> anyhow::Result<()> + 'a;
 
-/// The sampler and a GPU engine holding freshly initialised parameters for `cfg` on `ds`.
+/// The sampler and a GPU training session holding freshly initialised parameters for `cfg` on `ds`.
 pub fn setup<'d>(
-    ctx: GpuContext,
+    ctx: Arc<GpuContext>,
     ds: &'d Dataset,
     cfg: &TrainConfig,
-) -> anyhow::Result<(Engine, Sampler<'d>)> {
-    let layout = Layout::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
+) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>)> {
     let sampler = Sampler::new(
         cfg.sampler,
         &ds.train,
@@ -242,25 +245,29 @@ pub fn setup<'d>(
         cfg.negatives,
         cfg.seed,
     )?;
-    let params = ModelParams::init(&layout, cfg.seed);
-    let opts = EngineOptions {
-        max_pairs: sampler.max_pairs(),
-        chunk_rows: None,
-    };
-    let engine = Engine::new(
-        ctx,
-        &params,
-        &ds.train,
-        &ds.train_by_item,
-        cfg.step_config(),
-        opts,
-    )?;
-    Ok((engine, sampler))
+    let model = model_for(cfg, ds, sampler.max_pairs());
+    let weights = Weights::init(model.params(), cfg.seed);
+    let session = gpu_session(ctx, model, Mode::Train, &weights, None)?;
+    Ok((session, sampler))
 }
 
-/// Runs one epoch's steps; returns the mean loss. Fails on a non-finite loss, naming the step.
+/// The model `cfg` describes, on `ds`'s training split, sized for steps of `max_pairs` pairs.
+pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> TwoTower<'d> {
+    TwoTower::new(
+        cfg.model,
+        cfg.arch.clone(),
+        cfg.step_config(),
+        &ds.train,
+        &ds.train_by_item,
+        max_pairs,
+    )
+}
+
+/// Runs one epoch's steps; returns the mean loss. Fails on a non-finite loss, naming the step. Losses
+/// come back through non-blocking read-backs every `log_every` steps; the epoch's last step waits for
+/// its own.
 fn run_epoch(
-    engine: &mut Engine,
+    session: &mut TrainSession<'_>,
     rx: &Receiver<Msg>,
     cfg: &TrainConfig,
     epoch: usize,
@@ -272,31 +279,14 @@ fn run_epoch(
     let plain = progress && !std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut next_report = steps.div_ceil(10);
-    let first_t = engine.t + 1;
-    let mut checked = engine.t;
-    let mut sum = 0.0;
-    let mut step = 0usize;
-    let mut check = |engine: &Engine, upto: u64, sum: &mut f64| -> anyhow::Result<f32> {
-        if upto <= checked {
-            return Ok(f32::NAN);
-        }
-        let losses = engine.read_losses(checked + 1, upto)?;
-        for (k, &l) in losses.iter().enumerate() {
-            let t = checked + 1 + k as u64;
-            if !l.is_finite() {
-                bail!(
-                    "training diverged: loss is {l} at epoch {epoch}, step {} of {steps} (optimizer step {t}); \
-                     try a smaller --lr",
-                    t - first_t + 1
-                );
-            }
-            *sum += l as f64;
-        }
-        checked = upto;
-        let last = losses.last().copied().unwrap_or(0.0);
-        bar.set_message(format!("{last:.4}"));
-        Ok(last)
+    let first_t = session.t + 1;
+    let mut losses = LossTracker {
+        checked: session.t,
+        sum: 0.0,
+        last: f32::NAN,
     };
+    let mut step = 0usize;
+    let mut requested = session.t;
     loop {
         match rx
             .recv()
@@ -304,27 +294,82 @@ fn run_epoch(
         {
             Msg::EpochEnd => break,
             Msg::Batch(b) => {
-                engine.step(&b)?;
                 step += 1;
+                let read = step.is_multiple_of(cfg.log_every) || step == steps;
+                session.step(&b, read)?;
+                if read {
+                    requested = session.t;
+                }
                 bar.inc(1);
-                if step % cfg.log_every == 0 {
-                    let last = check(engine, engine.t, &mut sum)?;
-                    if plain && step >= next_report && step < steps {
-                        let rate = step as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                        let eta = (steps - step) as f64 / rate;
-                        eprintln!(
-                            "epoch {epoch}: {}% ({step}/{steps} steps) · loss {last:.4} · {rate:.1} steps/s · ETA {:.0}s",
-                            100 * step / steps,
-                            eta
-                        );
-                        next_report += steps.div_ceil(10);
-                    }
+                if losses.take(session.exec.ready_reads()?, epoch, steps, first_t)? {
+                    bar.set_message(format!("{:.4}", losses.last));
+                }
+                if plain && step >= next_report && step < steps {
+                    let rate = step as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    let eta = (steps - step) as f64 / rate;
+                    eprintln!(
+                        "epoch {epoch}: {}% ({step}/{steps} steps) · loss {:.4} · {rate:.1} steps/s · ETA {:.0}s",
+                        100 * step / steps,
+                        losses.last,
+                        eta
+                    );
+                    next_report += steps.div_ceil(10);
                 }
             }
         }
     }
-    check(engine, engine.t, &mut sum)?;
-    Ok(sum / step.max(1) as f64)
+    if requested > losses.checked {
+        session.exec.wait_read(requested)?;
+        losses.take(session.exec.ready_reads()?, epoch, steps, first_t)?;
+    }
+    anyhow::ensure!(
+        losses.checked == session.t,
+        "losses of steps {}..={} were not read back",
+        losses.checked + 1,
+        session.t
+    );
+    Ok(losses.sum / step.max(1) as f64)
+}
+
+/// The losses read back so far in an epoch.
+struct LossTracker {
+    /// Last optimizer step whose loss was checked.
+    checked: u64,
+    sum: f64,
+    last: f32,
+}
+
+impl LossTracker {
+    /// Takes completed ring read-backs (tagged with the step they were copied at): checks and sums
+    /// the losses of the steps not yet seen. Returns whether anything new arrived.
+    fn take(
+        &mut self,
+        reads: Vec<(u64, Vec<u8>)>,
+        epoch: usize,
+        steps: usize,
+        first_t: u64,
+    ) -> anyhow::Result<bool> {
+        let mut any = false;
+        for (upto, bytes) in reads {
+            let ring: &[f32] = bytemuck::cast_slice(&bytes);
+            debug_assert_eq!(ring.len(), LOSS_RING);
+            for t in self.checked + 1..=upto {
+                let l = ring[crate::models::ring_slot(t)];
+                if !l.is_finite() {
+                    bail!(
+                        "training diverged: loss is {l} at epoch {epoch}, step {} of {steps} (optimizer step {t}); \
+                         try a smaller --lr",
+                        t - first_t + 1
+                    );
+                }
+                self.sum += l as f64;
+                self.last = l;
+                any = true;
+            }
+            self.checked = self.checked.max(upto);
+        }
+        Ok(any)
+    }
 }
 
 fn epoch_bar(progress: bool, epoch: usize, max_epochs: usize, steps: usize) -> ProgressBar {

@@ -41,7 +41,7 @@ pub fn run(json: bool, choice: Option<&str>) -> anyhow::Result<()> {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
     } else {
         format!("{} MiB ({bytes} bytes)", bytes >> 20)

@@ -15,7 +15,8 @@ use super::train::TrainArgs;
 use crate::batch::HostBatch;
 use crate::eval::Evaluator;
 use crate::gpu::context::AdapterSummary;
-use crate::model::Layout;
+use crate::models::Model;
+use crate::models::ParamCounts;
 use crate::report::run::{git_revision, version, write_json};
 
 #[derive(Debug, Args)]
@@ -80,8 +81,8 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let ds = cmd.dataset.load()?;
     let ctx = gpu.context()?;
     let adapter = AdapterSummary::from(&ctx.info);
-    let layout = Layout::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
-    let (mut engine, sampler) = crate::train::setup(ctx, &ds, &cfg)?;
+    let counts = ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
+    let (mut session, sampler) = crate::train::setup(ctx, &ds, &cfg)?;
     eprintln!(
         "bench: {} on {} ({} users, {} items) with {} {}, {} sampler, on {} ({})",
         cfg.model,
@@ -98,16 +99,16 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let total = cmd.warmup + cmd.steps + cmd.profile_steps;
     let mut seconds = 0.0;
     let mut sums: Vec<(String, usize, f64)> = Vec::new();
+    let mut dispatches = 0;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (tx, rx) = sync_channel::<HostBatch>(4);
         let sampler = &sampler;
-        let (by_user, by_item) = (&ds.train, &ds.train_by_item);
+        let model = session.model.clone();
         scope.spawn(move || {
             let mut sent = 0;
             for epoch in 1.. {
                 for pairs in sampler.epoch(epoch) {
-                    if sent == total || tx.send(HostBatch::build(&pairs, by_user, by_item)).is_err()
-                    {
+                    if sent == total || tx.send(model.build_batch(&pairs)).is_err() {
                         return;
                     }
                     sent += 1;
@@ -115,19 +116,21 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             }
         });
         for _ in 0..cmd.warmup {
-            engine.step(&rx.recv()?)?;
+            let b = rx.recv()?;
+            dispatches = session.train_plan(&b, session.t + 1).dispatch_count();
+            session.step(&b, false)?;
         }
-        engine.wait()?;
+        session.exec.wait()?;
         let start = Instant::now();
         for _ in 0..cmd.steps {
-            engine.step(&rx.recv()?)?;
+            session.step(&rx.recv()?, false)?;
         }
-        engine.wait()?;
+        session.exec.wait()?;
         seconds = start.elapsed().as_secs_f64();
-        if cmd.profile_steps > 0 && engine.enable_profiling() {
+        if cmd.profile_steps > 0 && session.exec.enable_profiling(256) {
             for _ in 0..cmd.profile_steps {
-                engine.step(&rx.recv()?)?;
-                for &(name, ns) in engine.kernel_times() {
+                session.step(&rx.recv()?, false)?;
+                for &(name, ns) in session.exec.kernel_times() {
                     match sums.iter_mut().find(|s| s.0 == name) {
                         Some(s) => {
                             s.1 += 1;
@@ -153,9 +156,9 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         })
         .collect();
     let t = Instant::now();
-    engine.embed_all()?;
-    let mut evaluator = Evaluator::new(&engine.ctx, &[20])?;
-    evaluator.evaluate(&engine, &ds.test, &ds.train, &ds.item_popularity, cfg.mu)?;
+    session.embed_all()?;
+    let mut evaluator = Evaluator::new(&[20])?;
+    evaluator.evaluate_session(&session, &ds.test, &ds)?;
     let eval_seconds = t.elapsed().as_secs_f64();
     let report = BenchReport {
         program: "cobrar-gpu".into(),
@@ -174,8 +177,8 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             .to_string(),
         batch_size: cfg.batch_size,
         negatives: cfg.negatives,
-        parameters: layout.counts().total,
-        dispatches_per_step: engine.dispatches_per_step(),
+        parameters: counts.total,
+        dispatches_per_step: dispatches,
         steps: cmd.steps,
         seconds,
         steps_per_s,

@@ -30,31 +30,35 @@ pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| saved.config.train.cutoffs.clone());
     let ds = &saved.dataset;
-    let mut engine = saved.engine(gpu.context()?)?;
-    engine.embed_all()?;
-    let mut evaluator = Evaluator::new(&engine.ctx, &cutoffs)?;
-    let mu = saved.config.train.mu;
+    let mut session = saved.session(gpu.context()?)?;
+    session.embed_all()?;
+    let mut evaluator = Evaluator::new(&cutoffs)?;
     let mut out = serde_json::Map::new();
     for (name, truth) in [("validation", &ds.val), ("test", &ds.test)] {
         if truth.nnz() == 0 {
             continue;
         }
-        let ev = evaluator.evaluate(&engine, truth, &ds.train, &ds.item_popularity, mu)?;
+        let ev = evaluator.evaluate_session(&session, truth, ds)?;
         let m = SplitMetrics::from(&ev.result);
         if !cmd.json {
             println!("{}\n", metrics_table(name, &m));
         }
         out.insert(name.to_string(), serde_json::to_value(&m)?);
     }
+    // Inference holds the weights, one embedding block's activations and the embeddings: no
+    // optimizer state, no gradients.
+    let peak = session.ctx().memory.peak();
     if cmd.json {
+        out.insert("gpu_peak_bytes".into(), peak.into());
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{} on {} — {} ({})",
+            "{} on {} — {} ({}); GPU buffers at peak {:.1} MiB",
             saved.config.label(),
             ds.name,
-            engine.ctx.info.name,
-            engine.ctx.info.backend
+            session.ctx().info.name,
+            session.ctx().info.backend,
+            peak as f64 / (1 << 20) as f64
         );
     }
     Ok(())

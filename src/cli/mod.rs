@@ -8,6 +8,7 @@ pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod evaluate;
+pub mod export;
 pub mod grid;
 pub mod recommend;
 pub mod train;
@@ -32,8 +33,10 @@ pub struct GpuArgs {
 }
 
 impl GpuArgs {
-    pub fn context(&self) -> anyhow::Result<crate::gpu::GpuContext> {
-        crate::gpu::GpuContext::from_flag(self.adapter.as_deref())
+    pub fn context(&self) -> anyhow::Result<std::sync::Arc<crate::gpu::GpuContext>> {
+        Ok(std::sync::Arc::new(crate::gpu::GpuContext::from_flag(
+            self.adapter.as_deref(),
+        )?))
     }
 }
 
@@ -52,6 +55,8 @@ pub enum Command {
     Evaluate(evaluate::EvaluateCommand),
     /// Top-k recommendations of a saved run for some users (--user ID) or all (--all --out FILE).
     Recommend(recommend::RecommendCommand),
+    /// The final user and item embeddings of a run, with original ids, as safetensors and .npy.
+    Export(export::ExportCommand),
     /// The study's Table 2 from run directories, with paired t-test significance marks.
     Compare(compare::CompareArgs),
     /// Train every combination of a hyper-parameter grid; select on validation NDCG@5.
@@ -71,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(*cmd, &cli.gpu),
         Command::Evaluate(cmd) => evaluate::run(cmd, &cli.gpu),
         Command::Recommend(cmd) => recommend::run(cmd, &cli.gpu),
+        Command::Export(cmd) => export::run(cmd, &cli.gpu),
         Command::Compare(args) => compare::run(args),
         Command::Grid(cmd) => grid::run(cmd, &cli.gpu),
     }

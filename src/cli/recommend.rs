@@ -62,9 +62,9 @@ pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let mut engine = saved.engine(gpu.context()?)?;
-    engine.embed_all()?;
-    let top = Ranker::new(&engine.ctx)?.rank(&engine, &users, cmd.k, saved.config.train.mu)?;
+    let mut session = saved.session(gpu.context()?)?;
+    session.embed_all()?;
+    let top = Ranker::new().rank(session.ctx(), &session.embeddings(), &users, cmd.k)?;
     let tsv = recommendations_tsv(&top, &ds.user_ids, &ds.item_ids);
     match &cmd.out {
         Some(path) => {

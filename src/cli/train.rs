@@ -15,7 +15,7 @@ use crate::data::Dataset;
 use crate::eval::Evaluator;
 use crate::eval::metrics::{DEFAULT_CUTOFFS, SplitMetrics};
 use crate::gpu::context::AdapterSummary;
-use crate::model::{Architecture, Layout, ModelKind};
+use crate::models::{Architecture, ModelKind, ParamCounts};
 use crate::report::run::{self, DatasetSummary, RunConfig, RunMetrics, Timings};
 use crate::report::{plot, table};
 use crate::sampler::SamplerKind;
@@ -166,8 +166,7 @@ pub fn execute(
     let cfg = cmd.train.config()?;
     let ctx = gpu.context()?;
     let adapter = AdapterSummary::from(&ctx.info);
-    let layout = Layout::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
-    let counts = layout.counts();
+    let counts = ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
     let out = match &cmd.out {
         Some(d) => d.clone(),
         None => default_run_dir(&ds.name, cfg.model),
@@ -217,7 +216,7 @@ pub fn execute(
     let mut log: Vec<EpochRecord> = Vec::new();
     // The log grows every epoch and the weights follow the best epoch, so an interrupted long run
     // still leaves a usable checkpoint (`evaluate --checkpoint`, `recommend`).
-    let mut on_epoch = |r: &EpochRecord, best: Option<&crate::model::ModelParams<f32>>| {
+    let mut on_epoch = |r: &EpochRecord, best: Option<&crate::models::Weights<f32>>| {
         log.push(r.clone());
         run::write_train_log(&log_path, &log)?;
         if let Some(p) = best {
@@ -226,13 +225,13 @@ pub fn execute(
         Ok(())
     };
     let outcome = train::train(ctx, ds, &cfg, !cmd.quiet, &mut on_epoch)?;
-    let mut engine = outcome.engine;
+    let mut session = outcome.session;
 
     // Test (and the best epoch's validation) metrics from the best weights.
     let t = Instant::now();
-    engine.embed_all()?;
-    let mut evaluator = Evaluator::new(&engine.ctx, &cfg.cutoffs)?;
-    let test = evaluator.evaluate(&engine, &ds.test, &ds.train, &ds.item_popularity, cfg.mu)?;
+    session.embed_all()?;
+    let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
+    let test = evaluator.evaluate_session(&session, &ds.test, ds)?;
     let test_seconds = t.elapsed().as_secs_f64();
     let best = &outcome.history[outcome.best_epoch - 1];
 

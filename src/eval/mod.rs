@@ -7,11 +7,12 @@ pub mod significance;
 
 use std::time::Instant;
 
-use crate::data::Csr;
+use crate::data::{Csr, Dataset};
 use crate::gpu::GpuContext;
-use crate::model::engine::Engine;
+use crate::gpu::exec::GpuExec;
+use crate::models::{Model, Session};
 use metrics::{EvalResult, RankedLists};
-use ranking::{Ranker, TopK};
+use ranking::{Embeddings, Ranker, TopK};
 
 /// One split's evaluation: the metrics and the ranked lists they came from.
 pub struct Evaluation {
@@ -20,14 +21,14 @@ pub struct Evaluation {
     pub seconds: f64,
 }
 
-/// Full-ranking evaluation of the engine's current model at several cutoffs.
+/// Full-ranking evaluation of a model's embeddings at several cutoffs.
 pub struct Evaluator {
     ranker: Ranker,
     pub cutoffs: Vec<usize>,
 }
 
 impl Evaluator {
-    pub fn new(ctx: &GpuContext, cutoffs: &[usize]) -> anyhow::Result<Evaluator> {
+    pub fn new(cutoffs: &[usize]) -> anyhow::Result<Evaluator> {
         anyhow::ensure!(!cutoffs.is_empty(), "at least one cutoff is needed");
         let k_max = *cutoffs.iter().max().unwrap();
         anyhow::ensure!(
@@ -36,7 +37,7 @@ impl Evaluator {
             ranking::MAX_K
         );
         Ok(Evaluator {
-            ranker: Ranker::new(ctx)?,
+            ranker: Ranker::new(),
             cutoffs: cutoffs.to_vec(),
         })
     }
@@ -53,19 +54,19 @@ impl Evaluator {
             .collect()
     }
 
-    /// Ranks every item for the users of `truth` (training items excluded) and computes the metrics.
-    /// The engine's evaluation embeddings must be current (`engine.embed_all()`).
+    /// Ranks every item for the users of `truth` (the items `emb` excludes, the training items, left
+    /// out) and computes the metrics.
     pub fn evaluate(
         &mut self,
-        engine: &Engine,
+        ctx: &GpuContext,
+        emb: &Embeddings<'_>,
         truth: &Csr,
         train: &Csr,
         popularity: &[u32],
-        mu: f32,
     ) -> anyhow::Result<Evaluation> {
         let start = Instant::now();
         let users = Self::users_of(truth);
-        let top = self.ranker.rank(engine, &users, self.k_max(), mu)?;
+        let top = self.ranker.rank(ctx, emb, &users, self.k_max())?;
         let lists = RankedLists {
             users: &top.users,
             items: &top.items,
@@ -77,5 +78,17 @@ impl Evaluator {
             top,
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Evaluates a GPU session's current embeddings (call `embed_all` first) against `truth`, the
+    /// training items of `ds` excluded.
+    pub fn evaluate_session<M: Model>(
+        &mut self,
+        session: &Session<GpuExec, M>,
+        truth: &Csr,
+        ds: &Dataset,
+    ) -> anyhow::Result<Evaluation> {
+        let emb = session.embeddings();
+        self.evaluate(session.ctx(), &emb, truth, &ds.train, &ds.item_popularity)
     }
 }

@@ -1,25 +1,83 @@
-//! Storage buffers: creation with an out-of-memory check, upload, read-back, and row-chunked tables for
-//! matrices larger than one storage binding (lavapipe allows 128 MiB per binding; the W_T table of
-//! Amazon Baby with a 2048-wide first layer is 157 MB).
+//! Storage buffers: creation with typed limit and out-of-memory errors, byte accounting (live and peak
+//! bytes per device: `evaluate` reports what inference really holds), upload, and a blocking read for
+//! tests and diagnostics (the training loop reads through the non-blocking ring in `readback`).
 
-use anyhow::{Context, bail};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
 
 use super::GpuContext;
+use super::error::GpuError;
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST)
     .union(wgpu::BufferUsages::COPY_SRC);
 
+/// Live and peak bytes of the storage buffers of one device.
+#[derive(Debug, Default)]
+pub struct MemoryStats {
+    live: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl MemoryStats {
+    fn add(&self, bytes: u64) {
+        let now = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn sub(&self, bytes: u64) {
+        self.live.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    pub fn live(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// A storage buffer whose bytes count towards its device's [`MemoryStats`] while it lives.
+#[derive(Debug)]
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    stats: Arc<MemoryStats>,
+}
+
+impl std::ops::Deref for GpuBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.stats.sub(self.buffer.size());
+    }
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
 /// A zeroed storage buffer of `bytes` bytes (at least 16, so empty regions still bind).
-/// Fails with a clear message when the device is out of memory.
-pub fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> anyhow::Result<wgpu::Buffer> {
+pub fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> anyhow::Result<GpuBuffer> {
     let size = bytes.max(16).next_multiple_of(16);
     if size > ctx.limits.max_buffer_size {
-        bail!(
-            "{label}: {} MiB exceeds the adapter's largest buffer ({} MiB)",
-            size >> 20,
-            ctx.limits.max_buffer_size >> 20
-        );
+        return Err(GpuError::BufferLimit {
+            what: label.to_string(),
+            mib: mib(size),
+            limit_mib: ctx.limits.max_buffer_size >> 20,
+        }
+        .into());
+    }
+    ctx.check()?;
+    if let Some(fault) = ctx.take_injected_fault(super::context::FaultPoint::Allocation) {
+        return Err(fault.into());
     }
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -28,13 +86,18 @@ pub fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> anyhow::Result<wgpu
         usage: STORAGE,
         mapped_at_creation: false,
     });
-    if let Some(err) = pollster::block_on(scope.pop()) {
-        bail!(
-            "{label}: cannot allocate {} MiB on the GPU: {err}",
-            size >> 20
-        );
+    if pollster::block_on(scope.pop()).is_some() {
+        return Err(GpuError::OutOfMemory {
+            what: label.to_string(),
+            mib: mib(size),
+        }
+        .into());
     }
-    Ok(buffer)
+    ctx.memory.add(size);
+    Ok(GpuBuffer {
+        buffer,
+        stats: ctx.memory.clone(),
+    })
 }
 
 /// A storage buffer holding `data`.
@@ -42,7 +105,7 @@ pub fn storage_init<T: bytemuck::Pod>(
     ctx: &GpuContext,
     label: &str,
     data: &[T],
-) -> anyhow::Result<wgpu::Buffer> {
+) -> anyhow::Result<GpuBuffer> {
     let bytes: &[u8] = bytemuck::cast_slice(data);
     let buffer = storage(ctx, label, bytes.len() as u64)?;
     if !bytes.is_empty() {
@@ -51,7 +114,7 @@ pub fn storage_init<T: bytemuck::Pod>(
     Ok(buffer)
 }
 
-/// Uploads `data` at element offset `offset` (in `T` units).
+/// Uploads `data` at element offset `offset` (in `T` units); it lands before the next submission runs.
 pub fn upload<T: bytemuck::Pod>(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
@@ -65,7 +128,8 @@ pub fn upload<T: bytemuck::Pod>(
     }
 }
 
-/// Reads `len` elements of `T` starting at element `offset`, waiting for all submitted work first.
+/// Reads `len` elements of `T` starting at element `offset`, blocking until the copy is done (tests and
+/// diagnostics; training reads go through the non-blocking ring).
 pub fn read<T: bytemuck::Pod>(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
@@ -89,13 +153,13 @@ pub fn read<T: bytemuck::Pod>(
     });
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     enc.copy_buffer_to_buffer(buffer, aligned_start, &staging, 0, aligned_len);
-    ctx.queue.submit([enc.finish()]);
+    let index = ctx.queue.submit([enc.finish()]);
     let slice = staging.slice(..);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    ctx.wait()?;
+    ctx.wait_for(index)?;
     rx.recv()
         .context("GPU read-back was cancelled")?
         .map_err(|e| anyhow::anyhow!("GPU read-back failed: {e}"))?;
@@ -107,95 +171,4 @@ pub fn read<T: bytemuck::Pod>(
     drop(view);
     staging.unmap();
     Ok(out)
-}
-
-/// A row-major `rows × cols` f32 matrix split by rows over several buffers, each within the device's
-/// storage binding limit. Kernels that touch arbitrary rows run once per chunk.
-pub struct ChunkedTable {
-    pub rows: usize,
-    pub cols: usize,
-    pub rows_per_chunk: usize,
-    pub chunks: Vec<wgpu::Buffer>,
-}
-
-impl ChunkedTable {
-    /// Rows per chunk for `cols`-wide f32 rows under a binding limit of `max_binding` bytes.
-    pub fn rows_per_chunk(max_binding: u64, cols: usize) -> usize {
-        let row_bytes = (cols * 4) as u64;
-        ((max_binding / row_bytes) as usize).max(1)
-    }
-
-    pub fn new(
-        ctx: &GpuContext,
-        label: &str,
-        rows: usize,
-        cols: usize,
-    ) -> anyhow::Result<ChunkedTable> {
-        Self::with_chunk_rows(
-            ctx,
-            label,
-            rows,
-            cols,
-            Self::rows_per_chunk(ctx.max_binding(), cols),
-        )
-    }
-
-    /// As `new`, with an explicit chunk height (tests force several chunks on small tables).
-    pub fn with_chunk_rows(
-        ctx: &GpuContext,
-        label: &str,
-        rows: usize,
-        cols: usize,
-        rows_per_chunk: usize,
-    ) -> anyhow::Result<ChunkedTable> {
-        let rows_per_chunk = rows_per_chunk.max(1);
-        let n_chunks = rows.div_ceil(rows_per_chunk).max(1);
-        let mut chunks = Vec::with_capacity(n_chunks);
-        for c in 0..n_chunks {
-            let r = (rows - (c * rows_per_chunk).min(rows)).min(rows_per_chunk);
-            chunks.push(storage(
-                ctx,
-                &format!("{label}[{c}]"),
-                (r * cols * 4) as u64,
-            )?);
-        }
-        Ok(ChunkedTable {
-            rows,
-            cols,
-            rows_per_chunk,
-            chunks,
-        })
-    }
-
-    /// The row range `[start, end)` stored in chunk `c`.
-    pub fn chunk_rows(&self, c: usize) -> (usize, usize) {
-        let start = c * self.rows_per_chunk;
-        (
-            start.min(self.rows),
-            ((c + 1) * self.rows_per_chunk).min(self.rows),
-        )
-    }
-
-    /// Uploads the whole row-major matrix.
-    pub fn upload(&self, ctx: &GpuContext, data: &[f32]) {
-        assert_eq!(data.len(), self.rows * self.cols);
-        for (c, buf) in self.chunks.iter().enumerate() {
-            let (s, e) = self.chunk_rows(c);
-            upload(ctx, buf, 0, &data[s * self.cols..e * self.cols]);
-        }
-    }
-
-    /// Reads the whole matrix back.
-    pub fn read(&self, ctx: &GpuContext) -> anyhow::Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(self.rows * self.cols);
-        for (c, buf) in self.chunks.iter().enumerate() {
-            let (s, e) = self.chunk_rows(c);
-            out.extend(read::<f32>(ctx, buf, 0, (e - s) * self.cols)?);
-        }
-        Ok(out)
-    }
-
-    pub fn bytes(&self) -> u64 {
-        (self.rows * self.cols * 4) as u64
-    }
 }

@@ -8,7 +8,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::{Context, bail};
+
+use super::buffers::MemoryStats;
+use super::error::{ErrorSink, GpuError};
+use super::kernel::{Kernel, KernelDef};
+use super::registry::KernelRegistry;
 
 /// Environment variable that selects the adapter when `--adapter` is not given.
 pub const ADAPTER_ENV: &str = "COBRAR_ADAPTER";
@@ -69,6 +76,7 @@ pub fn wanted_features() -> wgpu::Features {
     wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SUBGROUP
+        | wgpu::Features::PIPELINE_CACHE
 }
 
 fn instance() -> wgpu::Instance {
@@ -142,7 +150,8 @@ pub fn select_adapter(choice: &AdapterChoice) -> anyhow::Result<wgpu::Adapter> {
     }
 }
 
-/// A device and queue on the chosen adapter, with what the engine needs to know about them.
+/// A device and queue on the chosen adapter, with what the runtime needs to know about them: limits,
+/// features, the kernels compiled on it, its buffer bytes, and the errors wgpu reported.
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -152,6 +161,66 @@ pub struct GpuContext {
     /// Runtime bounds checks in the engine's own (index-audited) shaders. Off by default: see
     /// BENCHMARKS.md for the measurement behind that choice. `COBRAR_SHADER_CHECKS=1` turns them on.
     pub shader_checks: bool,
+    pub registry: KernelRegistry,
+    pub memory: Arc<MemoryStats>,
+    errors: ErrorSink,
+    faults: Mutex<Vec<InjectedFault>>,
+}
+
+/// Where an injected fault fires (tests of the error paths; `COBRAR_INJECT_FAULT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The n-th storage buffer allocation.
+    Allocation,
+    /// The n-th submission.
+    Submit,
+}
+
+/// A fault the runtime reports as if the device had: `error` at the `at`-th event of `point` (1-based).
+#[derive(Debug, Clone)]
+pub struct InjectedFault {
+    pub point: FaultPoint,
+    pub at: u64,
+    pub error: GpuError,
+    seen: u64,
+}
+
+impl InjectedFault {
+    pub fn new(point: FaultPoint, at: u64, error: GpuError) -> InjectedFault {
+        InjectedFault {
+            point,
+            at,
+            error,
+            seen: 0,
+        }
+    }
+
+    /// Parses `oom@alloc:N`, `oom@submit:N` or `lost@submit:N`.
+    pub fn parse(s: &str) -> anyhow::Result<InjectedFault> {
+        let bad = || {
+            anyhow::anyhow!(
+                "COBRAR_INJECT_FAULT={s:?}: expected oom@alloc:N, oom@submit:N or lost@submit:N"
+            )
+        };
+        let (kind, rest) = s.split_once('@').ok_or_else(bad)?;
+        let (point, n) = rest.split_once(':').ok_or_else(bad)?;
+        let at: u64 = n.parse().map_err(|_| bad())?;
+        let point = match point {
+            "alloc" => FaultPoint::Allocation,
+            "submit" => FaultPoint::Submit,
+            _ => return Err(bad()),
+        };
+        let error = match kind {
+            "oom" => GpuError::OutOfMemoryAsync {
+                during: "an injected fault".into(),
+            },
+            "lost" => GpuError::DeviceLost {
+                reason: "injected fault".into(),
+            },
+            _ => return Err(bad()),
+        };
+        Ok(InjectedFault::new(point, at, error))
+    }
 }
 
 impl GpuContext {
@@ -182,6 +251,13 @@ impl GpuContext {
         let shader_checks = std::env::var("COBRAR_SHADER_CHECKS")
             .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
             .unwrap_or(false);
+        let errors = ErrorSink::default();
+        errors.install(&device);
+        let registry = KernelRegistry::new(&device, &info, features);
+        let faults = match std::env::var("COBRAR_INJECT_FAULT") {
+            Ok(s) if !s.is_empty() => vec![InjectedFault::parse(&s)?],
+            _ => Vec::new(),
+        };
         Ok(GpuContext {
             device,
             queue,
@@ -189,7 +265,56 @@ impl GpuContext {
             limits,
             features,
             shader_checks,
+            registry,
+            memory: Arc::default(),
+            errors,
+            faults: Mutex::new(faults),
         })
+    }
+
+    /// The compiled kernel for `def` (compiled on first use, then shared).
+    pub fn kernel(&self, def: &KernelDef) -> anyhow::Result<Arc<Kernel>> {
+        self.registry.get(&self.device, self.shader_checks, def)
+    }
+
+    /// The first error the device reported, if any, as a typed error.
+    pub fn check(&self) -> Result<(), GpuError> {
+        match self.errors.get() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Reports `error` as if the device had (the runtime's own error path; fault-injection tests).
+    pub fn report(&self, error: GpuError) {
+        self.errors.record(error);
+    }
+
+    /// Arms a fault (tests of the error paths).
+    pub fn inject_fault(&self, fault: InjectedFault) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fault);
+    }
+
+    /// Counts one event at `point`; returns the error of a fault armed for it.
+    pub fn take_injected_fault(&self, point: FaultPoint) -> Option<GpuError> {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut hit = None;
+        faults.retain_mut(|f| {
+            if f.point != point {
+                return true;
+            }
+            f.seen += 1;
+            if f.seen == f.at {
+                hit = Some(f.error.clone());
+                false
+            } else {
+                true
+            }
+        });
+        hit
     }
 
     /// `name (backend)` for logs and reports.
@@ -206,10 +331,33 @@ impl GpuContext {
 
     /// Blocks until all submitted work is done.
     pub fn wait(&self) -> anyhow::Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("GPU wait failed: {e}"))
+        self.poll(wgpu::PollType::wait_indefinitely())
+    }
+
+    /// Blocks until submission `index` (and those before it) is done; later ones keep running.
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> anyhow::Result<()> {
+        self.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        })
+    }
+
+    /// Runs ready callbacks (finished read-backs) without blocking.
+    pub fn poll_ready(&self) -> anyhow::Result<()> {
+        self.poll(wgpu::PollType::Poll)
+    }
+
+    fn poll(&self, how: wgpu::PollType) -> anyhow::Result<()> {
+        let r = self.device.poll(how);
+        self.check()?;
+        match r {
+            Ok(_) => Ok(()),
+            Err(wgpu::PollError::Timeout) => Ok(()),
+            Err(e) => Err(GpuError::Internal {
+                message: e.to_string(),
+            }
+            .into()),
+        }
     }
 }
 

@@ -1,12 +1,34 @@
-//! The GPU layer: instance/adapter/device (`context`), buffers (including tables larger than one storage
-//! binding), the embedded shader registry with naga validation (`shaders`), explicit pipeline layouts
-//! (`pipelines`) and per-dispatch uniform blocks (`uniforms`).
+//! The GPU runtime, model-agnostic. A model describes each step once as a [`plan::Plan`] — uploads,
+//! dispatches (kernel, bindings, parameter block, grid), copies and read-backs over the buffers of a
+//! [`memory::MemoryLayout`] — and either executor runs it: [`exec::GpuExec`] on the device, or
+//! [`cpu::CpuExec`] through every kernel's CPU twin on host buffers (f32 to check the GPU, f64 for
+//! finite differences).
+//!
+//! - `context`: instance, adapter choice, device, the error sink, fault injection for tests.
+//! - `registry` / `kernel`: kernels described once, compiled once per device; bindings from naga.
+//! - `params`: parameter blocks declared once and checked against the WGSL structs.
+//! - `grid`: launch grids within the per-dimension workgroup limit.
+//! - `memory` / `buffers`: named buffers, row-chunked tables, byte accounting, typed errors.
+//! - `plan`, `executor`, `exec`, `cpu`: the step description, what an executor offers, and the two.
+//! - `readback`: non-blocking read-backs through a persistent staging pool.
+//! - `recorder`, `uniforms`: command recording (with per-dispatch timestamps) and the uniform arena.
 
 pub mod buffers;
 pub mod context;
-pub mod pipelines;
+pub mod cpu;
+pub mod error;
+pub mod exec;
+pub mod executor;
+pub mod grid;
+pub mod kernel;
+pub mod memory;
+pub mod params;
+pub mod plan;
+pub mod readback;
 pub mod recorder;
+pub mod registry;
 pub mod shaders;
 pub mod uniforms;
 
 pub use context::{AdapterChoice, GpuContext};
+pub use error::GpuError;

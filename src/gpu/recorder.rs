@@ -5,7 +5,7 @@
 use anyhow::{Context, ensure};
 
 use super::GpuContext;
-use super::pipelines::Kernel;
+use super::kernel::Kernel;
 
 /// GPU timestamps for up to `capacity` dispatches per recording.
 pub struct Profiler {
@@ -87,11 +87,11 @@ impl<'p> Recorder<'p> {
         match self.profiler {
             Some(p) if (self.labels.len() as u32) < p.capacity => {
                 let i = self.labels.len() as u32;
-                self.labels.push(kernel.name);
+                self.labels.push(kernel.def.name);
                 let mut pass = self
                     .encoder
                     .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(kernel.name),
+                        label: Some(kernel.def.name),
                         timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
                             query_set: &p.queries,
                             beginning_of_pass_write_index: Some(2 * i),

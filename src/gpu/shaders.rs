@@ -1,10 +1,8 @@
-//! The shader registry: every WGSL file under `shaders/` is embedded in the binary, validated by naga
-//! (parse + validate) before wgpu sees it, and turned into a module (trusted — no runtime bounds checks
-//! — unless `COBRAR_SHADER_CHECKS=1`).
+//! The embedded shaders: every WGSL file under `shaders/` is compiled into the binary and validated by
+//! naga (parse + validate) before wgpu sees it, so a broken shader is reported with its file and line.
+//! The registry (`registry.rs`) turns them into modules and pipelines once per device.
 
 use anyhow::bail;
-
-use super::GpuContext;
 
 /// One embedded WGSL file.
 #[derive(Debug, Clone, Copy)]
@@ -26,8 +24,8 @@ macro_rules! shader {
     };
 }
 
-pub const SPARSE_PROJ_FORWARD: ShaderSource = shader!("sparse_proj_forward");
-pub const SPARSE_PROJ_BIAS_GRAD: ShaderSource = shader!("sparse_proj_bias_grad");
+pub const SPMM: ShaderSource = shader!("spmm");
+pub const COLUMN_SUMS: ShaderSource = shader!("column_sums");
 pub const DENSE_FORWARD: ShaderSource = shader!("dense_forward");
 pub const DENSE_BACKWARD_DATA: ShaderSource = shader!("dense_backward_data");
 pub const DENSE_BACKWARD_WEIGHT: ShaderSource = shader!("dense_backward_weight");
@@ -38,8 +36,8 @@ pub const RANK_TOPK: ShaderSource = shader!("rank_topk");
 
 /// Every shader of the engine (the naga test walks this list and the `shaders/` folder).
 pub const ALL: &[ShaderSource] = &[
-    SPARSE_PROJ_FORWARD,
-    SPARSE_PROJ_BIAS_GRAD,
+    SPMM,
+    COLUMN_SUMS,
     DENSE_FORWARD,
     DENSE_BACKWARD_DATA,
     DENSE_BACKWARD_WEIGHT,
@@ -70,24 +68,15 @@ impl ShaderSource {
         validate_wgsl(self.path, self.source)
     }
 
-    /// A shader module on `ctx`'s device. Validation happens first so a broken shader is reported by
-    /// naga with its file and line rather than as a wgpu panic.
-    pub fn module(&self, ctx: &GpuContext) -> anyhow::Result<wgpu::ShaderModule> {
-        self.validate()?;
-        let desc = wgpu::ShaderModuleDescriptor {
-            label: Some(self.name),
-            source: wgpu::ShaderSource::Wgsl(self.source.into()),
-        };
-        Ok(if ctx.shader_checks {
-            ctx.device.create_shader_module(desc)
-        } else {
-            // SAFETY: the engine's kernels guard every storage index against the sizes passed in their
-            // uniforms (audited per shader; the GPU-vs-CPU tests also run with checks on). Runtime checks
-            // cost up to 5x on lavapipe (BENCHMARKS.md).
-            unsafe {
-                ctx.device
-                    .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
-            }
-        })
+    /// The module and naga's analysis of it (which globals each entry point uses).
+    pub fn validate_with_info(&self) -> anyhow::Result<(naga::Module, naga::valid::ModuleInfo)> {
+        let module = self.validate()?;
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .map_err(|e| anyhow::anyhow!("{}", e.emit_to_string_with_path(self.source, self.path)))?;
+        Ok((module, info))
     }
 }

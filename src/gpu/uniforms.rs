@@ -37,9 +37,18 @@ impl UniformArena {
         self.bytes.clear();
     }
 
+    /// Blocks the arena holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity / self.align
+    }
+
     /// Appends one parameter block and returns its dynamic offset.
     pub fn push<T: bytemuck::Pod>(&mut self, value: &T) -> u32 {
-        let data = bytemuck::bytes_of(value);
+        self.push_bytes(bytemuck::bytes_of(value))
+    }
+
+    /// Appends one parameter block given as bytes.
+    pub fn push_bytes(&mut self, data: &[u8]) -> u32 {
         assert!(
             data.len() <= BLOCK_BYTES,
             "parameter block larger than {BLOCK_BYTES} bytes"

@@ -1,11 +1,10 @@
 //! Adam with coupled L2 over the dense parameter block (`shaders/adam_dense.wgsl`), the hyper-parameters
 //! shared with the table step, and the CPU twin of the update.
 
-use bytemuck::{Pod, Zeroable};
+use super::{Real, u32_of};
+use crate::gpu::cpu::CpuCall;
+use crate::gpu::grid::Grid;
 
-use super::{Real, grid_2d, u32_of};
-use crate::gpu::GpuContext;
-use crate::gpu::pipelines::{Kernel, Slot};
 use crate::gpu::shaders;
 
 /// Adam's settings (PyTorch defaults for the betas and eps) with coupled L2 `weight_decay` (λ).
@@ -45,9 +44,8 @@ impl AdamConfig {
     }
 }
 
-/// The constants of one Adam step, laid out as the shaders' trailing parameter fields.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+/// The constants of one Adam step (the shaders' trailing parameter fields).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamStep {
     pub step_size: f32,
     pub bc2_sqrt: f32,
@@ -57,51 +55,56 @@ pub struct AdamStep {
     pub weight_decay: f32,
 }
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct Params {
-    n4: u32,
-    groups_x: u32,
-    step: AdamStep,
+crate::param_block! {
+    pub struct Params {
+        pub n4: u32, pub groups_x: u32, pub step_size: f32, pub bc2_sqrt: f32, pub beta1: f32,
+        pub beta2: f32, pub eps: f32, pub weight_decay: f32,
+    }
+}
+
+// Bindings: θ (read_write), gradient (read), m (read_write), v (read_write).
+crate::kernel_def! { pub DEF = "adam_dense", shaders::ADAM_DENSE, "main", Params, twin }
+
+/// Parameters and grid for `n` parameters (64 vec4 per workgroup).
+pub fn params(n: usize, step: AdamStep, max_per_dim: u32) -> (Params, [u32; 3]) {
+    assert!(n.is_multiple_of(4));
+    let grid = Grid::cover(n / 4, 64, max_per_dim);
+    let p = Params {
+        n4: u32_of(n / 4),
+        groups_x: grid.groups_x,
+        step_size: step.step_size,
+        bc2_sqrt: step.bc2_sqrt,
+        beta1: step.beta1,
+        beta2: step.beta2,
+        eps: step.eps,
+        weight_decay: step.weight_decay,
+    };
+    (p, grid.workgroups)
 }
 
 impl Params {
-    pub fn new(ctx: &GpuContext, n: usize, step: AdamStep) -> Params {
-        assert!(n % 4 == 0);
-        Params {
-            n4: u32_of(n / 4),
-            groups_x: grid_2d(
-                (n / 4).div_ceil(64),
-                ctx.limits.max_compute_workgroups_per_dimension,
-            )[0],
-            step,
+    /// The Adam constants of the block.
+    pub fn step(&self) -> AdamStep {
+        AdamStep {
+            step_size: self.step_size,
+            bc2_sqrt: self.bc2_sqrt,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
         }
-    }
-
-    pub fn workgroups(&self, ctx: &GpuContext) -> [u32; 3] {
-        grid_2d(
-            (self.n4 as usize).div_ceil(64),
-            ctx.limits.max_compute_workgroups_per_dimension,
-        )
     }
 }
 
-/// Bindings: 0 θ (read_write), 1 gradient (read), 2 m (read_write), 3 v (read_write), 4 uniform.
-pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
-    Kernel::new(
-        ctx,
-        &shaders::ADAM_DENSE,
-        "main",
-        &[
-            Slot::ReadWrite,
-            Slot::Read,
-            Slot::ReadWrite,
-            Slot::ReadWrite,
-            Slot::Uniform {
-                size: std::mem::size_of::<Params>() as u64,
-            },
-        ],
-    )
+fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let n = p.n4 as usize * 4;
+    let grad = c.f(1)[..n].to_vec();
+    let mut m = c.f(2)[..n].to_vec();
+    let mut v = c.f(3)[..n].to_vec();
+    cpu(&mut c.f_mut(0)[..n], &grad, &mut m, &mut v, &p.step());
+    c.f_mut(2)[..n].copy_from_slice(&m);
+    c.f_mut(3)[..n].copy_from_slice(&v);
 }
 
 /// CPU twin of one Adam step with coupled L2, in place.

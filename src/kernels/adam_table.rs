@@ -1,84 +1,63 @@
-//! A projection table's weight gradient fused into its Adam step (`shaders/adam_table.wgsl`), one row
-//! chunk per launch; CPU twins of the gradient gather and (via `adam_dense::cpu`) of the update.
+//! Row-gathered Adam (`shaders/adam_table.wgsl`): a table's gradient, gathered per row through an index
+//! of contributing rows (the batch's transposed index), fused into its Adam step, one row chunk per
+//! launch. Entry `gather` writes the gathered gradient instead (gradient checks). CPU twins of both.
 
-use bytemuck::{Pod, Zeroable};
+use super::adam_dense::{self, AdamStep};
+use super::{Real, u32_of, vec4_offset};
+use crate::gpu::cpu::CpuCall;
+use crate::gpu::grid::Grid;
 
-use super::adam_dense::AdamStep;
-use super::{Real, grid_2d, u32_of, vec4_offset};
-use crate::gpu::GpuContext;
-use crate::gpu::pipelines::{Kernel, Slot};
 use crate::gpu::shaders;
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct Params {
-    rows: u32,
-    row0: u32,
-    d4: u32,
-    ptr_off: u32,
-    rows_off: u32,
-    dh_off: u32,
-    groups_x: u32,
-    _pad: [u32; 3],
+crate::param_block! {
+    pub struct Params {
+        pub rows: u32, pub row0: u32, pub d4: u32, pub ptr_off: u32, pub rows_off: u32,
+        pub dh_off: u32, pub groups_x: u32, pub _pad: [u32; 3],
+        pub step_size: f32, pub bc2_sqrt: f32, pub beta1: f32, pub beta2: f32, pub eps: f32,
+        pub weight_decay: f32,
+    }
+}
+
+// Entry `main`. Bindings: θ chunk, m chunk, v chunk (read_write), `batch`, `grads_act` (read).
+crate::kernel_def! { pub STEP = "adam_table.step", shaders::ADAM_TABLE, "main", Params, step_twin }
+
+// Entry `gather`. Bindings: `batch`, `grads_act` (read), gradient chunk (read_write).
+crate::kernel_def! { pub GATHER = "adam_table.gather", shaders::ADAM_TABLE, "gather", Params, gather_twin }
+
+/// Rows `chunk` = [lo, hi) of a `dim`-wide table. The index for this table sits in `batch` at
+/// `index.0` (offsets over all table rows) and `index.1` (contributing rows, u32 units); those rows'
+/// gradients start at `dh_off` in `grads_act` (f32 elements). One workgroup per table row.
+pub fn params(
+    chunk: (usize, usize),
+    dim: usize,
+    index: (usize, usize),
+    dh_off: usize,
     step: AdamStep,
+    max_per_dim: u32,
+) -> (Params, [u32; 3]) {
+    assert!(dim.is_multiple_of(4));
+    let rows = chunk.1 - chunk.0;
+    let grid = Grid::linear(rows, max_per_dim);
+    let p = Params {
+        rows: u32_of(rows),
+        row0: u32_of(chunk.0),
+        d4: u32_of(dim / 4),
+        ptr_off: u32_of(index.0),
+        rows_off: u32_of(index.1),
+        dh_off: vec4_offset(dh_off),
+        groups_x: grid.groups_x,
+        step_size: step.step_size,
+        bc2_sqrt: step.bc2_sqrt,
+        beta1: step.beta1,
+        beta2: step.beta2,
+        eps: step.eps,
+        weight_decay: step.weight_decay,
+        ..Params::default()
+    };
+    (p, grid.workgroups)
 }
 
-impl Params {
-    /// Rows `chunk` = [lo, hi) of a `dim`-wide table. The batch's transposed index for this table sits
-    /// in `batch` at `ptr_off` (offsets over all table rows) and `rows_off` (contributing batch rows,
-    /// u32 units); those rows' dh start at `dh_off` in `grads_act` (f32 elements).
-    pub fn new(
-        ctx: &GpuContext,
-        chunk: (usize, usize),
-        dim: usize,
-        index: (usize, usize),
-        dh_off: usize,
-        step: AdamStep,
-    ) -> Params {
-        assert!(dim % 4 == 0);
-        let rows = chunk.1 - chunk.0;
-        Params {
-            rows: u32_of(rows),
-            row0: u32_of(chunk.0),
-            d4: u32_of(dim / 4),
-            ptr_off: u32_of(index.0),
-            rows_off: u32_of(index.1),
-            dh_off: vec4_offset(dh_off),
-            groups_x: grid_2d(rows, ctx.limits.max_compute_workgroups_per_dimension)[0],
-            _pad: [0; 3],
-            step,
-        }
-    }
-
-    /// One workgroup per table row of the chunk.
-    pub fn workgroups(&self, ctx: &GpuContext) -> [u32; 3] {
-        grid_2d(
-            self.rows as usize,
-            ctx.limits.max_compute_workgroups_per_dimension,
-        )
-    }
-}
-
-/// Bindings: 0 θ chunk, 1 m chunk, 2 v chunk (read_write), 3 `batch`, 4 `grads_act` (read), 5 uniform.
-pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
-    Kernel::new(
-        ctx,
-        &shaders::ADAM_TABLE,
-        "main",
-        &[
-            Slot::ReadWrite,
-            Slot::ReadWrite,
-            Slot::ReadWrite,
-            Slot::Read,
-            Slot::Read,
-            Slot::Uniform {
-                size: std::mem::size_of::<Params>() as u64,
-            },
-        ],
-    )
-}
-
-/// CPU twin of the gather: for every table row t, Σ over its contributing batch rows k
+/// CPU twin of the gather: for every table row t, Σ over its contributing rows k
 /// (`rows[ptr[t]..ptr[t + 1]]`) of `dh[k]` (rows of width `dim`). Returns `ptr.len() - 1` rows × dim.
 pub fn grad_cpu<T: Real>(ptr: &[u32], rows: &[u32], dh: &[T], dim: usize) -> Vec<T> {
     let n = ptr.len() - 1;
@@ -97,4 +76,41 @@ pub fn grad_cpu<T: Real>(ptr: &[u32], rows: &[u32], dh: &[T], dim: usize) -> Vec
         }
     }
     g
+}
+
+/// The gathered gradient of the chunk's rows, from bindings `batch` and `grads_act`.
+fn chunk_grad<T: Real>(c: &CpuCall<'_, T>, p: &Params, batch: usize, grads_act: usize) -> Vec<T> {
+    let dim = p.d4 as usize * 4;
+    let (lo, n) = (p.row0 as usize, p.rows as usize);
+    let b = c.u(batch);
+    let ptr = &b[p.ptr_off as usize + lo..][..n + 1];
+    let base = ptr[0] as usize;
+    let local: Vec<u32> = ptr.iter().map(|v| v - ptr[0]).collect();
+    let rows = &b[p.rows_off as usize + base..][..(ptr[n] - ptr[0]) as usize];
+    grad_cpu(&local, rows, &c.f(grads_act)[p.dh_off as usize * 4..], dim)
+}
+
+fn step_twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let g = chunk_grad(c, &p, 3, 4);
+    let n = g.len();
+    let step = AdamStep {
+        step_size: p.step_size,
+        bc2_sqrt: p.bc2_sqrt,
+        beta1: p.beta1,
+        beta2: p.beta2,
+        eps: p.eps,
+        weight_decay: p.weight_decay,
+    };
+    let mut m = c.f(1)[..n].to_vec();
+    let mut v = c.f(2)[..n].to_vec();
+    adam_dense::cpu(&mut c.f_mut(0)[..n], &g, &mut m, &mut v, &step);
+    c.f_mut(1)[..n].copy_from_slice(&m);
+    c.f_mut(2)[..n].copy_from_slice(&v);
+}
+
+fn gather_twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let g = chunk_grad(c, &p, 0, 1);
+    c.f_mut(2)[..g.len()].copy_from_slice(&g);
 }

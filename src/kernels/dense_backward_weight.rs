@@ -1,12 +1,11 @@
 //! Dense layer backward, weight side (`shaders/dense_backward_weight.wgsl`): d[W ; b] = [X | 1]ᵀ · dZ,
 //! and its CPU twin.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::dense_forward::{TILE, per_segment};
-use super::{Real, u32_of, vec4_offset};
-use crate::gpu::GpuContext;
-use crate::gpu::pipelines::{Kernel, Slot, groups};
+use super::{Real, at4, u32_of, vec4_offset};
+use crate::gpu::cpu::CpuCall;
+use crate::gpu::grid::Grid;
+
 use crate::gpu::shaders;
 
 /// One block of rows whose gradient goes into one [W ; b] block. Offsets in f32 elements.
@@ -21,59 +20,34 @@ pub struct Segment {
     pub g_off: usize,
 }
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct Params {
-    rows: [u32; 2],
-    x_off: [u32; 2],
-    dz_off: [u32; 2],
-    g_off: [u32; 2],
-    d_in: u32,
-    d_out: u32,
-    _pad: [u32; 2],
-}
-
-impl Params {
-    pub fn new(segments: &[Segment], d_in: usize, d_out: usize) -> Params {
-        assert!(
-            d_in % 4 == 0 && d_out % 4 == 0,
-            "layer widths must be multiples of 4"
-        );
-        Params {
-            rows: per_segment(segments, |s| u32_of(s.rows)),
-            x_off: per_segment(segments, |s| vec4_offset(s.x_off)),
-            dz_off: per_segment(segments, |s| vec4_offset(s.dz_off)),
-            g_off: per_segment(segments, |s| vec4_offset(s.g_off)),
-            d_in: u32_of(d_in),
-            d_out: u32_of(d_out),
-            _pad: [0; 2],
-        }
-    }
-
-    /// 64×64 tiles over (d_out, d_in + 1), one z-slice per segment.
-    pub fn workgroups(&self, segments: &[Segment]) -> [u32; 3] {
-        [
-            groups(self.d_out as usize, TILE),
-            groups(self.d_in as usize + 1, TILE),
-            segments.len() as u32,
-        ]
+crate::param_block! {
+    pub struct Params {
+        pub rows: [u32; 2], pub x_off: [u32; 2], pub dz_off: [u32; 2], pub g_off: [u32; 2],
+        pub d_in: u32, pub d_out: u32, pub _pad: [u32; 2],
     }
 }
 
-/// Bindings: 0 `acts` (read), 1 `grads_act` (read), 2 `grads` (read_write), 3 uniform.
-pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
-    Kernel::new(
-        ctx,
-        &shaders::DENSE_BACKWARD_WEIGHT,
-        "main",
-        &[
-            Slot::Read,
-            Slot::Read,
-            Slot::ReadWrite,
-            Slot::Uniform {
-                size: std::mem::size_of::<Params>() as u64,
-            },
-        ],
+// Bindings: `acts` (read), `grads_act` (read), `grads` (read_write).
+crate::kernel_def! { pub DEF = "dense_backward_weight", shaders::DENSE_BACKWARD_WEIGHT, "main", Params, twin }
+
+/// Parameters and grid: 64×64 tiles over (d_out, d_in + 1), one z-slice per segment.
+pub fn params(segments: &[Segment], d_in: usize, d_out: usize) -> (Params, [u32; 3]) {
+    assert!(
+        d_in.is_multiple_of(4) && d_out.is_multiple_of(4),
+        "layer widths must be multiples of 4"
+    );
+    let p = Params {
+        rows: per_segment(segments, |s| u32_of(s.rows)),
+        x_off: per_segment(segments, |s| vec4_offset(s.x_off)),
+        dz_off: per_segment(segments, |s| vec4_offset(s.dz_off)),
+        g_off: per_segment(segments, |s| vec4_offset(s.g_off)),
+        d_in: u32_of(d_in),
+        d_out: u32_of(d_out),
+        _pad: [0; 2],
+    };
+    (
+        p,
+        Grid::tiles(d_out, d_in + 1, TILE, segments.len()).workgroups,
     )
 }
 
@@ -97,4 +71,17 @@ pub fn cpu<T: Real>(x: &[T], dz: &[T], rows: usize, d_in: usize, d_out: usize) -
         }
     }
     acc.into_iter().map(T::from_f64).collect()
+}
+
+fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let (d_in, d_out) = (p.d_in as usize, p.d_out as usize);
+    for z in 0..c.workgroups[2] as usize {
+        let (rows, x_off, dz_off, g_off) =
+            (p.rows[z] as usize, p.x_off[z], p.dz_off[z], p.g_off[z]);
+        let x = c.f(0)[at4(x_off)..][..rows * d_in].to_vec();
+        let dz = c.f(1)[at4(dz_off)..][..rows * d_out].to_vec();
+        let g = cpu(&x, &dz, rows, d_in, d_out);
+        c.f_mut(2)[at4(g_off)..][..g.len()].copy_from_slice(&g);
+    }
 }

@@ -1,11 +1,10 @@
-//! Dense layer forward (`shaders/dense_forward.wgsl`): Y = ReLU(dropout([X | 1] · [W ; b])) for one or
-//! two row segments, and its CPU twin.
+//! Dense layer forward (`shaders/dense_forward.wgsl`): Y = act(dropout([X | 1] · [W ; b])) for one or
+//! two row segments, with the activation and dropout chosen per pipeline; CPU twin.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{Dropout, Real, u32_of, vec4_offset};
-use crate::gpu::GpuContext;
-use crate::gpu::pipelines::{Kernel, Slot, groups};
+use super::{Activation, Dropout, Real, at4, u32_of, vec4_offset};
+use crate::gpu::cpu::CpuCall;
+use crate::gpu::grid::Grid;
+use crate::gpu::kernel::KernelDef;
 use crate::gpu::shaders;
 
 /// Output tile of one workgroup (rows × columns) in the three dense kernels.
@@ -25,20 +24,30 @@ pub struct Segment {
     pub row_base: usize,
 }
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct Params {
-    rows: [u32; 2],
-    x_off: [u32; 2],
-    y_off: [u32; 2],
-    w_off: [u32; 2],
-    row_base: [u32; 2],
-    d_in: u32,
-    d_out: u32,
-    drop_threshold: u32,
-    drop_scale: f32,
-    seed: u32,
-    salt: u32,
+crate::param_block! {
+    pub struct Params {
+        pub rows: [u32; 2], pub x_off: [u32; 2], pub y_off: [u32; 2], pub w_off: [u32; 2],
+        pub row_base: [u32; 2], pub d_in: u32, pub d_out: u32, pub drop_threshold: u32,
+        pub drop_scale: f32, pub seed: u32, pub salt: u32,
+    }
+}
+
+// Bindings: `params` (read: the [W ; b] blocks), `acts` (read_write: X and Y). ACTIVATION: 0 identity,
+// 1 ReLU, 2 tanh.
+crate::kernel_def! { pub RELU_DROPOUT = "dense_forward.relu.dropout", shaders::DENSE_FORWARD, "main", Params, twin, "ACTIVATION" => 1.0, "DROPOUT" => 1.0 }
+crate::kernel_def! { pub RELU = "dense_forward.relu", shaders::DENSE_FORWARD, "main", Params, twin, "ACTIVATION" => 1.0, "DROPOUT" => 0.0 }
+crate::kernel_def! { pub TANH = "dense_forward.tanh", shaders::DENSE_FORWARD, "main", Params, twin, "ACTIVATION" => 2.0, "DROPOUT" => 0.0 }
+crate::kernel_def! { pub IDENTITY = "dense_forward.identity", shaders::DENSE_FORWARD, "main", Params, twin, "ACTIVATION" => 0.0, "DROPOUT" => 0.0 }
+
+/// The definition with activation `a`, with dropout compiled in or not (tanh and identity take none).
+pub fn def(a: Activation, dropout: bool) -> &'static KernelDef {
+    match (a, dropout) {
+        (Activation::Relu, true) => &RELU_DROPOUT,
+        (Activation::Relu, false) => &RELU,
+        (Activation::Tanh, false) => &TANH,
+        (Activation::Identity, false) => &IDENTITY,
+        (a, true) => panic!("dropout is supported after ReLU layers only, not {a:?}"),
+    }
 }
 
 /// The value of `f` for segments 0 and 1 (a missing second segment has no rows).
@@ -48,57 +57,41 @@ pub(crate) fn per_segment<S: Copy + Default>(segments: &[S], f: impl Fn(&S) -> u
     [f(&segments[0]), f(&s1)]
 }
 
-impl Params {
-    /// Parameters for `segments` (one or two) of a `d_in → d_out` layer.
-    pub fn new(segments: &[Segment], d_in: usize, d_out: usize, dropout: Dropout) -> Params {
-        assert!(
-            d_in % 4 == 0 && d_out % 4 == 0,
-            "layer widths must be multiples of 4"
-        );
-        Params {
-            rows: per_segment(segments, |s| u32_of(s.rows)),
-            x_off: per_segment(segments, |s| vec4_offset(s.x_off)),
-            y_off: per_segment(segments, |s| vec4_offset(s.y_off)),
-            w_off: per_segment(segments, |s| vec4_offset(s.w_off)),
-            row_base: per_segment(segments, |s| u32_of(s.row_base)),
-            d_in: u32_of(d_in),
-            d_out: u32_of(d_out),
-            drop_threshold: dropout.threshold,
-            drop_scale: dropout.scale,
-            seed: dropout.seed,
-            salt: dropout.salt,
-        }
-    }
-
-    /// Workgroups: 64×64 output tiles over (d_out, rows), one z-slice per segment.
-    pub fn workgroups(&self, segments: &[Segment]) -> [u32; 3] {
-        let max_rows = segments.iter().map(|s| s.rows).max().unwrap_or(0);
-        [
-            groups(self.d_out as usize, TILE),
-            groups(max_rows, TILE),
-            segments.len() as u32,
-        ]
-    }
-}
-
-/// Bindings: 0 `params` (read: the [W ; b] blocks), 1 `acts` (read_write: X and Y), 2 uniform.
-pub fn kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
-    Kernel::new(
-        ctx,
-        &shaders::DENSE_FORWARD,
-        "main",
-        &[
-            Slot::Read,
-            Slot::ReadWrite,
-            Slot::Uniform {
-                size: std::mem::size_of::<Params>() as u64,
-            },
-        ],
+/// Parameters and grid for `segments` (one or two) of a `d_in → d_out` layer: 64×64 output tiles
+/// over (d_out, rows), one z-slice per segment.
+pub fn params(
+    segments: &[Segment],
+    d_in: usize,
+    d_out: usize,
+    dropout: Dropout,
+) -> (Params, [u32; 3]) {
+    assert!(
+        d_in.is_multiple_of(4) && d_out.is_multiple_of(4),
+        "layer widths must be multiples of 4"
+    );
+    let p = Params {
+        rows: per_segment(segments, |s| u32_of(s.rows)),
+        x_off: per_segment(segments, |s| vec4_offset(s.x_off)),
+        y_off: per_segment(segments, |s| vec4_offset(s.y_off)),
+        w_off: per_segment(segments, |s| vec4_offset(s.w_off)),
+        row_base: per_segment(segments, |s| u32_of(s.row_base)),
+        d_in: u32_of(d_in),
+        d_out: u32_of(d_out),
+        drop_threshold: dropout.threshold,
+        drop_scale: dropout.scale,
+        seed: dropout.seed,
+        salt: dropout.salt,
+    };
+    let max_rows = segments.iter().map(|s| s.rows).max().unwrap_or(0);
+    (
+        p,
+        Grid::tiles(d_out, max_rows, TILE, segments.len()).workgroups,
     )
 }
 
 /// CPU twin for one segment: `x` is `rows × d_in`, `wb` is [W ; b] `(d_in + 1) × d_out`; returns the
 /// post-activation `rows × d_out`. Dropout uses the shader's hash keyed by `row_base + r`.
+#[allow(clippy::too_many_arguments)]
 pub fn cpu<T: Real>(
     x: &[T],
     rows: usize,
@@ -107,6 +100,7 @@ pub fn cpu<T: Real>(
     d_out: usize,
     dropout: Dropout,
     row_base: usize,
+    act: Activation,
 ) -> Vec<T> {
     assert_eq!(x.len(), rows * d_in);
     assert_eq!(wb.len(), (d_in + 1) * d_out);
@@ -126,8 +120,32 @@ pub fn cpu<T: Real>(
         }
         for n in 0..d_out {
             let z = acc[n] * dropout.factor((row_base + r) as u32, n as u32) as f64;
-            y[r * d_out + n] = T::from_f64(z.max(0.0));
+            y[r * d_out + n] = T::from_f64(act.apply(z));
         }
     }
     y
+}
+
+fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let act = Activation::from_code(c.constant("ACTIVATION"));
+    let dropout = if c.constant("DROPOUT") != 0.0 {
+        Dropout {
+            threshold: p.drop_threshold,
+            scale: p.drop_scale,
+            seed: p.seed,
+            salt: p.salt,
+        }
+    } else {
+        Dropout::NONE
+    };
+    let (d_in, d_out) = (p.d_in as usize, p.d_out as usize);
+    for z in 0..c.workgroups[2] as usize {
+        let (rows, x_off, y_off) = (p.rows[z] as usize, p.x_off[z], p.y_off[z]);
+        let (w_off, row_base) = (p.w_off[z], p.row_base[z]);
+        let wb = c.f(0)[at4(w_off)..][..(d_in + 1) * d_out].to_vec();
+        let x = c.f(1)[at4(x_off)..][..rows * d_in].to_vec();
+        let y = cpu(&x, rows, d_in, &wb, d_out, dropout, row_base as usize, act);
+        c.f_mut(1)[at4(y_off)..][..rows * d_out].copy_from_slice(&y);
+    }
 }

@@ -1,58 +1,109 @@
-//! One module per WGSL stage: the launcher (parameter block, workgroup count) and its CPU twin side by
-//! side. The CPU twins are the reference path: plain Rust, f64 accumulation where sums are long, the
-//! same integer hashes as the shaders. `model::reference` composes them exactly as the GPU step
-//! composes the kernels.
+//! The kernels: one module per WGSL stage, each with its parameter block (declared once), its kernel
+//! definitions, a launcher that fills the block, and its CPU twin side by side. They are general
+//! building blocks that any model composes into a step plan: sparse row sums over a CSR (`spmm`), GEMM
+//! forward and backward with activations and dropout (`dense_*`), column sums, row-gathered and dense
+//! Adam, the cosine + BCE loss, and top-k ranking (`eval::ranking`).
+//!
+//! The CPU twins are the reference path: plain Rust, f64 accumulation where sums are long, the same
+//! integer hashes as the shaders; the CPU executor (`gpu::cpu`) runs them on a plan's host buffers.
 
 pub mod adam_dense;
 pub mod adam_table;
+pub mod column_sums;
 pub mod dense_backward_data;
 pub mod dense_backward_weight;
 pub mod dense_forward;
+pub mod rank_topk;
 pub mod score_loss;
-pub mod sparse_proj_bias_grad;
-pub mod sparse_proj_forward;
+pub mod spmm;
+
+pub use crate::gpu::cpu::Real;
+
+/// Every kernel definition (the parameter-block and binding tests walk this list).
+pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
+    &spmm::RELU,
+    &spmm::TANH,
+    &spmm::IDENTITY,
+    &column_sums::DEF,
+    &dense_forward::RELU_DROPOUT,
+    &dense_forward::RELU,
+    &dense_forward::TANH,
+    &dense_forward::IDENTITY,
+    &dense_backward_data::RELU,
+    &dense_backward_data::TANH,
+    &dense_backward_data::IDENTITY,
+    &dense_backward_weight::DEF,
+    &score_loss::GRAD,
+    &score_loss::SUM,
+    &adam_dense::DEF,
+    &adam_table::STEP,
+    &adam_table::GATHER,
+    &rank_topk::RANK_COSINE,
+    &rank_topk::RANK_DOT,
+];
 
 /// Marks an id that is not in the batch in the id → batch-row maps (`NONE` in the shaders).
 pub const NOT_IN_BATCH: u32 = u32::MAX;
 
-/// The float type of a CPU twin: `f32` to mirror the GPU, `f64` for finite-difference checks. Twins do
-/// their arithmetic in f64 either way and round their outputs to `T`.
-pub trait Real: Copy + Default + PartialOrd + Send + Sync + std::fmt::Debug + 'static {
-    fn to_f64(self) -> f64;
-    fn from_f64(v: f64) -> Self;
+/// An elementwise activation, chosen per pipeline by the `ACTIVATION` override constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Identity,
+    Relu,
+    Tanh,
 }
 
-impl Real for f32 {
-    #[inline]
-    fn to_f64(self) -> f64 {
-        self as f64
+impl Activation {
+    /// The value of the shaders' `ACTIVATION` constant.
+    pub const fn code(self) -> f64 {
+        match self {
+            Activation::Identity => 0.0,
+            Activation::Relu => 1.0,
+            Activation::Tanh => 2.0,
+        }
     }
+
+    pub fn from_code(c: f64) -> Activation {
+        match c as u32 {
+            0 => Activation::Identity,
+            1 => Activation::Relu,
+            2 => Activation::Tanh,
+            other => panic!("unknown activation code {other}"),
+        }
+    }
+
+    /// The activation of `z` (in f64, as the twins compute).
     #[inline]
-    fn from_f64(v: f64) -> Self {
-        v as f32
+    pub fn apply(self, z: f64) -> f64 {
+        match self {
+            Activation::Identity => z,
+            Activation::Relu => z.max(0.0),
+            Activation::Tanh => z.tanh(),
+        }
+    }
+
+    /// Its derivative, expressed through the activation's output `y` (what the backward pass keeps).
+    #[inline]
+    pub fn derivative_from_output(self, y: f64) -> f64 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Tanh => 1.0 - y * y,
+        }
     }
 }
 
-impl Real for f64 {
-    #[inline]
-    fn to_f64(self) -> f64 {
-        self
-    }
-    #[inline]
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-}
-
-/// A 2-D grid for `n` workgroups (each dimension is limited to `max_per_dim`, 65,535 in WebGPU):
-/// returns `[x, y, 1]`; kernels recover the index as `x + y * groups_x`.
-pub fn grid_2d(n: usize, max_per_dim: u32) -> [u32; 3] {
-    let max = max_per_dim.max(1) as usize;
-    if n <= max {
-        [n as u32, 1, 1]
-    } else {
-        [max as u32, n.div_ceil(max) as u32, 1]
-    }
+/// A vec4 offset of a parameter block, in f32 elements.
+#[inline]
+pub(crate) fn at4(v: u32) -> usize {
+    v as usize * 4
 }
 
 /// The 32-bit integer finaliser both the shaders and the CPU twins use for counter-based randomness
@@ -130,7 +181,7 @@ impl Dropout {
 /// Converts an offset in f32 elements into vec4 units, checking alignment (kernels load vec4).
 pub(crate) fn vec4_offset(floats: usize) -> u32 {
     assert!(
-        floats % 4 == 0,
+        floats.is_multiple_of(4),
         "offset {floats} is not a multiple of 4 floats"
     );
     u32::try_from(floats / 4).expect("offset exceeds u32")

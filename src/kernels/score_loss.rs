@@ -1,11 +1,10 @@
 //! Cosine score + μ clamp + BCE loss and its gradient (`shaders/score_loss.wgsl`), gathered per
 //! embedding row, plus the per-step loss sum; with their CPU twins.
 
-use bytemuck::{Pod, Zeroable};
+use super::{Real, at4, u32_of, vec4_offset};
+use crate::gpu::cpu::CpuCall;
+use crate::gpu::grid::Grid;
 
-use super::{Real, grid_2d, u32_of, vec4_offset};
-use crate::gpu::GpuContext;
-use crate::gpu::pipelines::{Kernel, Slot};
 use crate::gpu::shaders;
 
 /// Smallest norm the cosine divides by (PyTorch's `cosine_similarity` eps).
@@ -30,133 +29,106 @@ impl Pairs<'_> {
     }
 }
 
-/// The pairs that touch each embedding row (user rows, then item rows), as a CSR over pair indices in
-/// ascending order: the gather order of the shader.
-pub fn pair_rows(n_users: usize, n_items: usize, pairs: Pairs<'_>) -> (Vec<u32>, Vec<u32>) {
-    let n_rows = n_users + n_items;
-    let mut ptr = vec![0u32; n_rows + 1];
-    for q in 0..pairs.len() {
-        ptr[pairs.user[q] as usize + 1] += 1;
-        ptr[n_users + pairs.item[q] as usize + 1] += 1;
+crate::param_block! {
+    pub struct Params {
+        pub n_rows: u32, pub n_users: u32, pub n_pairs: u32, pub d4: u32, pub e_off: u32,
+        pub de_off: u32, pub pair_user: u32, pub pair_item: u32, pub pair_label: u32,
+        pub row_ptr: u32, pub row_pairs: u32, pub ring_slot: u32, pub mu: f32, pub out_scale: f32,
+        pub groups_x: u32, pub _pad: u32,
     }
-    for r in 0..n_rows {
-        ptr[r + 1] += ptr[r];
-    }
-    let mut fill = ptr.clone();
-    let mut idx = vec![0u32; 2 * pairs.len()];
-    for q in 0..pairs.len() {
-        for row in [pairs.user[q] as usize, n_users + pairs.item[q] as usize] {
-            idx[fill[row] as usize] = q as u32;
-            fill[row] += 1;
-        }
-    }
-    (ptr, idx)
 }
 
-/// Where the pair data lives in the `batch` buffer (u32 offsets).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BatchRegions {
+/// One launch of the score stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch {
+    pub n_users: usize,
+    pub n_items: usize,
+    pub n_pairs: usize,
+    pub dim: usize,
+    /// E in `acts` and dE in `grads_act` (f32 elements).
+    pub e_off: usize,
+    pub de_off: usize,
+    /// Where the pair data lives in `batch` (u32 offsets): local user row of each pair, local item
+    /// index, label (f32 bits), then the pairs of every embedding row as a CSR (`row_ptr`, `row_pairs`).
     pub pair_user: usize,
     pub pair_item: usize,
     pub pair_label: usize,
     pub row_ptr: usize,
     pub row_pairs: usize,
+    pub mu: f32,
+    /// The last layer's dropout scale.
+    pub out_scale: f32,
+    /// Where `sum_loss` writes the batch's mean loss.
+    pub ring_slot: usize,
 }
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct Params {
-    n_rows: u32,
-    n_users: u32,
-    n_pairs: u32,
-    d4: u32,
-    e_off: u32,
-    de_off: u32,
-    pair_user: u32,
-    pair_item: u32,
-    pair_label: u32,
-    row_ptr: u32,
-    row_pairs: u32,
-    ring_slot: u32,
-    mu: f32,
-    out_scale: f32,
-    groups_x: u32,
-    _pad: u32,
-}
-
-impl Params {
-    /// `e_off`/`de_off`: E in `acts` and dE in `grads_act` (f32 elements); `out_scale`: the last
-    /// layer's dropout scale; `ring_slot`: where `sum_loss` writes the batch's mean loss.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        ctx: &GpuContext,
-        n_users: usize,
-        n_items: usize,
-        n_pairs: usize,
-        dim: usize,
-        e_off: usize,
-        de_off: usize,
-        regions: BatchRegions,
-        mu: f32,
-        out_scale: f32,
-        ring_slot: usize,
-    ) -> Params {
+impl Launch {
+    /// The parameter block and the grid of `grad` (one workgroup per embedding row).
+    pub fn params(&self, max_per_dim: u32) -> (Params, [u32; 3]) {
         assert!(
-            dim % 4 == 0 && dim <= MAX_DIM,
+            self.dim.is_multiple_of(4) && self.dim <= MAX_DIM,
             "embedding width must be a multiple of 4, at most {MAX_DIM}"
         );
-        let n_rows = n_users + n_items;
-        Params {
+        let n_rows = self.n_users + self.n_items;
+        let grid = Grid::linear(n_rows, max_per_dim);
+        let p = Params {
             n_rows: u32_of(n_rows),
-            n_users: u32_of(n_users),
-            n_pairs: u32_of(n_pairs),
-            d4: u32_of(dim / 4),
-            e_off: vec4_offset(e_off),
-            de_off: vec4_offset(de_off),
-            pair_user: u32_of(regions.pair_user),
-            pair_item: u32_of(regions.pair_item),
-            pair_label: u32_of(regions.pair_label),
-            row_ptr: u32_of(regions.row_ptr),
-            row_pairs: u32_of(regions.row_pairs),
-            ring_slot: u32_of(ring_slot),
-            mu,
-            out_scale,
-            groups_x: grid_2d(n_rows, ctx.limits.max_compute_workgroups_per_dimension)[0],
+            n_users: u32_of(self.n_users),
+            n_pairs: u32_of(self.n_pairs),
+            d4: u32_of(self.dim / 4),
+            e_off: vec4_offset(self.e_off),
+            de_off: vec4_offset(self.de_off),
+            pair_user: u32_of(self.pair_user),
+            pair_item: u32_of(self.pair_item),
+            pair_label: u32_of(self.pair_label),
+            row_ptr: u32_of(self.row_ptr),
+            row_pairs: u32_of(self.row_pairs),
+            ring_slot: u32_of(self.ring_slot),
+            mu: self.mu,
+            out_scale: self.out_scale,
+            groups_x: grid.groups_x,
             _pad: 0,
-        }
-    }
-
-    /// One workgroup per embedding row.
-    pub fn workgroups(&self, ctx: &GpuContext) -> [u32; 3] {
-        grid_2d(
-            self.n_rows as usize,
-            ctx.limits.max_compute_workgroups_per_dimension,
-        )
+        };
+        (p, grid.workgroups)
     }
 }
 
-fn slots() -> [Slot; 6] {
-    [
-        Slot::Read,
-        Slot::ReadWrite,
-        Slot::Read,
-        Slot::ReadWrite,
-        Slot::ReadWrite,
-        Slot::Uniform {
-            size: std::mem::size_of::<Params>() as u64,
-        },
-    ]
+// Entry `grad`. Bindings: `acts` (read: E), `grads_act` (read_write: dE), `batch` (read),
+// `pair_loss` (read_write).
+crate::kernel_def! { pub GRAD = "score_loss.grad", shaders::SCORE_LOSS, "grad", Params, grad_twin }
+
+// Entry `sum_loss` (one workgroup). Bindings: `pair_loss` (read_write), `loss_ring` (read_write).
+crate::kernel_def! { pub SUM = "score_loss.sum_loss", shaders::SCORE_LOSS, "sum_loss", Params, sum_twin }
+
+fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let dim = at4(p.d4);
+    let (nu, n_rows, np) = (p.n_users as usize, p.n_rows as usize, p.n_pairs as usize);
+    let e = c.f(0)[at4(p.e_off)..][..n_rows * dim].to_vec();
+    let batch = c.u(2);
+    let user = batch[p.pair_user as usize..][..np].to_vec();
+    let item = batch[p.pair_item as usize..][..np].to_vec();
+    let label: Vec<f32> = batch[p.pair_label as usize..][..np]
+        .iter()
+        .map(|b| f32::from_bits(*b))
+        .collect();
+    let pairs = Pairs {
+        user: &user,
+        item: &item,
+        label: &label,
+    };
+    let out = cpu(&e, nu, n_rows - nu, dim, pairs, p.mu, p.out_scale);
+    c.f_mut(1)[at4(p.de_off)..][..n_rows * dim].copy_from_slice(&out.d_e);
+    for (o, l) in c.f_mut(3).iter_mut().zip(&out.pair_loss) {
+        *o = T::from_f64(*l);
+    }
 }
 
-/// Entry `grad`. Bindings: 0 `acts` (read: E), 1 `grads_act` (read_write: dE), 2 `batch` (read),
-/// 3 `pair_loss` (read_write), 4 `loss_ring` (read_write), 5 uniform.
-pub fn grad_kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
-    Kernel::new(ctx, &shaders::SCORE_LOSS, "grad", &slots())
-}
-
-/// Entry `sum_loss` (same bindings, one workgroup).
-pub fn sum_kernel(ctx: &GpuContext) -> anyhow::Result<Kernel> {
-    Kernel::new(ctx, &shaders::SCORE_LOSS, "sum_loss", &slots())
+fn sum_twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let n = p.n_pairs as usize;
+    let sum: f64 = c.f(0)[..n].iter().map(|v| v.to_f64()).sum();
+    c.f_mut(1)[p.ring_slot as usize] = T::from_f64(sum / n.max(1) as f64);
 }
 
 /// What the score stage produces.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::eval::metrics::SplitMetrics;
 use crate::eval::ranking::TopK;
 use crate::gpu::context::AdapterSummary;
-use crate::model::ParamCounts;
+use crate::models::ParamCounts;
 use crate::train::{EpochRecord, TrainConfig};
 use crate::util::write_atomic;
 

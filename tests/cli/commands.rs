@@ -201,6 +201,26 @@ fn train_writes_a_complete_run_directory_and_reloads() {
     let line = error_line(&run(&["recommend", "--checkpoint", &d, "--user", "nobody"]));
     assert!(line.contains("\"nobody\""), "{line}");
 
+    // export writes both sides' embeddings with their original ids, L2-normalised (cosine model).
+    let emb = tmp.path().join("serve").join("emb.safetensors");
+    let o = run(&["export", "--checkpoint", &d, "--out", emb.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("L2-normalised"), "{}", stderr(&o));
+    let serve = tmp.path().join("serve");
+    let ids = std::fs::read_to_string(serve.join("emb.users.txt")).unwrap();
+    assert_eq!(
+        ids,
+        std::fs::read_to_string(dir.join("ids/users.txt")).unwrap()
+    );
+    let npy = std::fs::read(serve.join("emb.items.npy")).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..80]).into_owned();
+    assert!(header.contains("'shape': (999, 16)"), "{header}");
+    let st = std::fs::read(&emb).unwrap();
+    let n = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
+    let head: serde_json::Value = serde_json::from_slice(&st[8..8 + n]).unwrap();
+    assert_eq!(head["users"]["shape"], serde_json::json!([2000, 16]));
+    assert_eq!(head["items"]["dtype"], "F32");
+
     // A DeepMF run on the same data, then the Table 2 comparison with both.
     let dir2 = tmp.path().join("deepmf");
     let o = train_small(&dir2, &["--model", "deepmf"]);

@@ -1,12 +1,12 @@
-// Bias gradients of the two sparse projections: d b_U = Σ_{user rows} dh, d b_T = Σ_{item rows} dh,
-// where dh is already the gradient of the projection's pre-activation (masked by its ReLU).
-// Segment z = 0 sums the user rows, z = 1 the item rows; each invocation owns one vec4 column and sums
-// its rows in order (deterministic).
+// Column sums of up to two row blocks: out_z = Σ_{r < rows_z} in[off_z + r, :] for z = 0, 1. Used for the
+// bias gradients of the sparse projections (d b_U = Σ over the user rows of dh, d b_T over the item
+// rows, dh already masked by the projection's activation). Each invocation owns one vec4 column and
+// sums its rows in order (deterministic).
 
 struct Params {
     rows0: u32, rows1: u32,
-    dh_off0: u32, dh_off1: u32,   // first dh row of each side in `grads_act`, vec4 units
-    g_off0: u32, g_off1: u32,     // bias gradient of each side in `grads`, vec4 units
+    dh_off0: u32, dh_off1: u32,   // first row of each block in `grads_act`, vec4 units
+    g_off0: u32, g_off1: u32,     // the sums of each block in `grads`, vec4 units
     d4: u32,
     _pad: u32,
 }

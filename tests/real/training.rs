@@ -2,12 +2,11 @@
 //! end to end, and Amazon Baby with a 2048-wide projection — W_T is 19,181 × 2048 × 4 B = 157 MB, above
 //! lavapipe's 128 MiB storage binding — trains through row-chunked tables.
 
-mod common;
-
 use std::process::Command;
 
 use cobrar_gpu::data::{LoadOptions, load};
-use cobrar_gpu::model::ModelKind;
+use cobrar_gpu::gpu::executor::Executor;
+use cobrar_gpu::models::ModelKind;
 use cobrar_gpu::sampler::SamplerKind;
 use cobrar_gpu::train::{TrainConfig, train};
 
@@ -77,11 +76,12 @@ fn amazon_baby_2048_trains_through_chunked_tables() {
         log_every: 1,
         max_steps_per_epoch: Some(2),
     };
-    let ctx = common::gpu();
+    let ctx = crate::gpu();
     let table_bytes = (ds.n_users() * 2048 * 4) as u64;
     let must_split = table_bytes > ctx.max_binding();
     let out = train(ctx, &ds, &cfg, false, &mut |_, _| Ok(())).unwrap();
-    let (_, item_chunks) = out.engine.table_chunks();
+    let layout = out.session.exec.layout();
+    let item_chunks = layout.chunks(layout.id("W_T"));
     if must_split {
         assert!(
             item_chunks >= 2,

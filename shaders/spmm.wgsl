@@ -1,28 +1,31 @@
-// Sparse row projection, forward: h = ReLU(b + Σ_{j ∈ row(id)} W[j, :]) for each batch row.
-//
-// A fully connected layer applied to a binary interaction vector is the sum of the weight rows of its
-// non-zeros; the dense row is never materialised. Each row's non-zeros come from the resident training
-// CSR (users' items for W_U, items' users for W_T); `ids` lists the batch's entities.
+// Sparse row sums over a CSR (SpMM with a binary sparse operand):
+//   h[r] = act(b + s_r · Σ_{j ∈ row(id_r)} W[j, :])
+// for each batch row r, whose entity id_r is read from `batch`. A fully connected layer applied to a
+// binary interaction vector is exactly this sum of weight rows; the dense row is never materialised.
+// The bias is optional; s_r is 1, or 1/√|row| (the L2 normalisation of a binary row, `row_scale` = 1).
 //
 // Tables larger than one storage binding are split into row chunks and this kernel runs once per chunk:
-// the first chunk starts from the bias, later ones add to the partial sums, the last applies ReLU
-// (fixed chunk order: deterministic). CSR rows are sorted, so each chunk's entries are a contiguous run
-// found by binary search.
+// the first chunk starts from the bias (or zero), later ones add to the partial sums, the last applies
+// the row scale and the activation (fixed chunk order: deterministic). CSR rows are sorted, so each
+// chunk's entries are a contiguous run found by binary search.
 //
 // One workgroup of 64 invocations per batch row; each invocation owns up to 4 vec4 columns per pass.
 
+override ACTIVATION: u32 = 1u; // 0 identity, 1 ReLU, 2 tanh
+
 struct Params {
-    n_rows: u32,     // batch rows of this side
+    n_rows: u32,     // batch rows of this launch
     ids_off: u32,    // entity ids in `batch` (u32 units)
     h_off: u32,      // h in `acts`, vec4 units
     d4: u32,         // width / 4
     chunk_lo: u32,   // table rows [chunk_lo, chunk_hi) live in `table`
     chunk_hi: u32,
     b_off: u32,      // bias in `params`, vec4 units
-    first: u32,      // 1: start from the bias
-    last: u32,       // 1: apply ReLU
+    first: u32,      // 1: start from the bias (without a row scale) or from zero
+    last: u32,       // 1: apply the row scale, the bias (with a row scale) and the activation
     groups_x: u32,   // workgroups along x (row = x + y * groups_x)
-    _pad0: u32, _pad1: u32,
+    has_bias: u32,   // 1: add the bias at b_off
+    row_scale: u32,  // 0: none; 1: multiply the sum by 1/sqrt(row length)
 }
 
 @group(0) @binding(0) var<storage, read> table: array<vec4<f32>>;
@@ -35,6 +38,15 @@ struct Params {
 
 const WG: u32 = 64u;
 const MAX_V: u32 = 4u;
+
+fn activate(v: vec4<f32>) -> vec4<f32> {
+    if (ACTIVATION == 1u) {
+        return max(v, vec4<f32>(0.0));
+    } else if (ACTIVATION == 2u) {
+        return tanh(v);
+    }
+    return v;
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -59,16 +71,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
     }
     let start = lo;
+    let len = end - csr_ptr[id];
+    let scale = select(0.0, inverseSqrt(f32(len)), len > 0u);
+    let bias_first = p.has_bias == 1u && p.row_scale == 0u;
     for (var base = 0u; base < p.d4; base += WG * MAX_V) {
         var acc: array<vec4<f32>, 4>;
         for (var j = 0u; j < MAX_V; j++) {
             let c = base + tid + j * WG;
             acc[j] = vec4<f32>(0.0);
             if (c < p.d4) {
-                if (p.first == 1u) {
-                    acc[j] = params[p.b_off + c];
-                } else {
+                if (p.first == 0u) {
                     acc[j] = acts[p.h_off + row * p.d4 + c];
+                } else if (bias_first) {
+                    acc[j] = params[p.b_off + c];
                 }
             }
         }
@@ -90,7 +105,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (c < p.d4) {
                 var v = acc[j];
                 if (p.last == 1u) {
-                    v = max(v, vec4<f32>(0.0));
+                    if (p.row_scale == 1u) {
+                        v = v * scale;
+                        if (p.has_bias == 1u) {
+                            v = v + params[p.b_off + c];
+                        }
+                    }
+                    v = activate(v);
                 }
                 acts[p.h_off + row * p.d4 + c] = v;
             }

@@ -1,10 +1,8 @@
 //! Training behaviour on the embedded dataset: the loss falls over a short run, and validation improves
 //! on an untrained model.
 
-mod common;
-
 use cobrar_gpu::data::{LoadOptions, load};
-use cobrar_gpu::model::ModelKind;
+use cobrar_gpu::models::ModelKind;
 use cobrar_gpu::sampler::SamplerKind;
 use cobrar_gpu::train::{TrainConfig, train};
 
@@ -37,7 +35,7 @@ fn loss_falls_on_the_embedded_dataset() {
         (ModelKind::Deepmf, SamplerKind::Authors),
     ] {
         let cfg = config(model, sampler);
-        let out = train(common::gpu(), &ds, &cfg, false, &mut |_, _| Ok(())).unwrap();
+        let out = train(crate::common::gpu(), &ds, &cfg, false, &mut |_, _| Ok(())).unwrap();
         let losses: Vec<f64> = out.history.iter().map(|r| r.loss).collect();
         assert_eq!(losses.len(), 3);
         assert!(

@@ -1,0 +1,307 @@
+//! The CPU executor: runs a plan by calling each dispatch's CPU twin on host buffers — in `f32` to check
+//! the GPU, in `f64` for finite-difference gradient checks. Tables are split into the same row chunks
+//! as on the GPU, so the chunked code paths are mirrored too.
+
+use anyhow::{Context, ensure};
+
+use super::executor::Executor;
+use super::kernel::{KernelDef, Twin};
+use super::memory::{Bind, BufId, Elem, MemoryLayout};
+use super::params::ParamBlock;
+use super::plan::{Op, Plan};
+
+/// The float type of a CPU twin: `f32` to mirror the GPU, `f64` for finite-difference checks. Twins do
+/// their arithmetic in f64 either way and round their outputs to `T`.
+pub trait Real: Copy + Default + PartialOrd + Send + Sync + std::fmt::Debug + 'static {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+    /// This type's twin of a kernel.
+    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, Self>);
+}
+
+impl Real for f32 {
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, f32>) {
+        t.f32
+    }
+}
+
+impl Real for f64 {
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, f64>) {
+        t.f64
+    }
+}
+
+/// A host buffer: f32 buffers hold `T`, u32 buffers raw words; one vector per chunk.
+#[derive(Debug, Clone)]
+pub enum HostBuf<T> {
+    F(Vec<Vec<T>>),
+    U(Vec<Vec<u32>>),
+}
+
+/// What a CPU twin sees of one dispatch: its parameter block, constants and bound buffers.
+pub struct CpuCall<'a, T> {
+    pub kernel: &'static KernelDef,
+    pub workgroups: [u32; 3],
+    params: &'a [u8],
+    binds: &'a [Bind],
+    bufs: &'a mut [HostBuf<T>],
+}
+
+impl<T: Real> CpuCall<'_, T> {
+    /// The dispatch's parameter block.
+    pub fn params<P: ParamBlock>(&self) -> P {
+        bytemuck::pod_read_unaligned(self.params)
+    }
+
+    /// Override constant `name` of the kernel.
+    pub fn constant(&self, name: &str) -> f64 {
+        self.kernel.constant(name)
+    }
+
+    fn slot(&self, slot: usize) -> (usize, usize) {
+        let b = self.binds[slot];
+        (b.buf.0 as usize, b.chunk as usize)
+    }
+
+    /// Binding `slot` (in binding order) as floats.
+    pub fn f(&self, slot: usize) -> &[T] {
+        let (b, c) = self.slot(slot);
+        match &self.bufs[b] {
+            HostBuf::F(v) => &v[c],
+            HostBuf::U(_) => panic!("{}: binding {slot} is a u32 buffer", self.kernel.name),
+        }
+    }
+
+    pub fn f_mut(&mut self, slot: usize) -> &mut [T] {
+        let (b, c) = self.slot(slot);
+        let name = self.kernel.name;
+        match &mut self.bufs[b] {
+            HostBuf::F(v) => &mut v[c],
+            HostBuf::U(_) => panic!("{name}: binding {slot} is a u32 buffer"),
+        }
+    }
+
+    /// Binding `slot` as u32 words.
+    pub fn u(&self, slot: usize) -> &[u32] {
+        let (b, c) = self.slot(slot);
+        match &self.bufs[b] {
+            HostBuf::U(v) => &v[c],
+            HostBuf::F(_) => panic!("{}: binding {slot} is an f32 buffer", self.kernel.name),
+        }
+    }
+
+    pub fn u_mut(&mut self, slot: usize) -> &mut [u32] {
+        let (b, c) = self.slot(slot);
+        let name = self.kernel.name;
+        match &mut self.bufs[b] {
+            HostBuf::U(v) => &mut v[c],
+            HostBuf::F(_) => panic!("{name}: binding {slot} is an f32 buffer"),
+        }
+    }
+}
+
+/// Host memory laid out like a GPU session, and the twins that run on it.
+pub struct CpuExec<T> {
+    layout: MemoryLayout,
+    bufs: Vec<HostBuf<T>>,
+    reads: Vec<(u64, Vec<T>)>,
+    dispatched: usize,
+}
+
+impl<T: Real> CpuExec<T> {
+    /// Zeroed host buffers for every buffer of `layout`.
+    pub fn new(layout: MemoryLayout) -> CpuExec<T> {
+        let bufs = layout
+            .ids()
+            .map(|id| {
+                let chunks = 0..layout.chunks(id);
+                match layout.spec(id).elem {
+                    Elem::F32 => HostBuf::F(
+                        chunks
+                            .map(|c| vec![T::default(); layout.chunk_len(id, c)])
+                            .collect(),
+                    ),
+                    Elem::U32 => HostBuf::U(
+                        chunks
+                            .map(|c| vec![0u32; layout.chunk_len(id, c)])
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        CpuExec {
+            layout,
+            bufs,
+            reads: Vec::new(),
+            dispatched: 0,
+        }
+    }
+
+    /// Dispatches run so far.
+    pub fn dispatched(&self) -> usize {
+        self.dispatched
+    }
+
+    /// Runs every operation of `plan` in order.
+    fn run_plan(&mut self, plan: &Plan<'_>) -> anyhow::Result<()> {
+        for op in &plan.ops {
+            match op {
+                Op::Upload { dst, offset, data } => match &mut self.bufs[dst.buf.0 as usize] {
+                    HostBuf::U(v) => {
+                        v[dst.chunk as usize][*offset..*offset + data.len()].copy_from_slice(data)
+                    }
+                    HostBuf::F(v) => {
+                        for (o, w) in v[dst.chunk as usize][*offset..].iter_mut().zip(*data) {
+                            *o = T::from_f64(f32::from_bits(*w) as f64);
+                        }
+                    }
+                },
+                Op::Dispatch(d) => {
+                    if d.workgroups.contains(&0) {
+                        continue;
+                    }
+                    let twin = d.kernel.twin.get::<T>();
+                    let mut call = CpuCall {
+                        kernel: d.kernel,
+                        workgroups: d.workgroups,
+                        params: &d.params,
+                        binds: &d.binds,
+                        bufs: &mut self.bufs,
+                    };
+                    twin(&mut call);
+                    self.dispatched += 1;
+                }
+                Op::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    len,
+                } => {
+                    let data = self.chunk_words(*src)?;
+                    let part = data[*src_offset..*src_offset + *len].to_vec();
+                    self.write_words(*dst, *dst_offset, &part);
+                }
+                Op::Read {
+                    src,
+                    offset,
+                    len,
+                    tag,
+                } => {
+                    let v = self.chunk_values(*src)?;
+                    self.reads.push((*tag, v[*offset..*offset + *len].to_vec()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Results of the `Read` operations run so far, in order.
+    pub fn take_reads(&mut self) -> Vec<(u64, Vec<T>)> {
+        std::mem::take(&mut self.reads)
+    }
+
+    /// A chunk as 4-byte words (copies between buffers move bits; only f32 → f32 and u32 → u32).
+    fn chunk_words(&self, b: Bind) -> anyhow::Result<Vec<Word<T>>> {
+        Ok(match &self.bufs[b.buf.0 as usize] {
+            HostBuf::F(v) => v[b.chunk as usize].iter().map(|x| Word::F(*x)).collect(),
+            HostBuf::U(v) => v[b.chunk as usize].iter().map(|x| Word::U(*x)).collect(),
+        })
+    }
+
+    fn write_words(&mut self, b: Bind, offset: usize, words: &[Word<T>]) {
+        match &mut self.bufs[b.buf.0 as usize] {
+            HostBuf::F(v) => {
+                for (o, w) in v[b.chunk as usize][offset..].iter_mut().zip(words) {
+                    *o = match w {
+                        Word::F(x) => *x,
+                        Word::U(u) => T::from_f64(f32::from_bits(*u) as f64),
+                    };
+                }
+            }
+            HostBuf::U(v) => {
+                for (o, w) in v[b.chunk as usize][offset..].iter_mut().zip(words) {
+                    *o = match w {
+                        Word::U(u) => *u,
+                        Word::F(x) => (x.to_f64() as f32).to_bits(),
+                    };
+                }
+            }
+        }
+    }
+
+    fn chunk_values(&self, b: Bind) -> anyhow::Result<Vec<T>> {
+        match &self.bufs[b.buf.0 as usize] {
+            HostBuf::F(v) => Ok(v[b.chunk as usize].clone()),
+            HostBuf::U(_) => anyhow::bail!("{} is a u32 buffer", self.layout.spec(b.buf).name),
+        }
+    }
+}
+
+impl<T: Real> Executor for CpuExec<T> {
+    type Real = T;
+
+    fn layout(&self) -> &MemoryLayout {
+        &self.layout
+    }
+
+    fn run(&mut self, plan: &Plan<'_>) -> anyhow::Result<()> {
+        self.run_plan(plan)
+    }
+
+    fn max_per_dim(&self) -> u32 {
+        super::grid::DEFAULT_MAX_PER_DIM
+    }
+
+    fn read_chunk(&mut self, b: Bind) -> anyhow::Result<Vec<T>> {
+        self.chunk_values(b)
+    }
+
+    fn write_chunk(&mut self, b: Bind, data: &[T]) -> anyhow::Result<()> {
+        match &mut self.bufs[b.buf.0 as usize] {
+            HostBuf::F(v) => {
+                v[b.chunk as usize].copy_from_slice(data);
+                Ok(())
+            }
+            HostBuf::U(_) => anyhow::bail!("{} is a u32 buffer", self.layout.spec(b.buf).name),
+        }
+    }
+
+    fn write_u32(&mut self, id: BufId, data: &[u32]) -> anyhow::Result<()> {
+        let name = self.layout.spec(id).name.clone();
+        match &mut self.bufs[id.0 as usize] {
+            HostBuf::U(v) => {
+                let dst = v.first_mut().context("empty buffer")?;
+                ensure!(
+                    dst.len() >= data.len(),
+                    "{name}: data larger than the buffer"
+                );
+                dst[..data.len()].copy_from_slice(data);
+                Ok(())
+            }
+            HostBuf::F(_) => anyhow::bail!("{name} is an f32 buffer"),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Word<T> {
+    F(T),
+    U(u32),
+}

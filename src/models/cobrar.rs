@@ -1,0 +1,598 @@
+//! CoBraR and DeepMF (SPEC §3): per side a sparse row projection h = ReLU(b + Σ W[j, :]) over the
+//! entity's training row, then the collaborative branch — one shared by users and items (CoBraR), or one
+//! per side (DeepMF) — of ReLU layers with dropout; scored by the μ-clamped cosine with BCE.
+//!
+//! Parameters: the projection tables W_U (items × d1, gathered through the users' rows) and W_T
+//! (users × d1), and one dense block holding both projection biases and every layer as [W ; b]. A step
+//! uploads the batch image (`batch.rs`) and records: 2 projections (× table chunks), L dense forward,
+//! score + loss sum, 2L dense backward, the bias column sums, dense Adam, and the tables' Adam fused
+//! with their gradient gather (× chunks).
+
+use std::sync::Arc;
+
+use super::params::{DENSE, Init, ParamLayout, TensorSpec};
+use super::{Architecture, Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
+use crate::batch::{self, HostBatch};
+use crate::data::Csr;
+use crate::eval::ranking::Scorer;
+use crate::gpu::memory::{BufId, BufferSpec, Role};
+use crate::gpu::plan::PlanBuilder;
+use crate::kernels::adam_dense::{self, AdamConfig, AdamStep};
+use crate::kernels::{
+    Activation, Dropout, adam_table, column_sums, dense_backward_data, dense_backward_weight,
+    dense_forward, score_loss, spmm,
+};
+use crate::sampler::Pair;
+
+/// Rows of one embedding block in inference sessions.
+pub const INFER_ROWS: usize = 4096;
+
+/// Step-level settings.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepConfig {
+    /// Lower clamp of the score before the loss.
+    pub mu: f32,
+    /// Dropout rate after every branch layer (CoBraR only; 0 disables).
+    pub dropout: f32,
+    pub adam: AdamConfig,
+    /// The run's seed (dropout masks are keyed by it).
+    pub seed: u64,
+}
+
+impl StepConfig {
+    /// Dropout of branch layer `l` (0-based) at optimizer step `t`.
+    pub fn dropout_at(&self, t: u64, l: usize) -> Dropout {
+        Dropout::new(self.dropout, self.seed, t, l as u32)
+    }
+}
+
+/// Names of the parameter tensors (the checkpoint's, PyTorch's layout).
+pub fn branch_prefix(kind: ModelKind, branch: usize) -> &'static str {
+    match (kind, branch) {
+        (ModelKind::Deepmf, 0) => "user_branch",
+        (ModelKind::Deepmf, _) => "item_branch",
+        _ => "branch",
+    }
+}
+
+/// The parameter tensors of `kind` with `arch` on N users and M items, in initialisation order.
+pub fn param_layout(
+    kind: ModelKind,
+    arch: &Architecture,
+    n_users: usize,
+    n_items: usize,
+) -> ParamLayout {
+    let d1 = arch.d1();
+    // The user encoder's first layer is Linear(M → d1); the item encoder's Linear(N → d1).
+    let mut t = vec![
+        TensorSpec::table(
+            "user_projection.weight",
+            "W_U",
+            n_items,
+            d1,
+            Init::xavier(n_items, d1),
+        ),
+        TensorSpec::dense("user_projection.bias", &[d1], false, Init::bias(n_items)),
+        TensorSpec::table(
+            "item_projection.weight",
+            "W_T",
+            n_users,
+            d1,
+            Init::xavier(n_users, d1),
+        ),
+        TensorSpec::dense("item_projection.bias", &[d1], false, Init::bias(n_users)),
+    ];
+    for branch in 0..kind.branches() {
+        let prefix = branch_prefix(kind, branch);
+        for (l, (i, o)) in arch.layers().enumerate() {
+            // Stored [W ; b] with W as fan_in × fan_out; exported as nn.Linear's fan_out × fan_in.
+            t.push(TensorSpec::dense(
+                &format!("{prefix}.{l}.weight"),
+                &[o, i],
+                true,
+                Init::xavier(i, o),
+            ));
+            t.push(TensorSpec::dense(
+                &format!("{prefix}.{l}.bias"),
+                &[o],
+                false,
+                Init::bias(i),
+            ));
+        }
+    }
+    ParamLayout::new(t)
+}
+
+/// CoBraR (one shared branch) or DeepMF (a branch per side) on a training split.
+pub struct TwoTower<'d> {
+    pub kind: ModelKind,
+    pub arch: Architecture,
+    pub cfg: StepConfig,
+    by_user: &'d Csr,
+    by_item: &'d Csr,
+    /// Most pairs one training step scores.
+    pub max_pairs: usize,
+    params: Arc<ParamLayout>,
+    /// Offsets of each branch's layers' [W ; b] in the dense block: `layers[branch][l]`.
+    layers: Vec<Vec<usize>>,
+    b_user: usize,
+    b_item: usize,
+}
+
+/// The buffers a step binds, resolved once per plan.
+struct Ids {
+    w_user: BufId,
+    w_item: BufId,
+    dense: BufId,
+    acts: BufId,
+    batch: BufId,
+    u_ptr: BufId,
+    u_idx: BufId,
+    i_ptr: BufId,
+    i_idx: BufId,
+}
+
+impl<'d> TwoTower<'d> {
+    /// `by_user` (N rows of items) and `by_item` (M rows of users) are the training interactions.
+    pub fn new(
+        kind: ModelKind,
+        arch: Architecture,
+        cfg: StepConfig,
+        by_user: &'d Csr,
+        by_item: &'d Csr,
+        max_pairs: usize,
+    ) -> TwoTower<'d> {
+        let (n, m) = (by_user.n_rows(), by_item.n_rows());
+        let params = Arc::new(param_layout(kind, &arch, n, m));
+        let layers = (0..kind.branches())
+            .map(|b| {
+                (0..arch.n_layers())
+                    .map(|l| params.offset(&format!("{}.{l}.weight", branch_prefix(kind, b))))
+                    .collect()
+            })
+            .collect();
+        let b_user = params.offset("user_projection.bias");
+        let b_item = params.offset("item_projection.bias");
+        TwoTower {
+            kind,
+            arch,
+            cfg,
+            by_user,
+            by_item,
+            max_pairs,
+            params,
+            layers,
+            b_user,
+            b_item,
+        }
+    }
+
+    /// The training interactions by user and by item.
+    pub fn training_split(&self) -> (&'d Csr, &'d Csr) {
+        (self.by_user, self.by_item)
+    }
+
+    /// Embedding rows of a training step's activations.
+    fn train_rows(&self) -> usize {
+        batch::max_rows(self.max_pairs, self.n_users(), self.n_items())
+    }
+
+    /// Offsets (f32 elements) of h and each layer's output in `acts` / `grads_act` for blocks of
+    /// `rows` rows, and the total.
+    fn offsets(&self, rows: usize) -> Vec<usize> {
+        let mut off = Vec::new();
+        let mut total = 0usize;
+        for &w in &self.arch.widths {
+            off.push(total);
+            total += rows * w;
+        }
+        off.push(total);
+        off
+    }
+
+    fn ids(&self, pb: &PlanBuilder<'_, '_>) -> Ids {
+        Ids {
+            w_user: pb.id("W_U"),
+            w_item: pb.id("W_T"),
+            dense: pb.id(DENSE),
+            acts: pb.id("acts"),
+            batch: pb.id("batch"),
+            u_ptr: pb.id(buffers::EXCLUDE_PTR),
+            u_idx: pb.id(buffers::EXCLUDE_IDX),
+            i_ptr: pb.id("train.by_item.ptr"),
+            i_idx: pb.id("train.by_item.idx"),
+        }
+    }
+
+    /// Row blocks of the stacked batch: (rows, first row, branch).
+    fn segments(&self, nu: usize, ni: usize) -> Vec<(usize, usize, usize)> {
+        if self.kind.branches() == 1 {
+            vec![(nu + ni, 0, 0)]
+        } else {
+            vec![(nu, 0, 0), (ni, nu, 1)]
+        }
+    }
+
+    fn dropout(&self, t: Option<u64>, l: usize) -> Dropout {
+        match t {
+            Some(t) => self.cfg.dropout_at(t, l),
+            None => Dropout::NONE,
+        }
+    }
+
+    /// h rows `[row0, row0 + rows)` from the user (W_U) or item (W_T) projection of the ids at
+    /// `ids_off` in `batch`, one launch per table chunk.
+    #[allow(clippy::too_many_arguments)]
+    fn projection(
+        &self,
+        pb: &mut PlanBuilder<'_, '_>,
+        ids: &Ids,
+        act_off: &[usize],
+        side: Side,
+        rows: usize,
+        ids_off: usize,
+        row0: usize,
+    ) {
+        if rows == 0 {
+            return;
+        }
+        let d1 = self.arch.d1();
+        let (table, ptr, idx, b_off) = match side {
+            Side::Users => (ids.w_user, ids.u_ptr, ids.u_idx, self.b_user),
+            Side::Items => (ids.w_item, ids.i_ptr, ids.i_idx, self.b_item),
+        };
+        let n_chunks = pb.layout.chunks(table);
+        for c in 0..n_chunks {
+            let launch = spmm::Launch {
+                n_rows: rows,
+                ids_off,
+                h_off: act_off[0] + row0 * d1,
+                dim: d1,
+                chunk: pb.layout.chunk_rows(table, c),
+                bias: Some(b_off),
+                first: c == 0,
+                last: c + 1 == n_chunks,
+                row_scale: false,
+            };
+            let (p, grid) = launch.params(pb.max_per_dim);
+            let binds = [
+                pb.layout.chunk(table, c),
+                ptr.into(),
+                idx.into(),
+                ids.batch.into(),
+                ids.dense.into(),
+                ids.acts.into(),
+            ];
+            pb.dispatch(spmm::def(Activation::Relu), &binds, &p, grid);
+        }
+    }
+
+    /// Branch layers over row blocks `segs` = (rows, first row, branch); `t`: training step (dropout)
+    /// or `None` (evaluation).
+    fn branch(
+        &self,
+        pb: &mut PlanBuilder<'_, '_>,
+        ids: &Ids,
+        act_off: &[usize],
+        segs: &[(usize, usize, usize)],
+        t: Option<u64>,
+    ) {
+        let widths = &self.arch.widths;
+        let def = dense_forward::def(Activation::Relu, t.is_some() && self.cfg.dropout > 0.0);
+        for l in 0..widths.len() - 1 {
+            let (d_in, d_out) = (widths[l], widths[l + 1]);
+            let s: Vec<dense_forward::Segment> = segs
+                .iter()
+                .filter(|s| s.0 > 0)
+                .map(|&(rows, start, branch)| dense_forward::Segment {
+                    rows,
+                    x_off: act_off[l] + start * d_in,
+                    y_off: act_off[l + 1] + start * d_out,
+                    w_off: self.layers[branch][l],
+                    row_base: start,
+                })
+                .collect();
+            if s.is_empty() {
+                continue;
+            }
+            let (p, grid) = dense_forward::params(&s, d_in, d_out, self.dropout(t, l));
+            pb.dispatch(def, &[ids.dense.into(), ids.acts.into()], &p, grid);
+        }
+    }
+
+    /// Forward and backward of step `t`: every gradient but the tables' (which the caller gathers,
+    /// into Adam or into gradient buffers) into `dense_grad`; dh stays in `grads_act`.
+    fn forward_backward<'a>(
+        &self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        ids: &Ids,
+        b: &'a HostBatch,
+        t: u64,
+        dense_grad: BufId,
+    ) {
+        let max = pb.max_per_dim;
+        pb.upload(ids.batch, 0, &b.image);
+        let (nu, ni) = (b.n_users(), b.n_items());
+        let act_off = &self.act_off(pb);
+        self.projection(pb, ids, act_off, Side::Users, nu, b.regions.user_ids, 0);
+        self.projection(pb, ids, act_off, Side::Items, ni, b.regions.item_ids, nu);
+        let segs = self.segments(nu, ni);
+        self.branch(pb, ids, act_off, &segs, Some(t));
+
+        let widths = &self.arch.widths;
+        let n_layers = widths.len() - 1;
+        let e_off = act_off[n_layers];
+        let grads_act = pb.id("grads_act");
+        let pair_loss = pb.id("pair_loss");
+        let ring = pb.id(buffers::LOSS_RING);
+        let r = &b.regions.pairs;
+        let launch = score_loss::Launch {
+            n_users: nu,
+            n_items: ni,
+            n_pairs: b.n_pairs(),
+            dim: self.arch.embedding(),
+            e_off,
+            de_off: e_off,
+            pair_user: r.pair_user,
+            pair_item: r.pair_item,
+            pair_label: r.pair_label,
+            row_ptr: r.row_ptr,
+            row_pairs: r.row_pairs,
+            mu: self.cfg.mu,
+            out_scale: self.dropout(Some(t), n_layers - 1).scale,
+            ring_slot: ring_slot(t),
+        };
+        let (sp, grid) = launch.params(max);
+        let score_binds = [
+            ids.acts.into(),
+            grads_act.into(),
+            ids.batch.into(),
+            pair_loss.into(),
+        ];
+        pb.dispatch(&score_loss::GRAD, &score_binds, &sp, grid);
+        pb.dispatch(
+            &score_loss::SUM,
+            &[pair_loss.into(), ring.into()],
+            &sp,
+            [1, 1, 1],
+        );
+
+        for l in (0..n_layers).rev() {
+            let (d_in, d_out) = (widths[l], widths[l + 1]);
+            let ws: Vec<dense_backward_weight::Segment> = segs
+                .iter()
+                .map(|&(rows, start, branch)| dense_backward_weight::Segment {
+                    rows,
+                    x_off: act_off[l] + start * d_in,
+                    dz_off: act_off[l + 1] + start * d_out,
+                    g_off: self.layers[branch][l],
+                })
+                .collect();
+            let (p, grid) = dense_backward_weight::params(&ws, d_in, d_out);
+            let binds = [ids.acts.into(), grads_act.into(), dense_grad.into()];
+            pb.dispatch(&dense_backward_weight::DEF, &binds, &p, grid);
+
+            let in_scale = if l == 0 {
+                1.0
+            } else {
+                self.dropout(Some(t), l - 1).scale
+            };
+            let ds: Vec<dense_backward_data::Segment> = segs
+                .iter()
+                .filter(|s| s.0 > 0)
+                .map(|&(rows, start, branch)| dense_backward_data::Segment {
+                    rows,
+                    dz_off: act_off[l + 1] + start * d_out,
+                    dx_off: act_off[l] + start * d_in,
+                    x_off: act_off[l] + start * d_in,
+                    w_off: self.layers[branch][l],
+                })
+                .collect();
+            let (p, grid) = dense_backward_data::params(&ds, d_in, d_out, in_scale);
+            let binds = [ids.dense.into(), ids.acts.into(), grads_act.into()];
+            pb.dispatch(dense_backward_data::def(Activation::Relu), &binds, &p, grid);
+        }
+
+        let d1 = self.arch.d1();
+        let dh = act_off[0];
+        let (p, grid) =
+            column_sums::params([(nu, dh, self.b_user), (ni, dh + nu * d1, self.b_item)], d1);
+        pb.dispatch(
+            &column_sums::DEF,
+            &[grads_act.into(), dense_grad.into()],
+            &p,
+            grid,
+        );
+    }
+
+    /// The two tables with their gradient index in the batch and the first dh row of the side that
+    /// contributes: W_U's rows gather the batch users' dh (rows from 0), W_T's the batch items'.
+    fn table_gathers(
+        &self,
+        b: &HostBatch,
+        ids: &Ids,
+    ) -> [(BufId, &'static str, (usize, usize), usize); 2] {
+        let r = &b.regions;
+        let dh = 0; // h (and dh) come first in the activations
+        [
+            (ids.w_user, "W_U", (r.user_table_ptr, r.user_table_rows), dh),
+            (
+                ids.w_item,
+                "W_T",
+                (r.item_table_ptr, r.item_table_rows),
+                dh + b.n_users() * self.arch.d1(),
+            ),
+        ]
+    }
+}
+
+impl Model for TwoTower<'_> {
+    type Batch = HostBatch;
+
+    fn label(&self) -> String {
+        format!("{} {}", self.kind, self.arch)
+    }
+
+    fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    fn params(&self) -> &Arc<ParamLayout> {
+        &self.params
+    }
+
+    fn buffers(&self, mode: Mode) -> Vec<BufferSpec> {
+        let (n, m) = (self.n_users(), self.n_items());
+        let rows = match mode {
+            Mode::Infer => self.embed_rows(mode),
+            _ => self.train_rows(),
+        };
+        let acts = *self.offsets(rows).last().unwrap();
+        let mut specs = vec![BufferSpec::f32("acts", acts, Role::Work)];
+        match mode {
+            Mode::Infer => specs.push(BufferSpec::u32("batch", rows, Role::Input)),
+            Mode::Train | Mode::Check => {
+                let image = batch::max_image_len(self.max_pairs, n, m, self.by_user.nnz());
+                specs.push(BufferSpec::f32("grads_act", acts, Role::Work));
+                specs.push(BufferSpec::u32("batch", image, Role::Input));
+                specs.push(BufferSpec::f32("pair_loss", self.max_pairs, Role::Work));
+            }
+        }
+        if mode == Mode::Train {
+            specs.push(BufferSpec::f32(
+                grad_buffer(DENSE),
+                self.params.dense_len(),
+                Role::Grad,
+            ));
+        }
+        for (name, data) in self.resident() {
+            specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
+        }
+        specs
+    }
+
+    fn resident(&self) -> Vec<(&'static str, &[u32])> {
+        vec![
+            (buffers::EXCLUDE_PTR, &self.by_user.offsets[..]),
+            (buffers::EXCLUDE_IDX, &self.by_user.indices[..]),
+            ("train.by_item.ptr", &self.by_item.offsets[..]),
+            ("train.by_item.idx", &self.by_item.indices[..]),
+        ]
+    }
+
+    fn n_users(&self) -> usize {
+        self.by_user.n_rows()
+    }
+
+    fn n_items(&self) -> usize {
+        self.by_item.n_rows()
+    }
+
+    fn dim(&self) -> usize {
+        self.arch.embedding()
+    }
+
+    fn scorer(&self) -> Scorer {
+        Scorer::CosineClamp { mu: self.cfg.mu }
+    }
+
+    fn build_batch(&self, pairs: &[Pair]) -> HostBatch {
+        HostBatch::build(pairs, self.by_user, self.by_item)
+    }
+
+    fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch, t: u64) {
+        let ids = self.ids(pb);
+        let dense_grad = pb.id(&grad_buffer(DENSE));
+        self.forward_backward(pb, &ids, b, t, dense_grad);
+        let max = pb.max_per_dim;
+        let step: AdamStep = self.cfg.adam.at_step(t);
+        let (m, v) = (pb.id("dense.m"), pb.id("dense.v"));
+        let (p, grid) = adam_dense::params(self.params.dense_len(), step, max);
+        let binds = [ids.dense.into(), dense_grad.into(), m.into(), v.into()];
+        pb.dispatch(&adam_dense::DEF, &binds, &p, grid);
+        let grads_act = pb.id("grads_act");
+        let d1 = self.arch.d1();
+        for (table, name, index, dh_off) in self.table_gathers(b, &ids) {
+            let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
+            for c in 0..pb.layout.chunks(table) {
+                let rows = pb.layout.chunk_rows(table, c);
+                let (p, grid) = adam_table::params(rows, d1, index, dh_off, step, max);
+                let binds = [
+                    pb.layout.chunk(table, c),
+                    pb.layout.chunk(m, c),
+                    pb.layout.chunk(v, c),
+                    ids.batch.into(),
+                    grads_act.into(),
+                ];
+                pb.dispatch(&adam_table::STEP, &binds, &p, grid);
+            }
+        }
+    }
+
+    fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch, t: u64) {
+        let ids = self.ids(pb);
+        let dense_grad = pb.id(&grad_buffer(DENSE));
+        self.forward_backward(pb, &ids, b, t, dense_grad);
+        let grads_act = pb.id("grads_act");
+        let step = self.cfg.adam.at_step(t);
+        for (table, name, index, dh_off) in self.table_gathers(b, &ids) {
+            let g = pb.id(&grad_buffer(name));
+            for c in 0..pb.layout.chunks(table) {
+                let rows = pb.layout.chunk_rows(table, c);
+                let (p, grid) =
+                    adam_table::params(rows, self.arch.d1(), index, dh_off, step, pb.max_per_dim);
+                let binds = [ids.batch.into(), grads_act.into(), pb.layout.chunk(g, c)];
+                pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
+            }
+        }
+    }
+
+    fn embed_rows(&self, mode: Mode) -> usize {
+        match mode {
+            Mode::Infer => INFER_ROWS.min(self.n_users().max(self.n_items())).max(1),
+            _ => self.train_rows(),
+        }
+    }
+
+    fn embed_block<'a>(
+        &self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        side: Side,
+        ids_: &'a [u32],
+        first: usize,
+    ) {
+        let ids = self.ids(pb);
+        pb.upload(ids.batch, 0, ids_);
+        let rows = ids_.len();
+        let act_off = &self.act_off(pb);
+        self.projection(pb, &ids, act_off, side, rows, 0, 0);
+        // A one-sided block: rows from 0, through the user or the item branch.
+        let branch = match side {
+            Side::Users => 0,
+            Side::Items => self.kind.branches() - 1,
+        };
+        self.branch(pb, &ids, act_off, &[(rows, 0, branch)], None);
+        let dim = self.arch.embedding();
+        let dst = pb.id(match side {
+            Side::Users => buffers::USER_EMBEDDINGS,
+            Side::Items => buffers::ITEM_EMBEDDINGS,
+        });
+        pb.copy(
+            ids.acts,
+            act_off[self.arch.n_layers()],
+            dst,
+            first * dim,
+            rows * dim,
+        );
+    }
+}
+
+impl TwoTower<'_> {
+    /// Activation offsets of the session `pb` plans for, from the size of its `acts` buffer (training
+    /// sessions hold a training step's rows, inference sessions one embedding block's).
+    fn act_off(&self, pb: &PlanBuilder<'_, '_>) -> Vec<usize> {
+        let acts = pb.layout.spec(pb.id("acts")).len();
+        let per_row: usize = self.arch.widths.iter().sum();
+        self.offsets(acts / per_row)
+    }
+}

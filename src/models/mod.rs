@@ -1,0 +1,104 @@
+//! Models over the runtime. A model declares its named parameter tensors (shape, initialisation,
+//! storage), the buffers a session needs in each mode, builds its batch image from sampled pairs, emits
+//! its training step and its embedding step as plans, and names its scorer. A [`Session`] ties a model
+//! to an executor — the GPU, or the CPU twins — so every step is described once and checked against
+//! itself.
+
+pub mod arch;
+pub mod cobrar;
+pub mod params;
+pub mod session;
+
+pub use arch::{Architecture, ModelKind, ParamCounts};
+pub use params::{Init, ParamLayout, TensorSpec, Weights};
+pub use session::{Executor, Session};
+
+use crate::eval::ranking::Scorer;
+use crate::gpu::memory::BufferSpec;
+use crate::gpu::plan::PlanBuilder;
+use crate::sampler::Pair;
+
+/// What a session is for; each mode allocates only what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: parameters, optimizer state, gradients, activations.
+    Train,
+    /// Gradient checks: parameters and every parameter's gradient, no optimizer state.
+    Check,
+    /// Inference: parameters, the embedding pass's activations and the embeddings; nothing else.
+    Infer,
+}
+
+/// Users or items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Users,
+    Items,
+}
+
+/// Names of the buffers every session has beside the model's own.
+pub mod buffers {
+    /// The mean loss of each step, at slot (t − 1) mod [`super::LOSS_RING`].
+    pub const LOSS_RING: &str = "loss_ring";
+    /// Embeddings of every user / item (`n × dim`), written by the embedding pass.
+    pub const USER_EMBEDDINGS: &str = "emb.users";
+    pub const ITEM_EMBEDDINGS: &str = "emb.items";
+    /// The exclusion CSR of the ranking (the training interactions by user).
+    pub const EXCLUDE_PTR: &str = "train.by_user.ptr";
+    pub const EXCLUDE_IDX: &str = "train.by_user.idx";
+}
+
+/// Steps whose losses the ring keeps between read-backs.
+pub const LOSS_RING: usize = 512;
+
+/// A model the runtime can train, check and serve.
+pub trait Model: Sync {
+    /// What one training step uploads, built in the producer thread.
+    type Batch: Send;
+
+    /// `cobrar 512,64`.
+    fn label(&self) -> String;
+    fn kind(&self) -> ModelKind;
+    /// Named parameter tensors and where they live.
+    fn params(&self) -> &std::sync::Arc<ParamLayout>;
+    /// The model's own buffers in `mode` (work, input, resident data, gradients); the session adds the
+    /// parameters, their optimizer state, the loss ring and the embeddings.
+    fn buffers(&self, mode: Mode) -> Vec<BufferSpec>;
+    /// Resident data uploaded once: (buffer, words). Must include the exclusion CSR
+    /// ([`buffers::EXCLUDE_PTR`], [`buffers::EXCLUDE_IDX`]).
+    fn resident(&self) -> Vec<(&'static str, &[u32])>;
+    fn n_users(&self) -> usize;
+    fn n_items(&self) -> usize;
+    /// Embedding width.
+    fn dim(&self) -> usize;
+    fn scorer(&self) -> Scorer;
+
+    /// The batch image of sampled (user, item, label) pairs.
+    fn build_batch(&self, pairs: &[Pair]) -> Self::Batch;
+    /// One training step at optimizer step `t` (1-based), its mean loss into the ring at `ring_slot`.
+    fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a Self::Batch, t: u64);
+    /// Forward and backward of step `t` without the update: every parameter's gradient into its
+    /// `<buffer>.grad` buffer (gradient checks; sessions in [`Mode::Check`]).
+    fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a Self::Batch, t: u64);
+    /// Rows one embedding block holds in `mode`.
+    fn embed_rows(&self, mode: Mode) -> usize;
+    /// Evaluation embeddings (no dropout) of `ids` (one block) into rows `first..` of the side's
+    /// embedding buffer.
+    fn embed_block<'a>(
+        &self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        side: Side,
+        ids: &'a [u32],
+        first: usize,
+    );
+}
+
+/// The ring slot of optimizer step `t`.
+pub fn ring_slot(t: u64) -> usize {
+    ((t - 1) as usize) % LOSS_RING
+}
+
+/// Name of the gradient buffer of parameter buffer `name`.
+pub fn grad_buffer(name: &str) -> String {
+    format!("{name}.grad")
+}

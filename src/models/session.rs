@@ -1,0 +1,292 @@
+//! A session: one model on one executor. It lays out the memory (the model's buffers, the parameters
+//! and, when training, their Adam moments), uploads the weights and resident data, and runs the model's
+//! plans — the same plans on the GPU and on the CPU twins.
+
+use std::sync::Arc;
+
+use anyhow::ensure;
+
+use super::{LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer};
+use crate::eval::ranking::Embeddings;
+use crate::gpu::cpu::{CpuExec, Real};
+use crate::gpu::exec::GpuExec;
+pub use crate::gpu::executor::Executor;
+use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
+use crate::gpu::plan::{Plan, PlanBuilder};
+
+/// Every buffer a session of `model` in `mode` holds.
+pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
+    let mut specs = Vec::new();
+    for b in &model.params().buffers {
+        let spec = |name: String, role| {
+            if b.table {
+                BufferSpec::table(name, b.rows, b.cols, role)
+            } else {
+                BufferSpec::f32(name, b.len(), role)
+            }
+        };
+        specs.push(spec(b.name.clone(), Role::Param));
+        if mode == Mode::Train {
+            specs.push(spec(format!("{}.m", b.name), Role::OptState));
+            specs.push(spec(format!("{}.v", b.name), Role::OptState));
+        }
+        if mode == Mode::Check {
+            specs.push(spec(grad_buffer(&b.name), Role::Grad));
+        }
+    }
+    if mode != Mode::Infer {
+        specs.push(BufferSpec::f32(buffers::LOSS_RING, LOSS_RING, Role::Output));
+    }
+    let dim = model.dim();
+    specs.push(BufferSpec::f32(
+        buffers::USER_EMBEDDINGS,
+        model.n_users() * dim,
+        Role::Output,
+    ));
+    specs.push(BufferSpec::f32(
+        buffers::ITEM_EMBEDDINGS,
+        model.n_items() * dim,
+        Role::Output,
+    ));
+    specs.extend(model.buffers(mode));
+    specs
+}
+
+/// The memory layout of a session of `model` in `mode` under a binding limit of `max_binding` bytes.
+pub fn layout<M: Model>(
+    model: &M,
+    mode: Mode,
+    max_binding: u64,
+    force_chunk_rows: Option<usize>,
+) -> anyhow::Result<MemoryLayout> {
+    Ok(MemoryLayout::new(
+        buffer_specs(model, mode),
+        max_binding,
+        force_chunk_rows,
+    )?)
+}
+
+/// Adam's first and second moments.
+pub type Moments<T> = (Weights<T>, Weights<T>);
+
+/// One model on one executor.
+pub struct Session<E: Executor, M: Model> {
+    pub exec: E,
+    /// Shared, so a producer thread can build batches while the session steps.
+    pub model: Arc<M>,
+    pub mode: Mode,
+    /// Optimizer steps taken (Adam's t).
+    pub t: u64,
+}
+
+impl<E: Executor, M: Model> Session<E, M> {
+    /// Uploads `weights` and the model's resident data into `exec` (laid out by [`layout`]).
+    pub fn new(
+        mut exec: E,
+        model: M,
+        mode: Mode,
+        weights: &Weights<E::Real>,
+    ) -> anyhow::Result<Session<E, M>> {
+        ensure!(
+            *weights.layout == **model.params(),
+            "weights of another model"
+        );
+        for (name, data) in model.resident() {
+            let id = exec.layout().id(name);
+            exec.write_u32(id, data)?;
+        }
+        let mut s = Session {
+            exec,
+            model: Arc::new(model),
+            mode,
+            t: 0,
+        };
+        s.write_weights(weights)?;
+        Ok(s)
+    }
+
+    fn param_ids(&self, suffix: &str) -> Vec<BufId> {
+        self.model
+            .params()
+            .buffers
+            .iter()
+            .map(|b| self.exec.layout().id(&format!("{}{suffix}", b.name)))
+            .collect()
+    }
+
+    fn read_set(&mut self, suffix: &str) -> anyhow::Result<Weights<E::Real>> {
+        let mut data = Vec::new();
+        for id in self.param_ids(suffix) {
+            data.push(self.exec.read(id)?);
+        }
+        Ok(Weights {
+            layout: self.model.params().clone(),
+            data,
+        })
+    }
+
+    fn write_set(&mut self, suffix: &str, w: &Weights<E::Real>) -> anyhow::Result<()> {
+        ensure!(
+            *w.layout == **self.model.params(),
+            "values of another model"
+        );
+        for (id, v) in self.param_ids(suffix).into_iter().zip(&w.data) {
+            self.exec.write(id, v)?;
+        }
+        Ok(())
+    }
+
+    /// Current parameters.
+    pub fn read_weights(&mut self) -> anyhow::Result<Weights<E::Real>> {
+        self.read_set("")
+    }
+
+    /// Replaces the parameters (the optimizer state is kept).
+    pub fn write_weights(&mut self, w: &Weights<E::Real>) -> anyhow::Result<()> {
+        self.write_set("", w)
+    }
+
+    /// Adam's first and second moments (training sessions).
+    pub fn read_moments(&mut self) -> anyhow::Result<Moments<E::Real>> {
+        Ok((self.read_set(".m")?, self.read_set(".v")?))
+    }
+
+    /// Restores Adam's moments and step count (resuming a run).
+    pub fn write_moments(
+        &mut self,
+        m: &Weights<E::Real>,
+        v: &Weights<E::Real>,
+        t: u64,
+    ) -> anyhow::Result<()> {
+        self.write_set(".m", m)?;
+        self.write_set(".v", v)?;
+        self.t = t;
+        Ok(())
+    }
+
+    /// Every parameter's gradient from the last [`Session::grad_step`].
+    pub fn read_grads(&mut self) -> anyhow::Result<Weights<E::Real>> {
+        self.read_set(".grad")
+    }
+
+    /// The plan of the next training step (for counts and profiles; [`Session::step`] runs it).
+    pub fn train_plan<'a>(&self, batch: &'a M::Batch, t: u64) -> Plan<'a> {
+        let mut pb = PlanBuilder::new(self.exec.layout(), self.exec.max_per_dim());
+        self.model.train_step(&mut pb, batch, t);
+        pb.finish()
+    }
+
+    /// One training step. With `read_losses`, the step also copies the loss ring for the host
+    /// (tagged with the step count; the GPU executor reads it back without waiting).
+    pub fn step(&mut self, batch: &M::Batch, read_losses: bool) -> anyhow::Result<()> {
+        self.t += 1;
+        let t = self.t;
+        let mut pb = PlanBuilder::new(self.exec.layout(), self.exec.max_per_dim());
+        self.model.train_step(&mut pb, batch, t);
+        if read_losses {
+            let ring = pb.id(buffers::LOSS_RING);
+            pb.read(ring, 0, LOSS_RING, t);
+        }
+        let plan = pb.finish();
+        self.exec.run(&plan)
+    }
+
+    /// Forward and backward of step `t`, gradients into the `.grad` buffers (check sessions).
+    pub fn grad_step(&mut self, batch: &M::Batch, t: u64) -> anyhow::Result<()> {
+        ensure!(self.mode == Mode::Check, "gradients need a check session");
+        let mut pb = PlanBuilder::new(self.exec.layout(), self.exec.max_per_dim());
+        self.model.grad_step(&mut pb, batch, t);
+        let plan = pb.finish();
+        self.exec.run(&plan)
+    }
+
+    /// The mean losses of steps `first..=last` (at most [`LOSS_RING`] steps back), blocking.
+    pub fn read_losses(&mut self, first: u64, last: u64) -> anyhow::Result<Vec<E::Real>> {
+        ensure!(
+            first >= 1 && last >= first && (last - first) < LOSS_RING as u64,
+            "loss window"
+        );
+        let id = self.exec.layout().id(buffers::LOSS_RING);
+        let ring = self.exec.read(id)?;
+        Ok((first..=last).map(|s| ring[super::ring_slot(s)]).collect())
+    }
+
+    /// Evaluation embeddings of every user and item into the embedding buffers, block by block.
+    pub fn embed_all(&mut self) -> anyhow::Result<()> {
+        let rows = self.model.embed_rows(self.mode).max(1);
+        for (side, n) in [
+            (Side::Users, self.model.n_users()),
+            (Side::Items, self.model.n_items()),
+        ] {
+            let ids: Vec<u32> = (0..n as u32).collect();
+            for (b, block) in ids.chunks(rows).enumerate() {
+                let mut pb = PlanBuilder::new(self.exec.layout(), self.exec.max_per_dim());
+                self.model.embed_block(&mut pb, side, block, b * rows);
+                let plan = pb.finish();
+                self.exec.run(&plan)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The embeddings of one side, read back (after [`Session::embed_all`]).
+    pub fn read_embeddings(&mut self, side: Side) -> anyhow::Result<Vec<E::Real>> {
+        let name = match side {
+            Side::Users => buffers::USER_EMBEDDINGS,
+            Side::Items => buffers::ITEM_EMBEDDINGS,
+        };
+        let id = self.exec.layout().id(name);
+        self.exec.read(id)
+    }
+
+    /// Bytes of every buffer of the session.
+    pub fn bytes(&self) -> u64 {
+        self.exec.layout().total_bytes()
+    }
+}
+
+impl<M: Model> Session<GpuExec, M> {
+    /// What the ranking reads (after [`Session::embed_all`]).
+    pub fn embeddings(&self) -> Embeddings<'_> {
+        let l = self.exec.layout();
+        Embeddings {
+            users: self.exec.buffer(l.id(buffers::USER_EMBEDDINGS)),
+            items: self.exec.buffer(l.id(buffers::ITEM_EMBEDDINGS)),
+            n_users: self.model.n_users(),
+            n_items: self.model.n_items(),
+            dim: self.model.dim(),
+            scorer: self.model.scorer(),
+            exclude_ptr: self.exec.buffer(l.id(buffers::EXCLUDE_PTR)),
+            exclude_idx: self.exec.buffer(l.id(buffers::EXCLUDE_IDX)),
+        }
+    }
+
+    pub fn ctx(&self) -> &crate::gpu::GpuContext {
+        &self.exec.ctx
+    }
+}
+
+/// A GPU session: lays out, allocates and fills.
+pub fn gpu_session<M: Model>(
+    ctx: Arc<crate::gpu::GpuContext>,
+    model: M,
+    mode: Mode,
+    weights: &Weights<f32>,
+    force_chunk_rows: Option<usize>,
+) -> anyhow::Result<Session<GpuExec, M>> {
+    let layout = layout(&model, mode, ctx.max_binding(), force_chunk_rows)?;
+    let exec = GpuExec::new(ctx, layout)?;
+    Session::new(exec, model, mode, weights)
+}
+
+/// A CPU session with the same layout a device with `max_binding`-byte bindings would get.
+pub fn cpu_session<T: Real, M: Model>(
+    model: M,
+    mode: Mode,
+    weights: &Weights<T>,
+    max_binding: u64,
+    force_chunk_rows: Option<usize>,
+) -> anyhow::Result<Session<CpuExec<T>, M>> {
+    let layout = layout(&model, mode, max_binding, force_chunk_rows)?;
+    Session::new(CpuExec::new(layout), model, mode, weights)
+}

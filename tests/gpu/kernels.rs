@@ -1,0 +1,562 @@
+//! Every kernel against its CPU twin on fresh random inputs (seed printed; replay with
+//! COBRAR_TEST_SEED), over shapes with ragged edges: one plan, run by the GPU executor and by the CPU
+//! executor. Tolerances are stated per test: sums of n terms are compared with
+//! |gpu − cpu| ≤ atol + rtol·Σ|terms| (f32 on the GPU against f64 accumulation in the twins), where
+//! Σ|terms| is the same plan run on the inputs' magnitudes.
+
+use cobrar_gpu::gpu::memory::Bind;
+use cobrar_gpu::gpu::plan::PlanBuilder;
+use cobrar_gpu::kernels::adam_dense::{self, AdamConfig};
+use cobrar_gpu::kernels::{
+    Activation, Dropout, adam_table, column_sums, dense_backward_data, dense_backward_weight,
+    dense_forward, score_loss, spmm,
+};
+use rand::RngExt;
+
+use crate::common::{
+    Buffers, assert_close, assert_close_scaled, random_csr, relu_like, rng, run_gpu, run_three,
+    uniform,
+};
+
+fn b(pb: &PlanBuilder<'_, '_>, name: &str) -> Bind {
+    pb.id(name).into()
+}
+
+#[test]
+fn spmm_matches_cpu_twin_over_chunks_scales_and_activations() {
+    let mut rng = rng("spmm");
+    // (entities, table rows, dim, batch rows, max row length, rows per chunk, activation, row scale,
+    // bias)
+    let cases = [
+        (10, 7, 4, 1, 7, 7, Activation::Relu, false, true),
+        (50, 300, 36, 20, 40, 300, Activation::Relu, false, true),
+        (200, 90, 2056, 64, 30, 90, Activation::Relu, false, true),
+        (80, 301, 12, 33, 60, 64, Activation::Relu, false, true),
+        (80, 301, 12, 33, 60, 64, Activation::Tanh, true, true),
+        (40, 120, 20, 17, 50, 50, Activation::Identity, true, false),
+        (40, 120, 20, 17, 50, 120, Activation::Tanh, false, false),
+    ];
+    for (n_ent, t_rows, dim, n_rows, max_len, chunk_rows, act, row_scale, bias) in cases {
+        let (ptr, idx) = random_csr(&mut rng, n_ent, t_rows, max_len);
+        let ids: Vec<u32> = (0..n_rows)
+            .map(|_| rng.random_range(0..n_ent as u32))
+            .collect();
+        let bufs = Buffers::default()
+            .table("table", dim, uniform(&mut rng, t_rows * dim, -0.1, 0.1))
+            .u32("ptr", ptr)
+            .u32("idx", idx)
+            .u32("batch", [vec![0u32; 5], ids].concat())
+            .f32(
+                "params",
+                [vec![0f32; 4], uniform(&mut rng, dim, -0.1, 0.1)].concat(),
+            )
+            .f32("acts", vec![f32::NAN; 8 + n_rows * dim]);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let table = pb.id("table");
+            let n = pb.layout.chunks(table);
+            for c in 0..n {
+                let launch = spmm::Launch {
+                    n_rows,
+                    ids_off: 5,
+                    h_off: 8,
+                    dim,
+                    chunk: pb.layout.chunk_rows(table, c),
+                    bias: bias.then_some(4),
+                    first: c == 0,
+                    last: c + 1 == n,
+                    row_scale,
+                };
+                let (p, grid) = launch.params(pb.max_per_dim);
+                let binds = [
+                    pb.layout.chunk(table, c),
+                    b(pb, "ptr"),
+                    b(pb, "idx"),
+                    b(pb, "batch"),
+                    b(pb, "params"),
+                    b(pb, "acts"),
+                ];
+                pb.dispatch(spmm::def(act), &binds, &p, grid);
+            }
+        };
+        let (g, c, s) = run_three(&bufs, Some(chunk_rows), &build);
+        let what = format!(
+            "spmm {n_rows} rows, dim {dim}, chunks of {chunk_rows}, {act:?}, scale {row_scale}"
+        );
+        // tanh's slope is at most 1, so the sums' magnitudes still bound the error.
+        assert_close_scaled(
+            &what,
+            &g["acts"][8..],
+            &c["acts"][8..],
+            &s["acts"][8..],
+            1e-7,
+            2e-6,
+        );
+    }
+}
+
+#[test]
+fn column_sums_match_cpu_twin() {
+    let mut rng = rng("column_sums");
+    for (nu, ni, dim) in [(1, 1, 4), (37, 250, 268), (300, 5, 2048)] {
+        let bufs = Buffers::default()
+            .f32(
+                "grads_act",
+                [vec![0f32; 4], uniform(&mut rng, (nu + ni) * dim, -1.0, 1.0)].concat(),
+            )
+            .f32("grads", vec![f32::NAN; 4 + 2 * dim]);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (p, grid) = column_sums::params([(nu, 4, 4), (ni, 4 + nu * dim, 4 + dim)], dim);
+            pb.dispatch(
+                &column_sums::DEF,
+                &[b(pb, "grads_act"), b(pb, "grads")],
+                &p,
+                grid,
+            );
+        };
+        let (g, c, s) = run_three(&bufs, None, &build);
+        let what = format!("column sums {nu}+{ni} rows dim {dim}");
+        assert_close_scaled(
+            &what,
+            &g["grads"][4..],
+            &c["grads"][4..],
+            &s["grads"][4..],
+            1e-7,
+            2e-6,
+        );
+    }
+}
+
+/// Dense forward cases: (rows per segment, d_in, d_out, dropout rate, activation).
+fn dense_forward_case(
+    rng: &mut rand_pcg::Pcg64Mcg,
+    rows: [usize; 2],
+    d_in: usize,
+    d_out: usize,
+    rate: f32,
+    act: Activation,
+) {
+    let segs = if rows[1] > 0 { 2 } else { 1 };
+    let wlen = (d_in + 1) * d_out;
+    let bound = (6.0 / (d_in + d_out) as f32).sqrt();
+    // Params: a leading pad (offsets are exercised), then one [W ; b] per segment.
+    let pad = 8;
+    let mut params = vec![0f32; pad];
+    let mut acts = vec![0f32; 4];
+    let mut segments = Vec::new();
+    let mut row_base = 0;
+    for &r in &rows[..segs] {
+        let w_off = params.len();
+        params.extend(uniform(rng, wlen, -bound, bound));
+        let x_off = acts.len();
+        acts.extend(relu_like(rng, r * d_in));
+        let y_off = acts.len();
+        acts.extend(vec![f32::NAN; r * d_out]); // every output must be written
+        segments.push(dense_forward::Segment {
+            rows: r,
+            x_off,
+            y_off,
+            w_off,
+            row_base,
+        });
+        row_base += r;
+    }
+    let dropout = Dropout::new(rate, 7, 3, 1);
+    let bufs = Buffers::default().f32("params", params).f32("acts", acts);
+    let build = |pb: &mut PlanBuilder<'_, '_>| {
+        let (p, grid) = dense_forward::params(&segments, d_in, d_out, dropout);
+        let def = dense_forward::def(act, rate > 0.0);
+        pb.dispatch(def, &[b(pb, "params"), b(pb, "acts")], &p, grid);
+    };
+    let (g, c, s) = run_three(&bufs, None, &build);
+    for (k, seg) in segments.iter().enumerate() {
+        let r = seg.y_off..seg.y_off + seg.rows * d_out;
+        let what = format!(
+            "dense forward rows {rows:?} {d_in}→{d_out} dropout {rate} {act:?} segment {k}"
+        );
+        let scale: Vec<f32> = s["acts"][r.clone()]
+            .iter()
+            .map(|v| v * dropout.scale)
+            .collect();
+        assert_close_scaled(
+            &what,
+            &g["acts"][r.clone()],
+            &c["acts"][r.clone()],
+            &scale,
+            1e-6,
+            2e-6,
+        );
+        if rate > 0.0 {
+            let out = &c["acts"][r];
+            let zeros = out.iter().filter(|v| **v == 0.0).count() as f32 / out.len() as f32;
+            assert!(
+                zeros > rate * 0.5,
+                "{what}: dropout seems inactive ({zeros} zeros)"
+            );
+        }
+    }
+}
+
+#[test]
+fn dense_forward_matches_cpu_twin() {
+    let mut rng = rng("dense_forward");
+    use Activation::*;
+    for (rows, d_in, d_out, rate, act) in [
+        ([1, 0], 4, 4, 0.0, Relu),
+        ([1, 0], 132, 68, 0.0, Relu),
+        ([37, 0], 12, 20, 0.0, Relu),
+        ([64, 0], 64, 64, 0.0, Relu),
+        ([300, 0], 260, 132, 0.0, Relu),
+        ([129, 0], 512, 128, 0.5, Relu),
+        ([70, 45], 68, 36, 0.0, Relu),
+        ([3, 200], 16, 132, 0.1, Relu),
+        ([90, 0], 40, 24, 0.0, Tanh),
+        ([20, 33], 24, 16, 0.0, Identity),
+    ] {
+        dense_forward_case(&mut rng, rows, d_in, d_out, rate, act);
+    }
+}
+
+#[test]
+fn dense_forward_many_row_tiles() {
+    // More rows than one dimension of 65,535 workgroups would cover with 1-row tiles: the 2-D grid
+    // (64-row tiles) keeps large dispatches legal.
+    let mut rng = rng("dense_forward_many_row_tiles");
+    dense_forward_case(&mut rng, [70_001, 0], 4, 8, 0.0, Activation::Relu);
+}
+
+#[test]
+fn dense_backward_data_matches_cpu_twin() {
+    let mut rng = rng("dense_backward_data");
+    use Activation::*;
+    // (rows per segment, d_in, d_out, in_scale, activation that produced X)
+    for (rows, d_in, d_out, in_scale, act) in [
+        ([1, 0], 4, 4, 1.0, Relu),
+        ([37, 0], 20, 12, 1.0, Relu),
+        ([300, 0], 132, 260, 2.0, Relu),
+        ([70, 5], 68, 36, 1.0, Relu),
+        ([50, 0], 36, 20, 1.0, Tanh),
+        ([9, 14], 8, 12, 1.0, Identity),
+    ] {
+        let segs = if rows[1] > 0 { 2 } else { 1 };
+        let wlen = (d_in + 1) * d_out;
+        let mut params = vec![0f32; 4];
+        let mut acts = vec![0f32; 4];
+        let mut grads_act = vec![0f32; 8];
+        let mut segments = Vec::new();
+        for &r in &rows[..segs] {
+            let w_off = params.len();
+            params.extend(uniform(&mut rng, wlen, -0.3, 0.3));
+            let x_off = acts.len();
+            acts.extend(match act {
+                Relu => relu_like(&mut rng, r * d_in),
+                Tanh => uniform(&mut rng, r * d_in, -0.99, 0.99),
+                Identity => uniform(&mut rng, r * d_in, -1.0, 1.0),
+            });
+            let dz_off = grads_act.len();
+            grads_act.extend(uniform(&mut rng, r * d_out, -1.0, 1.0));
+            let dx_off = grads_act.len();
+            grads_act.extend(vec![f32::NAN; r * d_in]);
+            segments.push(dense_backward_data::Segment {
+                rows: r,
+                dz_off,
+                dx_off,
+                x_off,
+                w_off,
+            });
+        }
+        let bufs = Buffers::default()
+            .f32("params", params)
+            .f32("acts", acts)
+            .f32("grads_act", grads_act);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (p, grid) = dense_backward_data::params(&segments, d_in, d_out, in_scale);
+            let binds = [b(pb, "params"), b(pb, "acts"), b(pb, "grads_act")];
+            pb.dispatch(dense_backward_data::def(act), &binds, &p, grid);
+        };
+        let (g, c, s) = run_three(&bufs, None, &build);
+        for (k, seg) in segments.iter().enumerate() {
+            let r = seg.dx_off..seg.dx_off + seg.rows * d_in;
+            let what =
+                format!("dense backward data rows {rows:?} {d_in}→{d_out} {act:?} segment {k}");
+            let (got, want) = (&g["grads_act"][r.clone()], &c["grads_act"][r.clone()]);
+            assert_close_scaled(&what, got, want, &s["grads_act"][r], 1e-6, 2e-6);
+        }
+    }
+}
+
+#[test]
+fn dense_backward_weight_matches_cpu_twin() {
+    let mut rng = rng("dense_backward_weight");
+    for (rows, d_in, d_out) in [
+        ([1, 0], 4, 4),
+        ([37, 0], 20, 12),
+        ([1000, 0], 132, 68),
+        ([70, 45], 64, 128),
+        ([3, 1], 8, 4),
+    ] {
+        let segs = if rows[1] > 0 { 2 } else { 1 };
+        let glen = (d_in + 1) * d_out;
+        let mut acts = vec![0f32; 4];
+        let mut grads_act = vec![0f32; 4];
+        let mut segments = Vec::new();
+        for (k, &r) in rows[..segs].iter().enumerate() {
+            let x_off = acts.len();
+            acts.extend(relu_like(&mut rng, r * d_in));
+            let dz_off = grads_act.len();
+            grads_act.extend(uniform(&mut rng, r * d_out, -1.0, 1.0));
+            segments.push(dense_backward_weight::Segment {
+                rows: r,
+                x_off,
+                dz_off,
+                g_off: 4 + k * glen,
+            });
+        }
+        let bufs = Buffers::default()
+            .f32("acts", acts)
+            .f32("grads_act", grads_act)
+            .f32("grads", vec![f32::NAN; 4 + segs * glen]);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (p, grid) = dense_backward_weight::params(&segments, d_in, d_out);
+            let binds = [b(pb, "acts"), b(pb, "grads_act"), b(pb, "grads")];
+            pb.dispatch(&dense_backward_weight::DEF, &binds, &p, grid);
+        };
+        let (g, c, s) = run_three(&bufs, None, &build);
+        let what = format!("dense backward weight rows {rows:?} {d_in}→{d_out}");
+        assert_close_scaled(
+            &what,
+            &g["grads"][4..],
+            &c["grads"][4..],
+            &s["grads"][4..],
+            1e-6,
+            2e-6,
+        );
+    }
+}
+
+#[test]
+fn score_loss_matches_cpu_twin() {
+    let mut rng = rng("score_loss");
+    // (users, items, pairs, dim, out_scale)
+    for (nu, ni, np, dim, out_scale) in [
+        (1, 1, 1, 4, 1.0),
+        (5, 17, 40, 12, 1.0),
+        (60, 300, 360, 64, 1.0),
+        (33, 80, 198, 132, 2.0),
+    ] {
+        let rows = nu + ni;
+        let mut e = relu_like(&mut rng, rows * dim);
+        if rows > 2 {
+            e[dim..2 * dim].fill(0.0); // an all-zero embedding: the norm clamp path
+        }
+        let mut pu: Vec<u32> = (0..np).map(|_| rng.random_range(0..nu as u32)).collect();
+        let pi: Vec<u32> = (0..np).map(|_| rng.random_range(0..ni as u32)).collect();
+        pu[0] = 1.min(nu as u32 - 1);
+        let labels: Vec<f32> = (0..np)
+            .map(|q| match (q % 6, q % 7) {
+                (0, _) => 1.0,
+                (_, 0) => 0.6,
+                _ => 0.0,
+            })
+            .collect();
+        let (ptr, idx) = cobrar_gpu::batch::pair_rows(nu, ni, &pu, &pi);
+        let head = 3;
+        let mut batch: Vec<u32> = vec![7; head];
+        batch.extend(&pu);
+        batch.extend(&pi);
+        batch.extend(labels.iter().map(|l| l.to_bits()));
+        batch.extend(&ptr);
+        batch.extend(&idx);
+        let launch = score_loss::Launch {
+            n_users: nu,
+            n_items: ni,
+            n_pairs: np,
+            dim,
+            e_off: 8,
+            de_off: 4,
+            pair_user: head,
+            pair_item: head + np,
+            pair_label: head + 2 * np,
+            row_ptr: head + 3 * np,
+            row_pairs: head + 3 * np + ptr.len(),
+            mu: 1e-4,
+            out_scale,
+            ring_slot: 3,
+        };
+        let bufs = Buffers::default()
+            .f32("acts", [vec![0.0; 8], e].concat())
+            .f32("grads_act", vec![f32::NAN; 4 + rows * dim])
+            .u32("batch", batch)
+            .f32("pair_loss", vec![f32::NAN; np])
+            .f32("loss_ring", vec![0f32; 8]);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (p, grid) = launch.params(pb.max_per_dim);
+            let binds = [
+                b(pb, "acts"),
+                b(pb, "grads_act"),
+                b(pb, "batch"),
+                b(pb, "pair_loss"),
+            ];
+            pb.dispatch(&score_loss::GRAD, &binds, &p, grid);
+            let binds = [b(pb, "pair_loss"), b(pb, "loss_ring")];
+            pb.dispatch(&score_loss::SUM, &binds, &p, [1, 1, 1]);
+        };
+        let g = run_gpu(&bufs, None, &build);
+        let c = crate::common::run_cpu(&bufs, None, &build);
+        let what = format!("score/loss users {nu} items {ni} pairs {np} dim {dim}");
+        // dE sums pair terms of magnitude ≤ |dcos|·(|other|/(ab) + |own|/a²); bound by the row maxima.
+        let want = &c["grads_act"][4..];
+        let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let tol: Vec<f32> = want.iter().map(|v| v.abs() + 1e-3 * max).collect();
+        assert_close_scaled(
+            &format!("{what}: dE"),
+            &g["grads_act"][4..],
+            want,
+            &tol,
+            1e-7,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what}: pair loss"),
+            &g["pair_loss"],
+            &c["pair_loss"],
+            1e-5,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what}: mean loss"),
+            &g["loss_ring"],
+            &c["loss_ring"],
+            1e-6,
+            1e-5,
+        );
+        assert_eq!(g["loss_ring"][2], 0.0, "{what}: other ring slots untouched");
+        assert!(c["loss_ring"][3] > 0.0, "{what}: no loss written");
+    }
+}
+
+#[test]
+fn adam_dense_matches_cpu_twin() {
+    let mut rng = rng("adam_dense");
+    for (n, t, lr, wd) in [
+        (4, 1, 1e-3, 0.0),
+        (1000, 3, 1e-2, 1e-3),
+        (70_000, 50, 1e-5, 1e-2),
+    ] {
+        let bufs = Buffers::default()
+            .f32("theta", uniform(&mut rng, n, -0.5, 0.5))
+            .f32("grad", uniform(&mut rng, n, -1e-2, 1e-2))
+            .f32("m", uniform(&mut rng, n, -1e-3, 1e-3))
+            .f32("v", uniform(&mut rng, n, 0.0, 1e-5));
+        let step = AdamConfig::new(lr, wd).at_step(t);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (p, grid) = adam_dense::params(n, step, pb.max_per_dim);
+            let binds = [b(pb, "theta"), b(pb, "grad"), b(pb, "m"), b(pb, "v")];
+            pb.dispatch(&adam_dense::DEF, &binds, &p, grid);
+        };
+        let g = run_gpu(&bufs, None, &build);
+        let c = crate::common::run_cpu(&bufs, None, &build);
+        let what = format!("adam n {n} t {t}");
+        assert_close(
+            &format!("{what}: theta"),
+            &g["theta"],
+            &c["theta"],
+            1e-7,
+            1e-6,
+        );
+        assert_close(&format!("{what}: m"), &g["m"], &c["m"], 1e-9, 1e-5);
+        assert_close(&format!("{what}: v"), &g["v"], &c["v"], 1e-12, 1e-5);
+    }
+}
+
+#[test]
+fn adam_table_and_its_gather_match_cpu_twins_over_chunks() {
+    let mut rng = rng("adam_table");
+    // (table rows, batch rows, dim, max contributions per row, rows per chunk)
+    for (rows, in_batch, dim, max_len, chunk_rows) in [
+        (5, 3, 4, 3, 5),
+        (301, 40, 36, 30, 64),
+        (64, 100, 2056, 80, 64),
+    ] {
+        // The transposed index: each table row's contributing batch rows, ascending (some rows none).
+        let (ptr, idx) = random_csr(&mut rng, rows, in_batch, max_len);
+        let index = (2, 2 + ptr.len());
+        let n = rows * dim;
+        let bufs = Buffers::default()
+            .table("theta", dim, uniform(&mut rng, n, -0.1, 0.1))
+            .table("m", dim, uniform(&mut rng, n, -1e-3, 1e-3))
+            .table("v", dim, uniform(&mut rng, n, 0.0, 1e-5))
+            .table("g", dim, vec![f32::NAN; n])
+            .u32("batch", [vec![9u32; 2], ptr, idx].concat())
+            .f32(
+                "grads_act",
+                [vec![0f32; 8], uniform(&mut rng, in_batch * dim, -1.0, 1.0)].concat(),
+            );
+        let step = AdamConfig::new(1e-3, 1e-3).at_step(2);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (theta, m, v, g) = (pb.id("theta"), pb.id("m"), pb.id("v"), pb.id("g"));
+            for c in 0..pb.layout.chunks(theta) {
+                let (p, grid) = adam_table::params(
+                    pb.layout.chunk_rows(theta, c),
+                    dim,
+                    index,
+                    8,
+                    step,
+                    pb.max_per_dim,
+                );
+                let (batch, dh) = (b(pb, "batch"), b(pb, "grads_act"));
+                let ch = |id| pb.layout.chunk(id, c);
+                pb.dispatch(&adam_table::GATHER, &[batch, dh, ch(g)], &p, grid);
+                pb.dispatch(
+                    &adam_table::STEP,
+                    &[ch(theta), ch(m), ch(v), batch, dh],
+                    &p,
+                    grid,
+                );
+            }
+        };
+        let (g, c, s) = run_three(&bufs, Some(chunk_rows), &build);
+        let what = format!("adam table {rows}×{dim} in chunks of {chunk_rows}");
+        assert_close_scaled(
+            &format!("{what}: gathered gradient"),
+            &g["g"],
+            &c["g"],
+            &s["g"],
+            1e-7,
+            2e-6,
+        );
+        assert_close(
+            &format!("{what}: theta"),
+            &g["theta"],
+            &c["theta"],
+            1e-7,
+            1e-6,
+        );
+        // m and v carry the gathered sum: scale their tolerance by the sum's absolute terms.
+        let m_scale: Vec<f32> = c["m"]
+            .iter()
+            .zip(&s["g"])
+            .map(|(m, a)| m.abs() + 0.1 * a)
+            .collect();
+        let v_scale: Vec<f32> = c["v"]
+            .iter()
+            .zip(s["g"].iter().zip(&c["g"]))
+            .map(|(v, (a, gr))| v.abs() + 2e-3 * a * gr.abs())
+            .collect();
+        assert_close_scaled(
+            &format!("{what}: m"),
+            &g["m"],
+            &c["m"],
+            &m_scale,
+            1e-9,
+            2e-6,
+        );
+        assert_close_scaled(
+            &format!("{what}: v"),
+            &g["v"],
+            &c["v"],
+            &v_scale,
+            1e-12,
+            2e-6,
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! Whole-model checks through the one step description: the model's gradient plan run by the CPU
+//! executor in f64 against central finite differences; its training plan run by the GPU executor
+//! against the same plan on the CPU twins (every parameter after Adam), for CoBraR and DeepMF, with and
+//! without dropout, with tables split into several chunks; dispatch counts from the plan; and GPU
+//! determinism.
+
+use cobrar_gpu::batch::HostBatch;
+use cobrar_gpu::data::Csr;
+use cobrar_gpu::gpu::executor::Executor;
+use cobrar_gpu::kernels::adam_dense::AdamConfig;
+use cobrar_gpu::kernels::score_loss::{self, Pairs};
+use cobrar_gpu::models::cobrar::{StepConfig, TwoTower};
+use cobrar_gpu::models::session::{cpu_session, gpu_session};
+use cobrar_gpu::models::{Architecture, Mode, Model, ModelKind, Weights};
+use rand::RngExt;
+
+use crate::common::{assert_close, gpu, rng};
+
+/// A small random interaction matrix (every user and item has at least one interaction) and its
+/// transpose.
+pub fn toy_data(rng: &mut impl rand::Rng, n: usize, m: usize, density: f64) -> (Csr, Csr) {
+    let mut rows: Vec<Vec<u32>> = (0..n)
+        .map(|u| {
+            let mut r: Vec<u32> = (0..m as u32).filter(|_| rng.random_bool(density)).collect();
+            if r.is_empty() || u < m {
+                r.push((u % m) as u32);
+            }
+            r.sort_unstable();
+            r.dedup();
+            r
+        })
+        .collect();
+    for i in 0..m {
+        if !rows.iter().any(|r| r.contains(&(i as u32))) {
+            rows[i % n].push(i as u32);
+            rows[i % n].sort_unstable();
+        }
+    }
+    let by_user = Csr::from_rows(&rows);
+    let by_item = by_user.transpose(m);
+    (by_user, by_item)
+}
+
+/// `positives` training pairs with `neg` random negatives each.
+pub fn toy_pairs(
+    rng: &mut impl rand::Rng,
+    by_user: &Csr,
+    m: usize,
+    positives: usize,
+    neg: usize,
+) -> Vec<(u32, u32, f32)> {
+    let n = by_user.n_rows();
+    let mut pairs = Vec::new();
+    for _ in 0..positives {
+        let u = rng.random_range(0..n);
+        let row = by_user.row(u);
+        pairs.push((u as u32, row[rng.random_range(0..row.len())], 1.0));
+        for _ in 0..neg {
+            pairs.push((u as u32, rng.random_range(0..m as u32), 0.0));
+        }
+    }
+    pairs
+}
+
+fn config(dropout: f32) -> StepConfig {
+    StepConfig {
+        mu: 1e-4,
+        dropout,
+        adam: AdamConfig::new(1e-3, 1e-3),
+        seed: 11,
+    }
+}
+
+fn model<'d>(
+    kind: ModelKind,
+    arch: &str,
+    dropout: f32,
+    by_user: &'d Csr,
+    by_item: &'d Csr,
+    max_pairs: usize,
+) -> TwoTower<'d> {
+    let arch: Architecture = arch.parse().unwrap();
+    TwoTower::new(kind, arch, config(dropout), by_user, by_item, max_pairs)
+}
+
+/// A model without dropout whose steps score up to `max_pairs` pairs.
+pub fn model_with_pairs<'d>(
+    kind: ModelKind,
+    arch: &str,
+    by_user: &'d Csr,
+    by_item: &'d Csr,
+    max_pairs: usize,
+) -> TwoTower<'d> {
+    model(kind, arch, 0.0, by_user, by_item, max_pairs)
+}
+
+/// A model for ranking tests (no dropout, small steps).
+pub fn model_for_ranking<'d>(
+    kind: ModelKind,
+    arch: &str,
+    by_user: &'d Csr,
+    by_item: &'d Csr,
+) -> TwoTower<'d> {
+    model(kind, arch, 0.0, by_user, by_item, 40)
+}
+
+#[test]
+fn gradients_of_the_step_plan_match_finite_differences() {
+    let mut rng = rand_pcg::Pcg64Mcg::new(0x5eed_cafe);
+    for (kind, dropout, arch) in [
+        (ModelKind::Cobrar, 0.0, "8,4"),
+        (ModelKind::Cobrar, 0.3, "8,8,4"),
+        (ModelKind::Deepmf, 0.0, "8,8,4"),
+    ] {
+        let (n, m) = (6, 9);
+        let (by_user, by_item) = toy_data(&mut rng, n, m, 0.4);
+        let pairs = toy_pairs(&mut rng, &by_user, m, 4, 2);
+        let mdl = model(kind, arch, dropout, &by_user, &by_item, pairs.len());
+        let batch = mdl.build_batch(&pairs);
+        let p0 = Weights::init(mdl.params(), 5).convert::<f64>();
+        let mut s = cpu_session(mdl, Mode::Check, &p0, 1 << 30, None).unwrap();
+        s.grad_step(&batch, 1).unwrap();
+        let g = s.read_grads().unwrap();
+        let mut loss_at = |w: &Weights<f64>| {
+            s.write_weights(w).unwrap();
+            s.grad_step(&batch, 1).unwrap();
+            s.read_losses(1, 1).unwrap()[0]
+        };
+        let h = 1e-6;
+        let mut checked = 0;
+        for part in 0..p0.data.len() {
+            let len = p0.data[part].len();
+            for k in (0..len).step_by(1 + len / 40) {
+                let mut plus = p0.clone();
+                plus.data[part][k] += h;
+                let mut minus = p0.clone();
+                minus.data[part][k] -= h;
+                let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
+                let an = g.data[part][k];
+                assert!(
+                    (fd - an).abs() <= 1e-6 + 1e-4 * fd.abs().max(an.abs()),
+                    "{kind} dropout {dropout} arch {arch}: buffer {} index {k}: finite difference {fd} vs analytic {an}",
+                    p0.layout.buffers[part].name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 60);
+        assert!(g.values().any(|v| v.abs() > 1e-6), "gradients are all zero");
+    }
+}
+
+/// The cosines of `batch`'s pairs under `w` at step `t` (dropout included), through the model's own
+/// gradient plan on the CPU twins.
+fn cosines(mdl: &TwoTower<'_>, w: &Weights<f32>, batch: &HostBatch, t: u64) -> Vec<f64> {
+    let (by_user, by_item) = mdl.training_split();
+    let copy = TwoTower::new(
+        mdl.kind,
+        mdl.arch.clone(),
+        mdl.cfg,
+        by_user,
+        by_item,
+        mdl.max_pairs,
+    );
+    let dim = copy.dim();
+    let widths: usize = copy.arch.widths.iter().sum();
+    let before_last: usize = copy.arch.widths[..copy.arch.n_layers()].iter().sum();
+    let mut s = cpu_session(copy, Mode::Check, w, 1 << 30, None).unwrap();
+    s.grad_step(batch, t).unwrap();
+    let acts = s.exec.read(s.exec.layout().id("acts")).unwrap();
+    let rows = acts.len() / widths;
+    let e = &acts[rows * before_last..][..batch.n_rows() * dim];
+    let pairs = Pairs {
+        user: &batch.pair_user,
+        item: &batch.pair_item,
+        label: &batch.label,
+    };
+    score_loss::cpu(e, batch.n_users(), batch.n_items(), dim, pairs, 1e-4, 1.0).cos
+}
+
+/// A batch none of whose pairs sits at the loss's singularity. As cos → 1 for a negative pair (or → μ
+/// for a positive) the true gradient diverges (∂L/∂ŷ = 1/(1−ŷ), clamped only at 1e-12) while ∂cos/∂e
+/// vanishes, and f32 rounding of their product is unbounded: PyTorch behaves the same. Tiny embeddings
+/// with dropout hit exactly parallel vectors often, so such batches are drawn again.
+fn well_conditioned_batch(
+    rng: &mut impl rand::Rng,
+    mdl: &TwoTower<'_>,
+    w: &Weights<f32>,
+    t: u64,
+) -> HostBatch {
+    let (by_user, by_item) = mdl.training_split();
+    for _ in 0..200 {
+        let batch = mdl.build_batch(&toy_pairs(rng, by_user, by_item.n_rows(), 20, 3));
+        let near = |c: f64| (c - 1.0).abs() < 1e-3 || (c - 1e-4).abs() < 1e-5;
+        if !cosines(mdl, w, &batch, t).iter().any(|&c| near(c)) {
+            return batch;
+        }
+    }
+    panic!("no well-conditioned batch found");
+}
+
+fn gpu_vs_cpu(kind: ModelKind, arch: &str, dropout: f32, steps: usize, chunk_rows: Option<usize>) {
+    let mut rng = rng(&format!("train_step {kind} {arch} dropout {dropout}"));
+    let (n, m) = (57, 43);
+    let (by_user, by_item) = toy_data(&mut rng, n, m, 0.15);
+    let max_pairs = 20 * 4;
+    let mdl = || model(kind, arch, dropout, &by_user, &by_item, max_pairs);
+    let seed = rng.random_range(0..1000);
+    let w0 = Weights::init(mdl().params(), seed);
+    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, chunk_rows).unwrap();
+    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, gpu().max_binding(), chunk_rows).unwrap();
+    if let Some(r) = chunk_rows {
+        let l = gpu_s.exec.layout();
+        assert!(l.chunks(l.id("W_U")) > 1 && (r < n), "tables must be split");
+    }
+    let reference = mdl();
+    for t in 1..=steps as u64 {
+        let w = cpu_s.read_weights().unwrap();
+        let batch = well_conditioned_batch(&mut rng, &reference, &w, t);
+        gpu_s.step(&batch, false).unwrap();
+        cpu_s.step(&batch, false).unwrap();
+    }
+    let got = gpu_s.read_weights().unwrap();
+    let want = cpu_s.read_weights().unwrap();
+    let what = format!("{kind} {arch} dropout {dropout} after {steps} step(s)");
+    assert_close(
+        &format!("{what}: losses"),
+        &gpu_s.read_losses(1, steps as u64).unwrap(),
+        &cpu_s.read_losses(1, steps as u64).unwrap(),
+        1e-6,
+        1e-5,
+    );
+    // Adam's first steps move each parameter by about ±lr whatever the gradient's size, so a parameter
+    // whose gradient nearly cancels (|g| ~ f32 rounding of its terms) can legitimately take a somewhat
+    // different path over several steps. Compare the parameter *changes*: all within 25% of lr (a wrong
+    // gradient moves a parameter by ~lr the other way), and all but 0.5% within 1% of lr.
+    let lr = config(dropout).adam.lr as f32;
+    for (b, spec) in w0.layout.buffers.iter().enumerate() {
+        let dg: Vec<f32> = got.data[b]
+            .iter()
+            .zip(&w0.data[b])
+            .map(|(a, z)| a - z)
+            .collect();
+        let dc: Vec<f32> = want.data[b]
+            .iter()
+            .zip(&w0.data[b])
+            .map(|(a, z)| a - z)
+            .collect();
+        let name = &spec.name;
+        assert_close(&format!("{what}: {name} change"), &dg, &dc, 0.25 * lr, 0.0);
+        let loose = dg
+            .iter()
+            .zip(&dc)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-2 * lr + 1e-3 * b.abs())
+            .count();
+        assert!(
+            loose as f64 <= 0.005 * dg.len() as f64 + 1.0,
+            "{what}: {name}: {loose} of {} changes differ by more than 1% of lr",
+            dg.len()
+        );
+        assert!(
+            dc.iter().any(|d| d.abs() > 0.1 * lr),
+            "{what}: {name} did not move"
+        );
+    }
+}
+
+#[test]
+fn gpu_step_matches_cpu_cobrar() {
+    gpu_vs_cpu(ModelKind::Cobrar, "16,8", 0.0, 1, None);
+    gpu_vs_cpu(ModelKind::Cobrar, "16,12,8", 0.0, 3, None);
+}
+
+#[test]
+fn gpu_step_matches_cpu_cobrar_dropout() {
+    gpu_vs_cpu(ModelKind::Cobrar, "16,12,8", 0.5, 3, None);
+}
+
+#[test]
+fn gpu_step_matches_cpu_deepmf() {
+    gpu_vs_cpu(ModelKind::Deepmf, "16,8", 0.0, 1, None);
+    gpu_vs_cpu(ModelKind::Deepmf, "20,12,8", 0.0, 3, None);
+}
+
+#[test]
+fn gpu_step_matches_cpu_with_chunked_tables() {
+    // W_U (43 rows) and W_T (57 rows) in chunks of 16 rows: the path of tables above the binding limit.
+    gpu_vs_cpu(ModelKind::Cobrar, "16,8", 0.2, 2, Some(16));
+    gpu_vs_cpu(ModelKind::Deepmf, "16,8", 0.0, 2, Some(16));
+}
+
+#[test]
+fn dispatch_counts_come_from_the_plan_and_both_executors_run_them() {
+    let mut rng = rand_pcg::Pcg64Mcg::new(3);
+    let (by_user, by_item) = toy_data(&mut rng, 40, 30, 0.1);
+    let pairs = toy_pairs(&mut rng, &by_user, 30, 8, 3);
+    for (kind, arch, chunk_rows, expect) in [
+        // 2 projections + L forward + score + sum + 2L backward + column sums + dense Adam + 2 tables
+        (ModelKind::Cobrar, "16,8", None, 2 + 1 + 2 + 2 + 1 + 1 + 2),
+        (
+            ModelKind::Deepmf,
+            "16,12,8",
+            None,
+            2 + 2 + 2 + 4 + 1 + 1 + 2,
+        ),
+        // W_U (30 rows) and W_T (40 rows) in chunks of 16: 2 + 3 projection and table launches
+        (
+            ModelKind::Cobrar,
+            "16,8",
+            Some(16),
+            5 + 1 + 2 + 2 + 1 + 1 + 5,
+        ),
+    ] {
+        let mdl = model(kind, arch, 0.0, &by_user, &by_item, pairs.len());
+        let batch = mdl.build_batch(&pairs);
+        let w = Weights::init(mdl.params(), 1);
+        let mut s = cpu_session(mdl, Mode::Train, &w, 1 << 30, chunk_rows).unwrap();
+        let plan = s.train_plan(&batch, 1);
+        assert_eq!(
+            plan.dispatch_count(),
+            expect,
+            "{kind} {arch} {chunk_rows:?}"
+        );
+        s.step(&batch, false).unwrap();
+        assert_eq!(s.exec.dispatched(), expect);
+    }
+}
+
+#[test]
+fn gpu_training_is_deterministic() {
+    let mut rng = rand_pcg::Pcg64Mcg::new(77);
+    let (n, m) = (80, 60);
+    let (by_user, by_item) = toy_data(&mut rng, n, m, 0.1);
+    let all_pairs: Vec<_> = (0..5)
+        .map(|_| toy_pairs(&mut rng, &by_user, m, 32, 5))
+        .collect();
+    let run = || {
+        let mdl = model(
+            ModelKind::Cobrar,
+            "32,16,8",
+            0.5,
+            &by_user,
+            &by_item,
+            32 * 6,
+        );
+        let batches: Vec<HostBatch> = all_pairs.iter().map(|p| mdl.build_batch(p)).collect();
+        let w0 = Weights::init(mdl.params(), 9);
+        let mut s = gpu_session(gpu(), mdl, Mode::Train, &w0, None).unwrap();
+        for b in &batches {
+            s.step(b, false).unwrap();
+        }
+        (s.read_weights().unwrap(), s.read_losses(1, 5).unwrap())
+    };
+    let (a, la) = run();
+    let (b, lb) = run();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&la), bits(&lb));
+    for (x, y) in a.data.iter().zip(&b.data) {
+        assert_eq!(bits(x), bits(y), "weights differ between runs");
+    }
+}
