@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod models;
 pub mod report;
+pub mod rundir;
 pub mod sampler;
 pub mod train;
 pub mod util;

@@ -3,8 +3,17 @@
 use clap::Parser;
 
 fn main() {
+    // Mesa's device-select Vulkan layer prints `XDG_RUNTIME_DIR is invalid or not set` on machines
+    // without a desktop session; it selects nothing we need. Silence it unless the user set it.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: single-threaded here: no other thread reads the environment yet.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
     let cli = cobrar_gpu::cli::Cli::parse();
     if let Err(err) = cobrar_gpu::cli::run(cli) {
+        if err.downcast_ref::<cobrar_gpu::cli::ClosedPipe>().is_some() {
+            return; // `… | head`: the reader has what it wanted
+        }
         // One line: the error and its causes joined by ": " (anyhow's alternate form). Never a panic.
         eprintln!("error: {err:#}");
         std::process::exit(2);

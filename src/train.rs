@@ -50,9 +50,80 @@ pub struct TrainConfig {
     /// Stop each epoch after this many steps (smoke tests, timing); `None`: whole epochs.
     #[serde(default)]
     pub max_steps_per_epoch: Option<usize>,
+    /// Train without a validation split: no model selection, the last epoch is kept.
+    #[serde(default)]
+    pub no_validation: bool,
+}
+
+/// A setting outside its range: one line naming the flag, the range and the value.
+fn out_of_range(flag: &str, range: &str, value: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{flag} must be {range}, got {value}")
 }
 
 impl TrainConfig {
+    /// Checks every setting against its valid range (before anything is loaded or written).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.model == ModelKind::Deepmf && self.dropout > 0.0 {
+            bail!("DeepMF trains without dropout (as in the study); drop --dropout or set it to 0");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(out_of_range("--dropout", "in [0, 1)", self.dropout));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(out_of_range("--lr", "a positive finite number", self.lr));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(out_of_range(
+                "--weight-decay",
+                "a finite number ≥ 0",
+                self.weight_decay,
+            ));
+        }
+        // μ clamps predictions in [0, 1]: at 1 or above every score is clamped and nothing is learned.
+        if !(0.0..1.0).contains(&self.mu) {
+            return Err(out_of_range("--mu", "in [0, 1)", self.mu));
+        }
+        if self.negatives == 0 {
+            return Err(out_of_range(
+                "--negatives",
+                "at least 1 (a pointwise loss needs negatives)",
+                0,
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(out_of_range("--batch-size", "at least 1", 0));
+        }
+        if self.max_epochs == 0 {
+            return Err(out_of_range("--epochs", "at least 1", 0));
+        }
+        if self.max_steps_per_epoch == Some(0) {
+            return Err(out_of_range("--max-steps-per-epoch", "at least 1", 0));
+        }
+        if self.log_every == 0 || self.log_every > LOSS_RING {
+            return Err(out_of_range(
+                "--log-every",
+                &format!("between 1 and {LOSS_RING}"),
+                self.log_every,
+            ));
+        }
+        let max_k = crate::eval::ranking::MAX_K;
+        if !(1..=max_k).contains(&self.select_k) {
+            return Err(out_of_range(
+                "--select-k",
+                &format!("between 1 and {max_k}"),
+                self.select_k,
+            ));
+        }
+        if let Some(k) = self.cutoffs.iter().find(|k| !(1..=max_k).contains(*k)) {
+            return Err(out_of_range(
+                "every --cutoffs value",
+                &format!("between 1 and {max_k}"),
+                k,
+            ));
+        }
+        Ok(())
+    }
+
     pub fn step_config(&self) -> StepConfig {
         StepConfig {
             mu: self.mu,
@@ -89,38 +160,47 @@ pub struct TrainOutcome<'d> {
     pub eval_seconds: f64,
 }
 
+/// Where a run starts: from scratch, or from a committed epoch of an interrupted run.
+pub type Start = Option<crate::checkpoint::state::Progress>;
+
 enum Msg {
     Batch(Box<crate::batch::HostBatch>),
     EpochEnd,
 }
 
-/// Trains on `ds` with `cfg`. `on_epoch` sees every finished epoch, with the weights when the epoch is
-/// the best so far (logs, checkpoints of long runs).
+/// A finished epoch, as the observer sees it.
+pub struct EpochEnd<'s, 'd> {
+    pub record: &'s EpochRecord,
+    pub history: &'s [EpochRecord],
+    /// The best epoch so far: (selection score, epoch, weights).
+    pub best: &'s (f64, usize, Weights<f32>),
+    /// Whether this epoch is the new best.
+    pub new_best: bool,
+    /// The training session (current weights and Adam state, for checkpoints).
+    pub session: &'s mut TrainSession<'d>,
+}
+
+/// Trains on `ds` with `cfg`, from scratch or from `start`. `on_epoch` sees every finished epoch
+/// (logs, checkpoints).
 pub fn train<'d>(
     ctx: Arc<GpuContext>,
     ds: &'d Dataset,
     cfg: &TrainConfig,
     progress: bool,
-    on_epoch: &mut EpochObserver<'_>,
+    start: Start,
+    on_epoch: &mut EpochObserver<'_, 'd>,
 ) -> anyhow::Result<TrainOutcome<'d>> {
-    if cfg.model == ModelKind::Deepmf && cfg.dropout > 0.0 {
-        bail!("DeepMF trains without dropout (as in the study); drop --dropout or set it to 0");
-    }
-    if !(0.0..1.0).contains(&cfg.dropout) {
-        bail!("--dropout must be in [0, 1), got {}", cfg.dropout);
-    }
-    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        bail!("--lr must be a positive number, got {}", cfg.lr);
-    }
-    if cfg.max_epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
-    if cfg.log_every == 0 || cfg.log_every > LOSS_RING {
-        bail!("--log-every must be between 1 and {LOSS_RING}");
-    }
+    cfg.validate()?;
     let (mut session, sampler) = setup(ctx, ds, cfg)?;
     let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
-    let validate = ds.val.nnz() > 0;
+    let validate = !cfg.no_validation;
+    if validate && ds.val.nnz() == 0 {
+        bail!(
+            "the validation split of {} is empty: nothing selects the best epoch; change \
+             --val-ratio, or pass --no-validation to keep the last epoch",
+            ds.name
+        );
+    }
     let steps_per_epoch = match cfg.max_steps_per_epoch {
         Some(n) => n.clamp(1, sampler.steps_per_epoch()),
         None => sampler.steps_per_epoch(),
@@ -128,92 +208,109 @@ pub fn train<'d>(
 
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<(f64, usize, Weights<f32>)> = None;
+    let mut first_epoch = 1;
+    if let Some(p) = start {
+        session.write_weights(&p.weights)?;
+        session.write_moments(&p.m, &p.v, p.t)?;
+        first_epoch = p.epoch + 1;
+        history = p.history;
+        best = p.best;
+    }
     let mut stopped_early = false;
     let (mut train_seconds, mut eval_seconds) = (0.0, 0.0);
-
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (tx, rx) = sync_channel::<Msg>(4);
-        let sampler = &sampler;
-        let model = session.model.clone();
-        let max_epochs = cfg.max_epochs as u64;
-        scope.spawn(move || {
-            for epoch in 1..=max_epochs {
-                for pairs in sampler.epoch(epoch).take(steps_per_epoch) {
-                    let b = model.build_batch(&pairs);
-                    if tx.send(Msg::Batch(Box::new(b))).is_err() {
-                        return; // the trainer stopped (early stopping or an error)
+    let finished = |history: &[EpochRecord], best: &Option<(f64, usize, Weights<f32>)>| {
+        let epoch = history.len();
+        let best_epoch = best.as_ref().map_or(0, |b| b.1);
+        validate && cfg.patience > 0 && epoch - best_epoch >= cfg.patience
+    };
+    if first_epoch > cfg.max_epochs || finished(&history, &best) {
+        // Killed after the last epoch's checkpoint: nothing left to train.
+        stopped_early = first_epoch <= cfg.max_epochs;
+    } else {
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let (tx, rx) = sync_channel::<Msg>(4);
+            let sampler = &sampler;
+            let model = session.model.clone();
+            let max_epochs = cfg.max_epochs as u64;
+            let first = first_epoch as u64;
+            scope.spawn(move || {
+                for epoch in first..=max_epochs {
+                    for pairs in sampler.epoch(epoch).take(steps_per_epoch) {
+                        let b = model.build_batch(&pairs);
+                        if tx.send(Msg::Batch(Box::new(b))).is_err() {
+                            return; // the trainer stopped (early stopping or an error)
+                        }
+                    }
+                    if tx.send(Msg::EpochEnd).is_err() {
+                        return;
                     }
                 }
-                if tx.send(Msg::EpochEnd).is_err() {
-                    return;
+            });
+            for epoch in first_epoch..=cfg.max_epochs {
+                let bar = epoch_bar(progress, epoch, cfg.max_epochs, steps_per_epoch);
+                let started = Instant::now();
+                let loss = run_epoch(
+                    &mut session,
+                    &rx,
+                    cfg,
+                    epoch,
+                    steps_per_epoch,
+                    &bar,
+                    progress,
+                )?;
+                let seconds = started.elapsed().as_secs_f64();
+                train_seconds += seconds;
+                bar.finish_and_clear();
+                check_parameters(&mut session, epoch)?;
+                let mut record = EpochRecord {
+                    epoch,
+                    loss,
+                    steps: steps_per_epoch,
+                    seconds,
+                    steps_per_s: steps_per_epoch as f64 / seconds.max(1e-9),
+                    validation: None,
+                    eval_seconds: 0.0,
+                    best: false,
+                };
+                let score = if validate {
+                    let t = Instant::now();
+                    session.embed_all()?;
+                    let ev = evaluator.evaluate_session(&session, &ds.val, ds)?;
+                    record.eval_seconds = t.elapsed().as_secs_f64();
+                    eval_seconds += record.eval_seconds;
+                    let split = SplitMetrics::from(&ev.result);
+                    let ndcg = split.at(cfg.select_k).map(|m| m.ndcg).unwrap_or(0.0);
+                    record.validation = Some(split);
+                    ndcg
+                } else {
+                    epoch as f64 // without validation data the last epoch is kept
+                };
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    record.best = true;
+                    best = Some((score, epoch, session.read_weights()?));
+                }
+                if progress {
+                    eprintln!("{}", epoch_line(&record, cfg));
+                }
+                history.push(record);
+                let end = EpochEnd {
+                    record: history.last().expect("pushed"),
+                    history: &history,
+                    best: best.as_ref().expect("set above"),
+                    new_best: history.last().is_some_and(|r| r.best),
+                    session: &mut session,
+                };
+                on_epoch(end)?;
+                crate::util::kill_point("epoch", epoch as u64);
+                if finished(&history, &best) && epoch < cfg.max_epochs {
+                    stopped_early = true;
+                    break;
                 }
             }
-        });
-        for epoch in 1..=cfg.max_epochs {
-            let bar = epoch_bar(progress, epoch, cfg.max_epochs, steps_per_epoch);
-            let start = Instant::now();
-            let loss = run_epoch(
-                &mut session,
-                &rx,
-                cfg,
-                epoch,
-                steps_per_epoch,
-                &bar,
-                progress,
-            )?;
-            let seconds = start.elapsed().as_secs_f64();
-            train_seconds += seconds;
-            bar.finish_and_clear();
-            let mut record = EpochRecord {
-                epoch,
-                loss,
-                steps: steps_per_epoch,
-                seconds,
-                steps_per_s: steps_per_epoch as f64 / seconds.max(1e-9),
-                validation: None,
-                eval_seconds: 0.0,
-                best: false,
-            };
-            let score = if validate {
-                let t = Instant::now();
-                session.embed_all()?;
-                let ev = evaluator.evaluate_session(&session, &ds.val, ds)?;
-                record.eval_seconds = t.elapsed().as_secs_f64();
-                eval_seconds += record.eval_seconds;
-                let split = SplitMetrics::from(&ev.result);
-                let ndcg = split.at(cfg.select_k).map(|m| m.ndcg).unwrap_or(0.0);
-                record.validation = Some(split);
-                ndcg
-            } else {
-                -loss // without validation data the last epoch is kept
-            };
-            if best.as_ref().is_none_or(|b| score > b.0) {
-                record.best = true;
-                best = Some((score, epoch, session.read_weights()?));
-            }
-            if progress {
-                eprintln!("{}", epoch_line(&record, cfg));
-            }
-            let new_best = if record.best {
-                best.as_ref().map(|b| &b.2)
-            } else {
-                None
-            };
-            on_epoch(&record, new_best)?;
-            history.push(record);
-            let best_epoch = best.as_ref().map_or(0, |b| b.1);
-            if validate
-                && cfg.patience > 0
-                && epoch - best_epoch >= cfg.patience
-                && epoch < cfg.max_epochs
-            {
-                stopped_early = true;
-                break;
-            }
-        }
-        drop(rx);
-        Ok(())
-    })?;
+            drop(rx);
+            Ok(())
+        })?;
+    }
 
     let (_, best_epoch, best_params) = best.context("no epoch finished")?;
     session.write_weights(&best_params)?;
@@ -227,9 +324,36 @@ pub fn train<'d>(
     })
 }
 
-/// Called after every epoch with its record and, when the epoch is the best so far, its weights.
-pub type EpochObserver<'a> =
-    dyn FnMut(&EpochRecord, Option<&Weights<f32>>) -> anyhow::Result<()> + 'a;
+/// Stops a diverged run: non-finite parameters (counted on the GPU) end training with a clear error
+/// before they can be evaluated, selected or saved.
+fn check_parameters(session: &mut TrainSession<'_>, epoch: usize) -> anyhow::Result<()> {
+    let bad = session.nonfinite_params()?;
+    if let Some((buffer, n)) = bad.first() {
+        let tensors: Vec<&str> = session
+            .model
+            .params()
+            .tensors
+            .iter()
+            .filter(|t| match &t.storage {
+                crate::models::params::Storage::Table(b) => b == buffer,
+                crate::models::params::Storage::Dense { .. } => {
+                    buffer == crate::models::params::DENSE
+                }
+            })
+            .map(|t| t.name.as_str())
+            .collect();
+        bail!(
+            "training diverged: {n} non-finite parameter value(s) in {buffer} ({}) after epoch \
+             {epoch} (optimizer step {}); try a smaller --lr or --weight-decay",
+            tensors.join(", "),
+            session.t
+        );
+    }
+    Ok(())
+}
+
+/// Called after every finished epoch.
+pub type EpochObserver<'a, 'd> = dyn FnMut(EpochEnd<'_, 'd>) -> anyhow::Result<()> + 'a;
 
 /// The sampler and a GPU training session holding freshly initialised parameters for `cfg` on `ds`.
 pub fn setup<'d>(
@@ -246,6 +370,8 @@ pub fn setup<'d>(
         cfg.seed,
     )?;
     let model = model_for(cfg, ds, sampler.max_pairs());
+    // Check the plan before the host allocates the weights: a mistyped --arch gets one line.
+    crate::models::session::memory_plan(&model, Mode::Train, &ctx)?;
     let weights = Weights::init(model.params(), cfg.seed);
     let session = gpu_session(ctx, model, Mode::Train, &weights, None)?;
     Ok((session, sampler))
@@ -297,6 +423,7 @@ fn run_epoch(
                 step += 1;
                 let read = step.is_multiple_of(cfg.log_every) || step == steps;
                 session.step(&b, read)?;
+                crate::util::kill_point("step", session.t);
                 if read {
                     requested = session.t;
                 }

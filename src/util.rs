@@ -1,13 +1,60 @@
-//! Small shared helpers: atomic file writes, seeded random generators.
+//! Small shared helpers: atomic file writes, seeded random generators, and the test hooks that inject a
+//! full disk or kill the process at a chosen point (`COBRAR_INJECT_FAULT`, `COBRAR_KILL_AT`).
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
+
+/// Whether `name` is a temporary file of [`write_atomic`] (left behind by a killed process).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp")
+}
+
+/// `COBRAR_INJECT_FAULT=disk@write:N`: the N-th atomic write fails as on a full disk.
+fn disk_fault(n: u64) -> bool {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("COBRAR_INJECT_FAULT")
+            .ok()
+            .and_then(|s| s.strip_prefix("disk@write:").and_then(|n| n.parse().ok()))
+    });
+    *at == Some(n)
+}
+
+/// A kill point reached: `COBRAR_KILL_AT=<point>:<n>` aborts the process here (as `kill -9` would: no
+/// clean-up, no destructors), for the resume tests.
+pub fn kill_point(point: &str, n: u64) {
+    static AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        let s = std::env::var("COBRAR_KILL_AT").ok()?;
+        let (p, n) = s.split_once(':')?;
+        Some((p.to_string(), n.parse().ok()?))
+    });
+    if let Some((p, k)) = at
+        && p == point
+        && *k == n
+    {
+        eprintln!("cobrar-gpu: killed at {point} {n} (COBRAR_KILL_AT)");
+        std::process::abort();
+    }
+}
+
+/// Whether `COBRAR_KILL_AT` names this point (callers that abort mid-way themselves).
+pub fn kill_requested(point: &str, n: u64) -> bool {
+    std::env::var("COBRAR_KILL_AT").is_ok_and(|s| s == format!("{point}:{n}"))
+}
+
+static WRITES: AtomicU64 = AtomicU64::new(0);
+static WRITE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename, so a
 /// reader (or a crash) never sees a half-written file and an existing file is never corrupted.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let _serial = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let n = WRITES.fetch_add(1, Ordering::Relaxed) + 1;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -22,6 +69,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     ));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
+        if disk_fault(n) {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device (injected by COBRAR_INJECT_FAULT)",
+            ));
+        }
+        if kill_requested("write", n) {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            f.sync_all()?;
+            kill_point("write", n);
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

@@ -13,7 +13,7 @@ pub fn run(json: bool, choice: Option<&str>) -> anyhow::Result<()> {
     };
     if json {
         let list: Vec<serde_json::Value> = adapters.iter().map(adapter_json).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     if adapters.is_empty() {
@@ -36,7 +36,7 @@ pub fn run(json: bool, choice: Option<&str>) -> anyhow::Result<()> {
             info.name, info.backend, info.device_type
         );
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 

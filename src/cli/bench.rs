@@ -189,7 +189,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         eval_seconds,
     };
     let text = serde_json::to_string_pretty(&report)?;
-    println!("{text}");
+    outln!("{text}");
     if let Some(path) = &cmd.json {
         write_json(path, &report)?;
     }

@@ -40,6 +40,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.markdown {
         crate::util::write_atomic(path, markdown.as_bytes())?;
     }
-    print!("{markdown}");
+    out!("{markdown}");
     Ok(())
 }

@@ -48,7 +48,7 @@ pub struct DatasetArgs {
     pub header: bool,
 
     /// Keep only interactions rated at least this
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub min_rating: Option<f32>,
 
     /// Iterative k-core: drop users and items with fewer than K interactions until stable (0: off)
@@ -199,9 +199,12 @@ pub struct SplitArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
 
-    /// Output directory (created if needed)
+    /// Output directory (created if needed; an existing non-empty one needs --overwrite)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace the files of an existing output directory
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 fn with_positional(mut args: DatasetArgs, path: Option<String>) -> DatasetArgs {
@@ -217,17 +220,18 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             let a = *a;
             let ds = with_positional(a.dataset, a.path).load()?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&ds.report)?);
+                outln!("{}", serde_json::to_string_pretty(&ds.report)?);
             } else {
-                print!("{}", stats_table(&ds));
+                out!("{}", stats_table(&ds));
             }
             Ok(())
         }
         DataCommand::Split(a) => {
             let a = *a;
             let ds = with_positional(a.dataset, a.path).load()?;
+            crate::rundir::check_new_dir(&a.out, a.overwrite, "--out")?;
             data::write_split(&ds, &a.out)?;
-            println!(
+            outln!(
                 "{}: wrote {} (train {}, validation {}, test {} interactions; {} users, {} items) and split.json",
                 ds.name,
                 a.out.join("{train,val,test}.tsv").display(),
@@ -309,6 +313,9 @@ pub fn stats_table(ds: &Dataset) -> String {
         );
     }
     row(&mut s, "preprocessed (Table 1)", &r.preprocessed);
+    for note in ds.dropped_records() {
+        let _ = writeln!(s, "  {note}");
+    }
     let tag = if published { "published" } else { "split" };
     row(&mut s, &format!("{tag} train"), &r.split.train);
     row(&mut s, &format!("{tag} validation"), &r.split.val);

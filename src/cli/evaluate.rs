@@ -41,7 +41,7 @@ pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         let ev = evaluator.evaluate_session(&session, truth, ds)?;
         let m = SplitMetrics::from(&ev.result);
         if !cmd.json {
-            println!("{}\n", metrics_table(name, &m));
+            outln!("{}\n", metrics_table(name, &m));
         }
         out.insert(name.to_string(), serde_json::to_value(&m)?);
     }
@@ -50,9 +50,9 @@ pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let peak = session.ctx().memory.peak();
     if cmd.json {
         out.insert("gpu_peak_bytes".into(), peak.into());
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
+        outln!(
             "{} on {} — {} ({}); GPU buffers at peak {:.1} MiB",
             saved.config.label(),
             ds.name,

@@ -20,9 +20,16 @@ pub struct ExportCommand {
     /// `<stem>.users.npy`, `<stem>.items.npy` and the original ids `<stem>.users.txt`, `<stem>.items.txt`
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Replace existing output files (never files of the run itself)
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(cmd: ExportCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    for path in export::output_paths(&cmd.out) {
+        crate::rundir::refuse_run_file(&path, &cmd.checkpoint)?;
+        crate::rundir::check_new_file(&path, cmd.overwrite)?;
+    }
     let saved = checkpoint::load_run(&cmd.checkpoint)?;
     let ds = &saved.dataset;
     let mut session = saved.session(gpu.context()?)?;

@@ -29,6 +29,9 @@ pub struct GridCommand {
     /// Print the combinations and exit
     #[arg(long)]
     pub dry_run: bool,
+    /// Replace runs already in the output folder
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -97,7 +100,7 @@ pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     if let Some((k, _)) = file.grid.iter().find(|(_, v)| v.is_empty()) {
         bail!("{}: grid.{k} has no values", cmd.config.display());
     }
-    for key in ["out", "quiet"] {
+    for key in ["out", "quiet", "overwrite", "resume"] {
         if file.train.contains_key(key) || file.grid.contains_key(key) {
             bail!("{}: `{key}` is set by grid itself", cmd.config.display());
         }
@@ -125,6 +128,9 @@ pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             dir.display().to_string(),
             "--quiet".to_string(),
         ]);
+        if cmd.overwrite {
+            args.push("--overwrite".to_string());
+        }
         let parsed = TrainFlags::try_parse_from(&args).map_err(|e| {
             anyhow::anyhow!(
                 "{}: combination {}: {}",
@@ -144,11 +150,12 @@ pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     );
     if cmd.dry_run {
         for (n, (combo, _)) in commands.iter().enumerate() {
-            println!("run-{:03}  {}", n + 1, describe(combo));
+            outln!("run-{:03}  {}", n + 1, describe(combo));
         }
         return Ok(());
     }
     let ds = commands[0].1.dataset.load()?;
+    crate::rundir::check_new_dir(&out, cmd.overwrite, "--out")?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut results: Vec<(usize, String, RunMetrics)> = Vec::new();
     for (n, (combo, tc)) in commands.iter().enumerate() {
@@ -163,7 +170,7 @@ pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         write_results(&out, &results, tc.train.select_k)?;
     }
     let select_k = commands[0].1.train.select_k;
-    println!("{}", results_markdown(&results, select_k));
+    outln!("{}", results_markdown(&results, select_k));
     Ok(())
 }
 

@@ -1,7 +1,39 @@
 //! Command-line interface: one file per command. `run` dispatches; every command returns
 //! `anyhow::Result` so `main` can print one error line and exit non-zero.
 
+use std::io::Write;
+
 use clap::{Args, Parser, Subcommand};
+
+/// Standard output was closed by its reader (`cobrar-gpu evaluate … | head -1`): `main` ends quietly
+/// with status 0, as command-line tools do.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub struct ClosedPipe;
+
+/// Writes to standard output; a closed pipe becomes [`ClosedPipe`] instead of a panic.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedPipe.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
+/// `println!` for command output: returns early with [`ClosedPipe`] when the reader went away.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `print!` for command output.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))?
+    };
+}
 
 pub mod adapters;
 pub mod bench;

@@ -34,11 +34,18 @@ pub struct RecommendCommand {
     /// Write `user<TAB>rank<TAB>item<TAB>score` to FILE instead of printing
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace FILE if it exists (never a file of the run itself)
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
 }
 
 pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     if cmd.k == 0 || cmd.k > MAX_K {
         bail!("-k must be between 1 and {MAX_K}, got {}", cmd.k);
+    }
+    if let Some(out) = &cmd.out {
+        crate::rundir::refuse_run_file(out, &cmd.checkpoint)?;
+        crate::rundir::check_new_file(out, cmd.overwrite)?;
     }
     let saved = checkpoint::load_run(&cmd.checkpoint)?;
     let ds = &saved.dataset;
@@ -76,7 +83,7 @@ pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
                 path.display()
             );
         }
-        None => print!("{tsv}"),
+        None => out!("{tsv}"),
     }
     Ok(())
 }

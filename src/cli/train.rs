@@ -1,16 +1,16 @@
 //! `cobrar-gpu train`: preprocess and split the data, train with early stopping on validation
 //! NDCG@5, evaluate the best epoch on test, and write the run directory.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::GpuArgs;
 use super::data::DatasetArgs;
 use crate::checkpoint;
+use crate::checkpoint::state;
 use crate::data::Dataset;
 use crate::eval::Evaluator;
 use crate::eval::metrics::{DEFAULT_CUTOFFS, SplitMetrics};
@@ -18,8 +18,9 @@ use crate::gpu::context::AdapterSummary;
 use crate::models::{Architecture, ModelKind, ParamCounts};
 use crate::report::run::{self, DatasetSummary, RunConfig, RunMetrics, Timings};
 use crate::report::{plot, table};
+use crate::rundir::{self, RunLock};
 use crate::sampler::SamplerKind;
-use crate::train::{self, EpochRecord, TrainConfig};
+use crate::train::{self, TrainConfig};
 use crate::util::write_atomic;
 
 /// Model and training hyper-parameters (shared by `train` and `grid`).
@@ -36,11 +37,16 @@ pub struct TrainArgs {
     pub arch: Architecture,
 
     /// Dropout after every branch layer, CoBraR only [default: 0.1 for cobrar, 0 for deepmf]
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout: Option<f32>,
 
     /// Adam learning rate
-    #[arg(long, value_name = "LR", default_value_t = 1e-3)]
+    #[arg(
+        long,
+        value_name = "LR",
+        default_value_t = 1e-3,
+        allow_negative_numbers = true
+    )]
     pub lr: f64,
 
     /// L2 regularisation λ added to every gradient (PyTorch Adam weight_decay)
@@ -49,12 +55,18 @@ pub struct TrainArgs {
         alias = "lambda",
         alias = "reg",
         value_name = "λ",
-        default_value_t = 1e-3
+        default_value_t = 1e-3,
+        allow_negative_numbers = true
     )]
     pub weight_decay: f64,
 
     /// Lower clamp μ of the predicted score before the loss
-    #[arg(long, value_name = "MU", default_value_t = 1e-4)]
+    #[arg(
+        long,
+        value_name = "MU",
+        default_value_t = 1e-4,
+        allow_negative_numbers = true
+    )]
     pub mu: f32,
 
     /// Negatives sampled per positive
@@ -96,6 +108,10 @@ pub struct TrainArgs {
     /// End each epoch after N steps (quick smoke runs and timing; the study uses whole epochs)
     #[arg(long, value_name = "N")]
     pub max_steps_per_epoch: Option<usize>,
+
+    /// Train without a validation split (no model selection: the last epoch is kept)
+    #[arg(long)]
+    pub no_validation: bool,
 }
 
 impl TrainArgs {
@@ -130,7 +146,9 @@ impl TrainArgs {
             select_k: self.select_k,
             log_every: self.log_every,
             max_steps_per_epoch: self.max_steps_per_epoch,
+            no_validation: self.no_validation,
         })
+        .and_then(|c| c.validate().map(|()| c))
     }
 }
 
@@ -143,16 +161,97 @@ pub struct TrainCommand {
     /// Run directory for the checkpoint, metrics and reports [default: runs/DATASET-MODEL-TIME]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the run (or other files) already in --out
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Continue the interrupted run in DIR from its last completed epoch, with its own configuration
+    /// (no other model or data flags); ends exactly as an uninterrupted run would
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "overwrite"])]
+    pub resume: Option<PathBuf>,
     /// No progress bar or epoch lines (errors and the final summary still print)
     #[arg(long, short)]
     pub quiet: bool,
 }
 
+/// Flags of `train` that `--resume` accepts beside itself (the run's configuration is its own).
+const RESUME_FLAGS: &[&str] = &["resume", "quiet", "adapter"];
+
 pub fn run(cmd: TrainCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    if let Some(dir) = &cmd.resume {
+        reject_flags_beside_resume()?;
+        return resume(dir, cmd.quiet, gpu, started).map(|_| ());
+    }
     cmd.train.config()?; // flag errors before the data loads
     let ds = cmd.dataset.load()?;
     execute(&cmd, gpu, &ds, started)?;
+    Ok(())
+}
+
+/// `--resume` takes the run's own configuration: any other model or data flag on the command line is
+/// a mistake worth one clear line.
+fn reject_flags_beside_resume() -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+    let Ok(matches) = super::Cli::command().try_get_matches_from(std::env::args_os()) else {
+        return Ok(()); // not called from the command line (tests, library use)
+    };
+    let Some(("train", sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let given: Vec<String> = sub
+        .ids()
+        .map(|id| id.as_str().to_string())
+        .filter(|id| {
+            !RESUME_FLAGS.contains(&id.as_str())
+                && sub.value_source(id) == Some(ValueSource::CommandLine)
+        })
+        .collect();
+    if !given.is_empty() {
+        anyhow::bail!(
+            "--resume continues a run with its own configuration; drop {}",
+            given
+                .iter()
+                .map(|g| format!("--{}", g.replace('_', "-")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Checks what `train` needs of the data before anything is written.
+fn check_splits(ds: &Dataset, cfg: &TrainConfig) -> anyhow::Result<()> {
+    if ds.test.nnz() == 0 {
+        anyhow::bail!(
+            "the test split of {} is empty: there is nothing to evaluate the run on; change \
+             --test-ratio",
+            ds.name
+        );
+    }
+    if ds.val.nnz() == 0 && !cfg.no_validation {
+        anyhow::bail!(
+            "the validation split of {} is empty: nothing selects the best epoch; change \
+             --val-ratio, or pass --no-validation to keep the last epoch",
+            ds.name
+        );
+    }
+    Ok(())
+}
+
+/// Everything that must hold before a run directory is touched: flags, data, the memory plan.
+fn preflight(cfg: &TrainConfig, ds: &Dataset, ctx: &crate::gpu::GpuContext) -> anyhow::Result<()> {
+    check_splits(ds, cfg)?;
+    let sampler = crate::sampler::Sampler::new(
+        cfg.sampler,
+        &ds.train,
+        ds.n_items(),
+        cfg.batch_size,
+        cfg.negatives,
+        cfg.seed,
+    )?;
+    let model = train::model_for(cfg, ds, sampler.max_pairs());
+    crate::models::session::memory_plan(&model, crate::models::Mode::Train, ctx)?;
     Ok(())
 }
 
@@ -165,31 +264,118 @@ pub fn execute(
 ) -> anyhow::Result<RunMetrics> {
     let cfg = cmd.train.config()?;
     let ctx = gpu.context()?;
-    let adapter = AdapterSummary::from(&ctx.info);
-    let counts = ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
+    preflight(&cfg, ds, &ctx)?;
     let out = match &cmd.out {
         Some(d) => d.clone(),
         None => default_run_dir(&ds.name, cfg.model),
     };
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    rundir::check_new_dir(&out, cmd.overwrite, "--out")?;
+    // Validated: from here on the run directory is written.
+    let _lock = RunLock::acquire(&out)?;
+    if cmd.overwrite {
+        rundir::clear_run_entries(&out)?;
+    }
+    rundir::sweep_temporaries(&out);
     let source = cmd
         .dataset
         .dataset
         .clone()
         .unwrap_or_else(|| "embedded synthetic dataset".to_string());
-    let summary = DatasetSummary {
-        name: ds.name.clone(),
-        source,
-        users: ds.n_users(),
-        items: ds.n_items(),
-        train: ds.train.nnz(),
-        val: ds.val.nnz(),
-        test: ds.test.nnz(),
+    let config = RunConfig {
+        program: "cobrar-gpu".into(),
+        version: run::version(),
+        git_revision: run::git_revision(),
+        train: cfg.clone(),
+        dataset: DatasetSummary {
+            name: ds.name.clone(),
+            source,
+            users: ds.n_users(),
+            items: ds.n_items(),
+            train: ds.train.nnz(),
+            val: ds.val.nnz(),
+            test: ds.test.nnz(),
+        },
+        parameters: ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items()),
+        adapter: AdapterSummary::from(&ctx.info),
     };
+    checkpoint::save_ids(&out, &ds.user_ids, &ds.item_ids)?;
+    crate::data::write_split(ds, &out.join(run::SPLIT_DIR))?;
+    // config.json last: its presence marks a run directory that `--resume` can continue.
+    run::write_json(&out.join(run::CONFIG_FILE), &config)?;
+    run_training(&out, &config, ds, ctx, None, cmd.quiet, started)
+}
+
+/// Continues the interrupted run in `dir`.
+pub fn resume(
+    dir: &Path,
+    quiet: bool,
+    gpu: &GpuArgs,
+    started: Instant,
+) -> anyhow::Result<RunMetrics> {
+    match rundir::inspect(dir)? {
+        rundir::Existing::FinishedRun => anyhow::bail!(
+            "{} holds a finished run (metrics.json): there is nothing to resume",
+            dir.display()
+        ),
+        rundir::Existing::UnfinishedRun => {}
+        _ => anyhow::bail!(
+            "{}: not a run directory (no config.json and split/): nothing to resume",
+            dir.display()
+        ),
+    }
+    let _lock = RunLock::acquire(dir)?;
+    let swept = rundir::sweep_temporaries(dir);
+    let config = RunConfig::load(dir)?;
+    let ds = checkpoint::load_dataset(dir, &config)?;
+    let ctx = gpu.context()?;
+    preflight(&config.train, &ds, &ctx)?;
+    let layout = std::sync::Arc::new(crate::models::cobrar::param_layout(
+        config.train.model,
+        &config.train.arch,
+        ds.n_users(),
+        ds.n_items(),
+    ));
+    let progress = state::load(dir, &layout)?;
+    eprintln!(
+        "resuming {} in {} after epoch {}{}",
+        config.label(),
+        dir.display(),
+        progress.as_ref().map_or(0, |p| p.epoch),
+        if swept > 0 {
+            format!(" ({swept} half-written file(s) of the interrupted run removed)")
+        } else {
+            String::new()
+        }
+    );
+    run_training(dir, &config, &ds, ctx, progress, quiet, started)
+}
+
+/// Trains (from scratch or from `start`), checkpointing every epoch, then evaluates the best epoch on
+/// test and writes the reports.
+fn run_training(
+    out: &Path,
+    config: &RunConfig,
+    ds: &Dataset,
+    ctx: std::sync::Arc<crate::gpu::GpuContext>,
+    start: train::Start,
+    quiet: bool,
+    started: Instant,
+) -> anyhow::Result<RunMetrics> {
+    let cfg = &config.train;
+    let counts = config.parameters;
+    let adapter = AdapterSummary::from(&ctx.info);
     eprintln!(
         "{}: {} users, {} items, {} train / {} validation / {} test interactions",
-        ds.name, summary.users, summary.items, summary.train, summary.val, summary.test
+        ds.name,
+        ds.n_users(),
+        ds.n_items(),
+        ds.train.nnz(),
+        ds.val.nnz(),
+        ds.test.nnz()
     );
+    for note in ds.dropped_records() {
+        eprintln!("  {note}");
+    }
     eprintln!("{} {}: {}", cfg.model, cfg.arch, counts);
     eprintln!(
         "adapter: {} ({}, {:?}); writing to {}",
@@ -198,33 +384,52 @@ pub fn execute(
         ctx.info.device_type,
         out.display()
     );
-    let config = RunConfig {
-        program: "cobrar-gpu".into(),
-        version: run::version(),
-        git_revision: run::git_revision(),
-        train: cfg.clone(),
-        dataset: summary,
-        parameters: counts,
-        adapter: adapter.clone(),
-    };
-    run::write_json(&out.join(run::CONFIG_FILE), &config)?;
-    checkpoint::save_ids(&out, &ds.user_ids, &ds.item_ids)?;
-    crate::data::write_split(ds, &out.join(run::SPLIT_DIR))?;
-
     let log_path = out.join(run::TRAIN_LOG_FILE);
     let weights_path = out.join(checkpoint::WEIGHTS_FILE);
-    let mut log: Vec<EpochRecord> = Vec::new();
-    // The log grows every epoch and the weights follow the best epoch, so an interrupted long run
-    // still leaves a usable checkpoint (`evaluate --checkpoint`, `recommend`).
-    let mut on_epoch = |r: &EpochRecord, best: Option<&crate::models::Weights<f32>>| {
-        log.push(r.clone());
-        run::write_train_log(&log_path, &log)?;
-        if let Some(p) = best {
-            checkpoint::save_weights(&weights_path, p, weights_metadata(&cfg, &ds.name, r.epoch))?;
+    if let Some(p) = &start {
+        // The committed state is authoritative: the log and the best weights follow it.
+        run::write_train_log(&log_path, &p.history)?;
+        if let Some((_, e, w)) = &p.best {
+            checkpoint::save_weights(&weights_path, w, &weights_metadata(cfg, &ds.name, *e))?;
+        }
+    }
+    // Every epoch commits a resumable state, then the log and, for a new best, the weights — so an
+    // interrupted run still leaves a usable checkpoint and `--resume` continues it exactly.
+    let mut on_epoch = |e: train::EpochEnd<'_, '_>| -> anyhow::Result<()> {
+        let (m, v) = e.session.read_moments()?;
+        let progress = state::Progress {
+            epoch: e.record.epoch,
+            t: e.session.t,
+            weights: e.session.read_weights()?,
+            m,
+            v,
+            history: e.history.to_vec(),
+            best: Some(e.best.clone()),
+        };
+        state::save(out, &progress, e.new_best)?;
+        run::write_train_log(&log_path, e.history)?;
+        if e.new_best {
+            checkpoint::save_weights(
+                &weights_path,
+                &e.best.2,
+                &weights_metadata(cfg, &ds.name, e.best.1),
+            )?;
         }
         Ok(())
     };
-    let outcome = train::train(ctx, ds, &cfg, !cmd.quiet, &mut on_epoch)?;
+    let outcome = train::train(ctx, ds, cfg, !quiet, start, &mut on_epoch).map_err(|e| {
+        let resumable = out.join(state::STATE_DIR).exists();
+        let diverged = e.to_string().contains("diverged");
+        if resumable && !diverged {
+            e.context(format!(
+                "training stopped; the last completed epoch is saved: continue with \
+                 `cobrar-gpu train --resume {}`",
+                out.display()
+            ))
+        } else {
+            e
+        }
+    })?;
     let mut session = outcome.session;
 
     // Test (and the best epoch's validation) metrics from the best weights.
@@ -258,7 +463,6 @@ pub fn execute(
         hyperparameters: cfg.clone(),
         parameters: counts,
     };
-    run::write_json(&out.join(table::METRICS_FILE), &metrics)?;
     table::write_user_metrics(
         &out.join(table::USER_METRICS_FILE),
         &ds.user_ids,
@@ -285,14 +489,16 @@ pub fn execute(
     );
     let svg = plot::training_curve(&title, &losses, &ndcg, cfg.select_k, outcome.best_epoch);
     write_atomic(&out.join(run::CURVE_FILE), svg.as_bytes())?;
-
-    print_summary(&out, &metrics);
+    // metrics.json last: its presence marks a finished run, which needs no resumable state.
+    run::write_json(&out.join(table::METRICS_FILE), &metrics)?;
+    let _ = std::fs::remove_dir_all(out.join(state::STATE_DIR));
+    print_summary(out, &metrics)?;
     Ok(metrics)
 }
 
 /// The safetensors header metadata of a checkpoint.
-fn weights_metadata(cfg: &TrainConfig, dataset: &str, epoch: usize) -> HashMap<String, String> {
-    HashMap::from([
+fn weights_metadata(cfg: &TrainConfig, dataset: &str, epoch: usize) -> BTreeMap<String, String> {
+    BTreeMap::from([
         ("model".to_string(), cfg.model.to_string()),
         ("arch".to_string(), cfg.arch.to_string()),
         ("dataset".to_string(), dataset.to_string()),
@@ -323,8 +529,8 @@ fn default_run_dir(dataset: &str, model: ModelKind) -> PathBuf {
 }
 
 /// The final lines: best epoch and every test metric at every cutoff.
-fn print_summary(out: &Path, m: &RunMetrics) {
-    println!(
+fn print_summary(out: &Path, m: &RunMetrics) -> anyhow::Result<()> {
+    outln!(
         "{} on {}: best epoch {} of {}{}; {:.1}s training, {:.1} steps/s",
         m.label,
         m.dataset,
@@ -338,8 +544,9 @@ fn print_summary(out: &Path, m: &RunMetrics) {
         m.timings.train_seconds,
         m.timings.mean_steps_per_s
     );
-    println!("{}", metrics_table("test", &m.test));
-    println!("run directory: {}", out.display());
+    outln!("{}", metrics_table("test", &m.test));
+    outln!("run directory: {}", out.display());
+    Ok(())
 }
 
 /// A small text table of one split's metrics at every cutoff.

@@ -162,6 +162,61 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Every record the pipeline left out, in one line per cause (empty when nothing was dropped):
+    /// what `train` and `data stats` report so nothing disappears silently.
+    pub fn dropped_records(&self) -> Vec<String> {
+        let r = &self.report;
+        let mut out = Vec::new();
+        let negative: u64 = r.inputs.iter().map(|f| f.negative_rating).sum();
+        if negative > 0 {
+            out.push(format!(
+                "{negative} records with a negative rating dropped (negative feedback is not a positive)"
+            ));
+        }
+        let below: u64 = r.inputs.iter().map(|f| f.below_min_rating).sum();
+        if below > 0 {
+            out.push(format!(
+                "{below} records below --min-rating {} dropped",
+                r.min_rating.unwrap_or_default()
+            ));
+        }
+        let duplicates =
+            r.raw.interactions as i64 - (negative + below) as i64 - r.implicit.interactions as i64;
+        if duplicates > 0 && r.pre_split.is_none() {
+            out.push(format!(
+                "{duplicates} duplicate (user, item) records collapsed"
+            ));
+        }
+        if let Some(k) = &r.kcore {
+            let lost = r
+                .implicit
+                .interactions
+                .saturating_sub(k.counts.interactions);
+            if lost > 0 {
+                out.push(format!(
+                    "{lost} interactions of users or items with fewer than {} dropped by the {}-core filter",
+                    k.k, k.k
+                ));
+            }
+        }
+        if let Some(p) = &r.pre_split {
+            for f in &p.files[1..] {
+                let n = f.dropped_unknown_user + f.dropped_unknown_item + f.dropped_in_earlier_part;
+                if n > 0 {
+                    out.push(format!(
+                        "{n} {} records dropped: {} with a user unknown to training, {} with an \
+                         unknown item, {} already in an earlier part",
+                        f.part,
+                        f.dropped_unknown_user,
+                        f.dropped_unknown_item,
+                        f.dropped_in_earlier_part
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     pub fn n_users(&self) -> usize {
         self.user_ids.len()
     }
@@ -418,7 +473,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
             };
             load_single(name, &src, opts)?
         }
-        Input::File(path) => load_single(name, &Source::File(path), opts)?,
+        Input::File(path) => load_single(name, &Source::open_path(path)?, opts)?,
         Input::PreSplit(_, files) => load_pre_split(name, &files, opts)?,
     };
     Ok(ds)
@@ -541,7 +596,7 @@ fn load_pre_split(
     let mut reads = Vec::new();
     let mut part_keys: Vec<Vec<u64>> = Vec::new();
     for f in files {
-        let src = Source::File(f.clone());
+        let src = Source::open_path(f.clone())?;
         check_rating_available(&parser, &src, opts)?;
         let mut keys = Vec::new();
         reads.push(readers::read_interactions(

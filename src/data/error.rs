@@ -27,11 +27,11 @@ pub enum DataError {
     },
     #[error("{}: no such file or directory", .path.display())]
     NotFound { path: PathBuf },
-    #[error("{}: {source}", .path.display())]
+    /// The OS error is part of the message, not a chained source: `{:#}` would print it twice.
+    #[error("{}: {error}", .path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{}: not a dataset directory: no {missing} (a pre-split dataset needs train.tsv, val.tsv and test.tsv; \

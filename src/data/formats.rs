@@ -407,7 +407,9 @@ impl Parser {
         }
         let rating = match rating {
             Some(r) if self.strict || need_rating => Some(parse_rating(r)?),
-            _ => None,
+            // Generic text: a rating that parses is kept (a negative one drops the record).
+            Some(r) => unquote(r).trim().parse::<f32>().ok(),
+            None => None,
         };
         if need_rating && rating.is_none() {
             return Err(Some("no rating column, which --min-rating needs".into()));
@@ -745,7 +747,7 @@ mod tests {
             header: false,
         };
         let p = resolve_delimited(&spec, &lines(&["i\t3\tu"]), "f").unwrap();
-        assert_eq!(rec(&p, "i\t3\tu"), Ok(("u".into(), "i".into(), None)));
+        assert_eq!(rec(&p, "i\t3\tu"), Ok(("u".into(), "i".into(), Some(3.0))));
         assert_eq!(p.parse("i\t3\tu", true).unwrap().rating, Some(3.0));
         assert_eq!(rec(&p, "i\t3"), Err(None));
     }

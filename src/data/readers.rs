@@ -17,7 +17,8 @@ use super::error::{DataError, shorten};
 use super::formats::{DelimitedSpec, Format, Header, Parser, detect_format, resolve_delimited};
 use super::intern::Interner;
 
-/// Where the bytes come from: a file, or a dataset embedded in the binary.
+/// Where the bytes come from: a file, a dataset embedded in the binary, or a stream read once into
+/// memory (`/dev/stdin`, a pipe: detection and parsing each need a pass).
 #[derive(Debug, Clone)]
 pub enum Source {
     File(PathBuf),
@@ -25,13 +26,43 @@ pub enum Source {
         name: &'static str,
         bytes: &'static [u8],
     },
+    Memory {
+        path: PathBuf,
+        bytes: std::sync::Arc<Vec<u8>>,
+    },
 }
 
+/// Longest line a reader accepts: no interaction record comes near it, and a file without newlines
+/// (`/dev/zero`, a binary) stops here instead of filling memory.
+pub const MAX_LINE: usize = 1 << 20;
+
 impl Source {
+    /// A regular file is read from disk (as often as needed); anything else — a pipe, `/dev/stdin`, a
+    /// device — is read once into memory, with the line-length cap applied as it arrives (gzip streams
+    /// are buffered whole and capped after decompression).
+    pub fn open_path(path: PathBuf) -> Result<Source, DataError> {
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Source::File(path)),
+            Ok(m) if m.is_dir() => Err(DataError::Invalid(format!(
+                "{}: is a directory, expected a file",
+                path.display()
+            ))),
+            Ok(_) => {
+                let bytes = read_stream(&path)?;
+                Ok(Source::Memory {
+                    path,
+                    bytes: std::sync::Arc::new(bytes),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(DataError::NotFound { path }),
+            Err(e) => Err(DataError::Io { path, error: e }),
+        }
+    }
+
     /// The name errors and reports use: the path as given, or `<embedded NAME>`.
     pub fn display_name(&self) -> String {
         match self {
-            Source::File(p) => p.display().to_string(),
+            Source::File(p) | Source::Memory { path: p, .. } => p.display().to_string(),
             Source::Embedded { name, .. } => format!("<embedded {name}>"),
         }
     }
@@ -39,7 +70,7 @@ impl Source {
     /// The file name without directories and without a trailing `.gz`, lower-cased (detection hint).
     fn base_name(&self) -> String {
         let name = match self {
-            Source::File(p) => p
+            Source::File(p) | Source::Memory { path: p, .. } => p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -58,19 +89,62 @@ impl Source {
                 }
                 Err(e) => Err(DataError::Io {
                     path: p.clone(),
-                    source: e,
+                    error: e,
                 }),
             },
             Source::Embedded { bytes, .. } => Ok(Box::new(*bytes)),
+            Source::Memory { bytes, .. } => Ok(Box::new(io::Cursor::new(bytes.as_slice()))),
         }
     }
 
     fn io_err(&self, e: io::Error) -> DataError {
         DataError::Io {
             path: PathBuf::from(self.display_name()),
-            source: e,
+            error: e,
         }
     }
+}
+
+/// Reads a non-regular file once. Plain text stops at the first line longer than [`MAX_LINE`].
+fn read_stream(path: &Path) -> Result<Vec<u8>, DataError> {
+    let io_err = |e: io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        error: e,
+    };
+    let mut f = File::open(path).map_err(io_err)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let (mut line, mut run) = (1u64, 0usize);
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        out.extend_from_slice(&buf[..n]);
+        if out.starts_with(&GZIP_MAGIC) {
+            continue; // compressed: lines are checked after decompression
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                line += 1;
+                run = 0;
+            } else {
+                run += 1;
+                if run > MAX_LINE {
+                    return Err(line_too_long(&path.display().to_string(), line));
+                }
+            }
+        }
+    }
+}
+
+fn line_too_long(file: &str, line: u64) -> DataError {
+    DataError::Invalid(format!(
+        "{file}:{line}: line longer than {} MiB: not an interaction file",
+        MAX_LINE >> 20
+    ))
 }
 
 /// Passes bytes through while hashing them, so the input's sha256 costs no second read.
@@ -146,15 +220,21 @@ impl<'r> Lines<'r> {
     fn next_line(&mut self) -> Result<Option<(u64, &str)>, DataError> {
         loop {
             self.buf.clear();
-            let n = self.reader.read_until(b'\n', &mut self.buf).map_err(|e| {
-                DataError::Invalid(format!(
-                    "{}:{}: read error: {e}",
-                    self.file,
-                    self.line_no + 1
-                ))
-            })?;
+            let n = (&mut *self.reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| {
+                    DataError::Invalid(format!(
+                        "{}:{}: read error: {e}",
+                        self.file,
+                        self.line_no + 1
+                    ))
+                })?;
             if n == 0 {
                 return Ok(None);
+            }
+            if n > MAX_LINE && !self.buf.ends_with(b"\n") {
+                return Err(line_too_long(self.file, self.line_no + 1));
             }
             self.line_no += 1;
             let mut end = self.buf.len();
@@ -216,6 +296,9 @@ pub struct FileRead {
     pub rows: u64,
     /// Records dropped by `--min-rating`.
     pub below_min_rating: u64,
+    /// Records with a negative rating: explicit negative feedback, never a positive (dropped).
+    #[serde(default)]
+    pub negative_rating: u64,
 }
 
 /// Reads every record of `src`, interning ids and appending `user << 32 | item` keys to `out`
@@ -230,10 +313,11 @@ pub(crate) fn read_interactions(
 ) -> Result<FileRead, DataError> {
     let file = src.display_name();
     let need_rating = min_rating.is_some();
-    let ((rows, below), sha256, bytes) = with_text(src, |r| {
+    let ((rows, below, negative), sha256, bytes) = with_text(src, |r| {
         let mut lines = Lines::new(r, &file);
         let mut rows = 0u64;
         let mut below = 0u64;
+        let mut negative = 0u64;
         let mut first = true;
         while let Some((line_no, line)) = lines.next_line()? {
             if first {
@@ -267,6 +351,10 @@ pub(crate) fn read_interactions(
             rows += 1;
             let u = users.intern(&rec.user);
             let i = items.intern(&rec.item);
+            if rec.rating.is_some_and(|r| r < 0.0) {
+                negative += 1;
+                continue;
+            }
             if let (Some(min), Some(r)) = (min_rating, rec.rating)
                 && r < min
             {
@@ -275,7 +363,7 @@ pub(crate) fn read_interactions(
             }
             out.push(((u as u64) << 32) | i as u64);
         }
-        Ok((rows, below))
+        Ok((rows, below, negative))
     })?;
     if users.len() > u32::MAX as usize || items.len() > u32::MAX as usize {
         return Err(DataError::Invalid(format!(
@@ -289,6 +377,7 @@ pub(crate) fn read_interactions(
         sha256,
         rows,
         below_min_rating: below,
+        negative_rating: negative,
     })
 }
 

@@ -255,7 +255,7 @@ impl GpuContext {
         errors.install(&device);
         let registry = KernelRegistry::new(&device, &info, features);
         let faults = match std::env::var("COBRAR_INJECT_FAULT") {
-            Ok(s) if !s.is_empty() => vec![InjectedFault::parse(&s)?],
+            Ok(s) if !s.is_empty() && !s.starts_with("disk@") => vec![InjectedFault::parse(&s)?],
             _ => Vec::new(),
         };
         Ok(GpuContext {

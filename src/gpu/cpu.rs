@@ -298,6 +298,13 @@ impl<T: Real> Executor for CpuExec<T> {
             HostBuf::F(_) => anyhow::bail!("{name} is an f32 buffer"),
         }
     }
+
+    fn read_u32(&mut self, id: BufId) -> anyhow::Result<Vec<u32>> {
+        match &self.bufs[id.0 as usize] {
+            HostBuf::U(v) => Ok(v.concat()),
+            HostBuf::F(_) => anyhow::bail!("{} is an f32 buffer", self.layout.spec(id).name),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -16,7 +16,7 @@ pub enum GpuError {
     )]
     OutOfMemory { what: String, mib: u64 },
     #[error(
-        "{what} needs {mib} MiB in one storage binding, above the adapter's {limit_mib} MiB limit"
+        "{what} would take {mib} MiB in one storage binding, above the adapter's {limit_mib} MiB limit"
     )]
     BindingLimit {
         what: String,

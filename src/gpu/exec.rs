@@ -287,4 +287,10 @@ impl Executor for GpuExec {
         buffers::upload(&self.ctx, &self.bufs[id.0 as usize][0], 0, data);
         Ok(())
     }
+
+    fn read_u32(&mut self, id: BufId) -> anyhow::Result<Vec<u32>> {
+        let spec = self.layout.spec(id);
+        ensure!(spec.elem == Elem::U32, "{} is an f32 buffer", spec.name);
+        buffers::read::<u32>(&self.ctx, &self.bufs[id.0 as usize][0], 0, spec.len())
+    }
 }

@@ -21,6 +21,8 @@ pub trait Executor {
     fn write_chunk(&mut self, b: Bind, data: &[Self::Real]) -> anyhow::Result<()>;
     /// Overwrites the start of a (one-chunk) u32 buffer.
     fn write_u32(&mut self, id: BufId, data: &[u32]) -> anyhow::Result<()>;
+    /// A (one-chunk) u32 buffer, read back (blocking).
+    fn read_u32(&mut self, id: BufId) -> anyhow::Result<Vec<u32>>;
 
     /// A whole f32 buffer, every chunk in row order.
     fn read(&mut self, id: BufId) -> anyhow::Result<Vec<Self::Real>> {

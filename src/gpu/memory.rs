@@ -140,6 +140,13 @@ impl MemoryLayout {
                 s.name
             );
             if s.table {
+                if s.cols as u64 * 4 > max_binding {
+                    return Err(GpuError::BindingLimit {
+                        what: format!("one row of {} ({} floats)", s.name, s.cols),
+                        mib: (s.cols as u64 * 4).div_ceil(1 << 20),
+                        limit_mib: max_binding >> 20,
+                    });
+                }
                 let natural = rows_per_chunk(max_binding, s.cols);
                 rows_per.push(force_chunk_rows.unwrap_or(natural).clamp(1, natural));
             } else {

@@ -33,6 +33,7 @@ pub const SCORE_LOSS: ShaderSource = shader!("score_loss");
 pub const ADAM_DENSE: ShaderSource = shader!("adam_dense");
 pub const ADAM_TABLE: ShaderSource = shader!("adam_table");
 pub const RANK_TOPK: ShaderSource = shader!("rank_topk");
+pub const REDUCE: ShaderSource = shader!("reduce");
 
 /// Every shader of the engine (the naga test walks this list and the `shaders/` folder).
 pub const ALL: &[ShaderSource] = &[
@@ -45,6 +46,7 @@ pub const ALL: &[ShaderSource] = &[
     ADAM_DENSE,
     ADAM_TABLE,
     RANK_TOPK,
+    REDUCE,
 ];
 
 /// Parses and validates WGSL with naga. The error carries naga's own message, with file and line.

@@ -14,6 +14,7 @@ pub mod dense_backward_data;
 pub mod dense_backward_weight;
 pub mod dense_forward;
 pub mod rank_topk;
+pub mod reduce;
 pub mod score_loss;
 pub mod spmm;
 
@@ -40,6 +41,7 @@ pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
     &adam_table::GATHER,
     &rank_topk::RANK_COSINE,
     &rank_topk::RANK_DOT,
+    &reduce::COUNT_NONFINITE,
 ];
 
 /// Marks an id that is not in the batch in the id → batch-row maps (`NONE` in the shaders).

@@ -43,6 +43,8 @@ pub mod buffers {
     /// Embeddings of every user / item (`n × dim`), written by the embedding pass.
     pub const USER_EMBEDDINGS: &str = "emb.users";
     pub const ITEM_EMBEDDINGS: &str = "emb.items";
+    /// Non-finite values per parameter buffer (the divergence check).
+    pub const NONFINITE: &str = "nonfinite";
     /// The exclusion CSR of the ranking (the training interactions by user).
     pub const EXCLUDE_PTR: &str = "train.by_user.ptr";
     pub const EXCLUDE_IDX: &str = "train.by_user.idx";

@@ -37,6 +37,8 @@ pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
     if mode != Mode::Infer {
         specs.push(BufferSpec::f32(buffers::LOSS_RING, LOSS_RING, Role::Output));
     }
+    let n_params = model.params().buffers.len();
+    specs.push(BufferSpec::u32(buffers::NONFINITE, n_params, Role::Output));
     let dim = model.dim();
     specs.push(BufferSpec::f32(
         buffers::USER_EMBEDDINGS,
@@ -68,6 +70,118 @@ pub fn layout<M: Model>(
 
 /// Adam's first and second moments.
 pub type Moments<T> = (Weights<T>, Weights<T>);
+
+/// What a session will hold, checked before anything is allocated.
+#[derive(Debug, Clone)]
+pub struct MemoryPlan {
+    pub layout: MemoryLayout,
+    /// Bytes of every GPU buffer.
+    pub gpu_bytes: u64,
+    /// Bytes the host holds beside the dataset: copies of the parameters (initialisation, the best
+    /// epoch's, a checkpoint being written) and, on a CPU adapter, the GPU buffers themselves.
+    pub host_bytes: u64,
+}
+
+/// A buffer's name as a user reads it in a memory error.
+fn describe_buffer(name: &str) -> String {
+    let known = [
+        (
+            "dense",
+            "the dense parameters (projection biases and branch layers)",
+        ),
+        ("acts", "the activations of one training step"),
+        ("grads_act", "the activation gradients of one training step"),
+        ("batch", "one step's batch"),
+    ];
+    match known.iter().find(|(n, _)| *n == name) {
+        Some((_, d)) => d.to_string(),
+        None => name.to_string(),
+    }
+}
+
+/// Bytes of memory the system can still give (`MemAvailable` on Linux); `None` elsewhere.
+pub fn host_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+/// Lays out a session of `model` in `mode` on `ctx` and checks it against the adapter's limits and the
+/// host's memory: one line with the numbers and what to change when it does not fit.
+pub fn memory_plan<M: Model>(
+    model: &M,
+    mode: Mode,
+    ctx: &crate::gpu::GpuContext,
+) -> anyhow::Result<MemoryPlan> {
+    let hint = "reduce the widths of --arch (the first one sizes the projection tables) or \
+                --batch-size";
+    let layout = layout(model, mode, ctx.max_binding(), None).map_err(|e| {
+        let e = match e.downcast::<crate::gpu::GpuError>() {
+            Ok(crate::gpu::GpuError::BindingLimit {
+                what,
+                mib,
+                limit_mib,
+            }) => crate::gpu::GpuError::BindingLimit {
+                what: describe_buffer(&what),
+                mib,
+                limit_mib,
+            }
+            .into(),
+            Ok(other) => other.into(),
+            Err(e) => e,
+        };
+        anyhow::anyhow!("{e:#}; {hint}")
+    })?;
+    for id in layout.ids() {
+        for c in 0..layout.chunks(id) {
+            let bytes = layout.chunk_len(id, c) as u64 * 4;
+            if bytes > ctx.limits.max_buffer_size {
+                return Err(crate::gpu::GpuError::BufferLimit {
+                    what: layout.spec(id).name.clone(),
+                    mib: bytes.div_ceil(1 << 20),
+                    limit_mib: ctx.limits.max_buffer_size >> 20,
+                }
+                .into());
+            }
+        }
+    }
+    let gpu_bytes = layout.total_bytes();
+    let params: u64 = layout
+        .specs()
+        .iter()
+        .filter(|s| s.role == Role::Param)
+        .map(|s| s.bytes())
+        .sum();
+    let copies = if mode == Mode::Train { 6 } else { 2 };
+    let on_host = ctx.info.device_type == wgpu::DeviceType::Cpu;
+    let host_bytes = copies * params + if on_host { gpu_bytes } else { 0 };
+    if let Some(avail) = host_available()
+        && host_bytes > avail
+    {
+        anyhow::bail!(
+            "{} needs about {} of host memory ({} of parameters{}), and {} are available; {hint}",
+            model.label(),
+            gib(host_bytes),
+            gib(params),
+            if on_host {
+                format!(", {} of buffers on the CPU adapter", gib(gpu_bytes))
+            } else {
+                String::new()
+            },
+            gib(avail)
+        );
+    }
+    Ok(MemoryPlan {
+        layout,
+        gpu_bytes,
+        host_bytes,
+    })
+}
 
 /// One model on one executor.
 pub struct Session<E: Executor, M: Model> {
@@ -239,6 +353,42 @@ impl<E: Executor, M: Model> Session<E, M> {
         self.exec.read(id)
     }
 
+    /// The parameter buffers holding non-finite values, with their counts — counted on the executor,
+    /// so nothing but the counts comes back.
+    pub fn nonfinite_params(&mut self) -> anyhow::Result<Vec<(String, u64)>> {
+        let names: Vec<String> = self
+            .model
+            .params()
+            .buffers
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
+        let zeros = vec![0u32; names.len()];
+        let mut pb = PlanBuilder::new(self.exec.layout(), self.exec.max_per_dim());
+        let counts = pb.id(buffers::NONFINITE);
+        pb.upload(counts, 0, &zeros);
+        for (slot, name) in names.iter().enumerate() {
+            let id = pb.id(name);
+            for c in 0..pb.layout.chunks(id) {
+                let n = pb.layout.chunk_len(id, c);
+                let (p, grid) = crate::kernels::reduce::params(n, slot, pb.max_per_dim);
+                let binds = [pb.layout.chunk(id, c), counts.into()];
+                pb.dispatch(&crate::kernels::reduce::COUNT_NONFINITE, &binds, &p, grid);
+            }
+        }
+        let plan = pb.finish();
+        self.exec.run(&plan)?;
+        let got = self
+            .exec
+            .read_u32(self.exec.layout().id(buffers::NONFINITE))?;
+        Ok(names
+            .into_iter()
+            .zip(got)
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| (name, n as u64))
+            .collect())
+    }
+
     /// Bytes of every buffer of the session.
     pub fn bytes(&self) -> u64 {
         self.exec.layout().total_bytes()
@@ -266,7 +416,8 @@ impl<M: Model> Session<GpuExec, M> {
     }
 }
 
-/// A GPU session: lays out, allocates and fills.
+/// A GPU session: lays out, allocates and fills. (Commands check [`memory_plan`] first, before the
+/// host allocates the weights.)
 pub fn gpu_session<M: Model>(
     ctx: Arc<crate::gpu::GpuContext>,
     model: M,

@@ -24,6 +24,7 @@ fn config(model: ModelKind, sampler: SamplerKind) -> TrainConfig {
         select_k: 5,
         log_every: 8,
         max_steps_per_epoch: Some(40),
+        no_validation: false,
     }
 }
 
@@ -35,7 +36,15 @@ fn loss_falls_on_the_embedded_dataset() {
         (ModelKind::Deepmf, SamplerKind::Authors),
     ] {
         let cfg = config(model, sampler);
-        let out = train(crate::common::gpu(), &ds, &cfg, false, &mut |_, _| Ok(())).unwrap();
+        let out = train(
+            crate::common::gpu(),
+            &ds,
+            &cfg,
+            false,
+            None,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         let losses: Vec<f64> = out.history.iter().map(|r| r.loss).collect();
         assert_eq!(losses.len(), 3);
         assert!(

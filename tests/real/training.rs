@@ -75,11 +75,12 @@ fn amazon_baby_2048_trains_through_chunked_tables() {
         select_k: 5,
         log_every: 1,
         max_steps_per_epoch: Some(2),
+        no_validation: false,
     };
     let ctx = crate::gpu();
     let table_bytes = (ds.n_users() * 2048 * 4) as u64;
     let must_split = table_bytes > ctx.max_binding();
-    let out = train(ctx, &ds, &cfg, false, &mut |_, _| Ok(())).unwrap();
+    let out = train(ctx, &ds, &cfg, false, None, &mut |_| Ok(())).unwrap();
     let layout = out.session.exec.layout();
     let item_chunks = layout.chunks(layout.id("W_T"));
     if must_split {

@@ -10,12 +10,14 @@
 //!   `nn.Linear` layout, layer l = 0, 1, …
 //! - DeepMF: `user_branch.{l}.*` and `item_branch.{l}.*`, the same shapes.
 
-use std::collections::HashMap;
+pub mod st;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail, ensure};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use anyhow::{Context, bail};
 
 use crate::models::{ParamLayout, Weights};
 use crate::util::write_atomic;
@@ -33,55 +35,61 @@ pub fn tensors(p: &Weights<f32>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .collect()
 }
 
-/// Writes the weights to `path` (atomically), with `metadata` in the safetensors header.
+/// Writes the weights to `path` (atomically, deterministic bytes, with a checksum), with `metadata`
+/// in the safetensors header. Non-finite weights are refused: they are never saved as a result.
 pub fn save_weights(
     path: &Path,
     p: &Weights<f32>,
-    metadata: HashMap<String, String>,
+    metadata: &BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
+    if let Some((name, i)) = p.first_non_finite() {
+        bail!(
+            "refusing to save non-finite weights to {}: {name}[{i}] is {}",
+            path.display(),
+            p.stored(&name)[i]
+        );
+    }
     let all = tensors(p);
-    let bytes: Vec<Vec<u8>> = all
+    let views: Vec<st::Tensor<'_>> = all
         .iter()
-        .map(|(_, _, v)| bytemuck::cast_slice(v).to_vec())
-        .collect();
-    let views = all
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?))
+        .map(|(name, shape, v)| st::Tensor {
+            name: name.clone(),
+            shape: shape.clone(),
+            data: v,
         })
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let data = safetensors::serialize(views, Some(metadata))?;
-    write_atomic(path, &data)
+        .collect();
+    write_atomic(path, &st::serialize(&views, metadata))
 }
 
-/// Reads weights for `layout` from `path`, checking every tensor's presence, dtype and shape.
+/// Reads weights for `layout` from `path`: the checksum, every tensor's presence, dtype and shape, and
+/// that every value is finite.
 pub fn load_weights(path: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<Weights<f32>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let file = st::File::read(path)?;
     let mut p = Weights::zeros(layout);
     for spec in &layout.tensors {
         let name = &spec.name;
-        let t = st
-            .tensor(name)
-            .with_context(|| format!("{}: tensor {name} missing", path.display()))?;
-        ensure!(
-            t.dtype() == Dtype::F32,
-            "{}: tensor {name} is {:?}, expected F32",
-            path.display(),
-            t.dtype()
-        );
-        if t.shape() != spec.shape.as_slice() {
+        let Some((shape, values)) = file.tensor(name, path)? else {
             bail!(
-                "{}: tensor {name} has shape {:?}, expected {:?}",
+                "{}: tensor {name} missing (the file holds another model than config.json describes)",
+                path.display()
+            );
+        };
+        if shape != spec.shape {
+            bail!(
+                "{}: tensor {name} has shape {shape:?}, but config.json's model needs {:?}",
                 path.display(),
-                t.shape(),
                 spec.shape
             );
         }
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
         p.set_tensor(name, &values);
+    }
+    if let Some((name, i)) = p.first_non_finite() {
+        bail!(
+            "{}: tensor {name} holds a non-finite value ({} at index {i}): the run diverged; \
+             retrain with a smaller --lr",
+            path.display(),
+            p.stored(&name)[i]
+        );
     }
     Ok(p)
 }
@@ -119,8 +127,30 @@ pub struct SavedRun {
 
 /// Loads a run directory written by `cobrar-gpu train --out DIR`.
 pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
-    use crate::report::run::{RunConfig, SPLIT_DIR};
-    let config = RunConfig::load(dir)?;
+    let config = crate::report::run::RunConfig::load(dir)?;
+    let dataset = load_dataset(dir, &config)?;
+    let t = &config.train;
+    let layout = Arc::new(crate::models::cobrar::param_layout(
+        t.model,
+        &t.arch,
+        dataset.n_users(),
+        dataset.n_items(),
+    ));
+    let params = load_weights(&dir.join(WEIGHTS_FILE), &layout)?;
+    Ok(SavedRun {
+        config,
+        dataset,
+        params,
+    })
+}
+
+/// The dataset of run directory `dir`, rebuilt from its split and id maps and checked against its
+/// configuration.
+pub fn load_dataset(
+    dir: &Path,
+    config: &crate::report::run::RunConfig,
+) -> anyhow::Result<crate::data::Dataset> {
+    use crate::report::run::SPLIT_DIR;
     let (user_ids, item_ids) = load_ids(dir)?;
     let users: HashMap<&str, u32> = user_ids
         .iter()
@@ -161,26 +191,33 @@ pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
         Ok(crate::data::Csr::from_pairs(user_ids.len(), &pairs))
     };
     let (train, val, test) = (part("train.tsv")?, part("val.tsv")?, part("test.tsv")?);
+    let d = &config.dataset;
+    if (user_ids.len(), item_ids.len()) != (d.users, d.items) {
+        bail!(
+            "{}: ids/ holds {} users and {} items, but config.json says {} and {}: the run directory \
+             mixes files of different runs",
+            dir.display(),
+            user_ids.len(),
+            item_ids.len(),
+            d.users,
+            d.items
+        );
+    }
+    if (train.nnz(), val.nnz(), test.nnz()) != (d.train, d.val, d.test) {
+        bail!(
+            "{}: split/ holds {}/{}/{} train/validation/test interactions, but config.json says \
+             {}/{}/{}: the run directory mixes files of different runs",
+            dir.display(),
+            train.nnz(),
+            val.nnz(),
+            test.nnz(),
+            d.train,
+            d.val,
+            d.test
+        );
+    }
     let name = config.dataset.name.clone();
-    let dataset = crate::data::Dataset::from_parts(name, user_ids, item_ids, train, val, test)?;
-    let t = &config.train;
-    let layout = Arc::new(crate::models::cobrar::param_layout(
-        t.model,
-        &t.arch,
-        dataset.n_users(),
-        dataset.n_items(),
-    ));
-    ensure!(
-        layout.count() == config.parameters.total,
-        "{}: the saved split does not match the model's size",
-        dir.display()
-    );
-    let params = load_weights(&dir.join(WEIGHTS_FILE), &layout)?;
-    Ok(SavedRun {
-        config,
-        dataset,
-        params,
-    })
+    crate::data::Dataset::from_parts(name, user_ids, item_ids, train, val, test)
 }
 
 impl SavedRun {
@@ -197,9 +234,11 @@ impl SavedRun {
     ) -> anyhow::Result<
         crate::models::Session<crate::gpu::exec::GpuExec, crate::models::cobrar::TwoTower<'_>>,
     > {
+        let model = self.model();
+        crate::models::session::memory_plan(&model, crate::models::Mode::Infer, &ctx)?;
         crate::models::session::gpu_session(
             ctx,
-            self.model(),
+            model,
             crate::models::Mode::Infer,
             &self.params,
             None,
@@ -221,7 +260,7 @@ mod tests {
             let p = Weights::init(&layout, 1);
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("w.safetensors");
-            save_weights(&path, &p, HashMap::new()).unwrap();
+            save_weights(&path, &p, &BTreeMap::new()).unwrap();
             let q = load_weights(&path, &layout).unwrap();
             assert_eq!(p, q);
             // nn.Linear layout: weight[out][in] = stored W[in][out].

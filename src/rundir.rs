@@ -1,0 +1,292 @@
+//! Output safety: nothing is overwritten silently, two processes never write one run directory, and
+//! writes a killed process left half-done are swept away on the next start.
+//!
+//! - [`check_new_dir`] / [`check_new_file`] refuse an existing destination unless `--overwrite`, and
+//!   say what is there (a finished run, an unfinished one that `--resume` continues, other files).
+//! - [`RunLock`] is an exclusive lock file in a run directory holding the owner's process id; a lock
+//!   whose process is gone (killed) is taken over.
+//! - [`refuse_run_file`] keeps `recommend`/`export` from writing into a run directory's own files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// The files and folders a run directory holds (what `--overwrite` replaces).
+pub const RUN_ENTRIES: &[&str] = &[
+    "config.json",
+    "model.safetensors",
+    "train_log.jsonl",
+    "metrics.json",
+    "user_metrics.tsv",
+    "recommendations.tsv",
+    "training_curve.svg",
+    "split",
+    "ids",
+    "state",
+];
+
+pub const LOCK_FILE: &str = ".cobrar-gpu.lock";
+
+/// What an existing directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Missing,
+    Empty,
+    FinishedRun,
+    UnfinishedRun,
+    Other,
+}
+
+pub fn inspect(dir: &Path) -> anyhow::Result<Existing> {
+    if !dir.exists() {
+        return Ok(Existing::Missing);
+    }
+    if !dir.is_dir() {
+        bail!("{} exists and is not a directory", dir.display());
+    }
+    let mut entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != LOCK_FILE);
+    if entries.next().is_none() {
+        return Ok(Existing::Empty);
+    }
+    Ok(if dir.join("metrics.json").is_file() {
+        Existing::FinishedRun
+    } else if dir.join("config.json").is_file() && dir.join("split").is_dir() {
+        Existing::UnfinishedRun
+    } else {
+        Existing::Other
+    })
+}
+
+/// Refuses an existing, non-empty `dir` unless `overwrite`, naming what it holds.
+pub fn check_new_dir(dir: &Path, overwrite: bool, what: &str) -> anyhow::Result<Existing> {
+    let e = inspect(dir)?;
+    if overwrite {
+        return Ok(e);
+    }
+    let d = dir.display();
+    match e {
+        Existing::Missing | Existing::Empty => Ok(e),
+        Existing::FinishedRun => bail!(
+            "{d} holds a finished run; choose another {what} or pass --overwrite to replace it"
+        ),
+        Existing::UnfinishedRun => bail!(
+            "{d} holds an unfinished run: continue it with `cobrar-gpu train --resume {d}`, or pass \
+             --overwrite to start over"
+        ),
+        Existing::Other => bail!(
+            "{d} exists and is not empty; choose another {what} or pass --overwrite to replace \
+             its contents"
+        ),
+    }
+}
+
+/// Refuses an existing file unless `overwrite`.
+pub fn check_new_file(path: &Path, overwrite: bool) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("{} is a directory", path.display());
+    }
+    if path.exists() && !overwrite {
+        bail!(
+            "{} exists; choose another file or pass --overwrite to replace it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses `out` when it is one of run directory `run`'s own files (or inside its folders): commands
+/// that read a run never write into it.
+pub fn refuse_run_file(out: &Path, run: &Path) -> anyhow::Result<()> {
+    let abs = |p: &Path| -> PathBuf {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        // Resolve the parent (the file itself may not exist yet).
+        match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => parent
+                .canonicalize()
+                .map(|c| c.join(name))
+                .unwrap_or(p.clone()),
+            _ => p,
+        }
+    };
+    let (out, run) = (abs(out), run.canonicalize().unwrap_or_else(|_| abs(run)));
+    if let Ok(rest) = out.strip_prefix(&run)
+        && let Some(first) = rest.components().next()
+    {
+        let first = first.as_os_str().to_string_lossy();
+        if RUN_ENTRIES.contains(&first.as_ref()) || first == LOCK_FILE {
+            bail!(
+                "{} is a file of the run directory {}; write the output elsewhere",
+                out.display(),
+                run.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Removes a run's own files from `dir` (`--overwrite`), leaving anything else.
+pub fn clear_run_entries(dir: &Path) -> anyhow::Result<()> {
+    for name in RUN_ENTRIES {
+        let p = dir.join(name);
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else if p.exists() {
+            std::fs::remove_file(&p)
+        } else {
+            Ok(())
+        };
+        r.with_context(|| format!("cannot remove {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Deletes the temporary files an interrupted atomic write left in `dir` and its run folders.
+pub fn sweep_temporaries(dir: &Path) -> usize {
+    let mut n = 0;
+    for d in [
+        dir.to_path_buf(),
+        dir.join("state"),
+        dir.join("split"),
+        dir.join("ids"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if crate::util::is_temporary(&name) && std::fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// An exclusive lock on a run directory, released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true // cannot tell: treat the lock as held
+    }
+}
+
+impl RunLock {
+    /// Takes the lock of `dir` (created if needed), or says which process holds it.
+    pub fn acquire(dir: &Path) -> anyhow::Result<RunLock> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(LOCK_FILE);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    writeln!(f, "{}", std::process::id())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid: Option<u32> = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                    match pid {
+                        Some(p) if p != std::process::id() && process_alive(p) => bail!(
+                            "{} is in use by another cobrar-gpu process (pid {p}); wait for it to \
+                             finish, or remove {} if that process is gone",
+                            dir.display(),
+                            path.display()
+                        ),
+                        // The owner is gone (killed): take the lock over.
+                        _ => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        }
+        bail!("cannot take the lock {}", path.display())
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn existing_destinations_are_refused_with_what_they_hold() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("run");
+        assert_eq!(
+            check_new_dir(&d, false, "--out").unwrap(),
+            Existing::Missing
+        );
+        std::fs::create_dir_all(d.join("split")).unwrap();
+        assert_eq!(inspect(&d).unwrap(), Existing::Other);
+        std::fs::write(d.join("config.json"), "{}").unwrap();
+        let e = check_new_dir(&d, false, "--out").unwrap_err().to_string();
+        assert!(e.contains("--resume"), "{e}");
+        std::fs::write(d.join("metrics.json"), "{}").unwrap();
+        let e = check_new_dir(&d, false, "--out").unwrap_err().to_string();
+        assert!(e.contains("finished run"), "{e}");
+        assert!(check_new_dir(&d, true, "--out").is_ok());
+        clear_run_entries(&d).unwrap();
+        assert_eq!(inspect(&d).unwrap(), Existing::Empty);
+    }
+
+    #[test]
+    fn a_lock_excludes_a_second_owner_and_a_dead_owners_lock_is_taken_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = RunLock::acquire(tmp.path()).unwrap();
+        // Same process: a second acquire would take over its own lock; simulate another live owner.
+        std::fs::write(tmp.path().join(LOCK_FILE), "1\n").unwrap(); // pid 1 is always alive
+        if cfg!(target_os = "linux") {
+            let e = RunLock::acquire(tmp.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("in use by another cobrar-gpu process (pid 1)"),
+                "{e}"
+            );
+        }
+        // A pid that cannot exist: stale.
+        std::fs::write(tmp.path().join(LOCK_FILE), "4294967295\n").unwrap();
+        drop(lock);
+        std::fs::write(tmp.path().join(LOCK_FILE), "4294967295\n").unwrap();
+        let again = RunLock::acquire(tmp.path()).unwrap();
+        drop(again);
+        assert!(!tmp.path().join(LOCK_FILE).exists());
+    }
+
+    #[test]
+    fn run_files_are_protected_from_outputs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        std::fs::create_dir_all(run.join("split")).unwrap();
+        assert!(refuse_run_file(&run.join("model.safetensors"), &run).is_err());
+        assert!(refuse_run_file(&run.join("split/train.tsv"), &run).is_err());
+        assert!(refuse_run_file(&run.join("extra.tsv"), &run).is_ok());
+        assert!(refuse_run_file(&tmp.path().join("model.safetensors"), &run).is_ok());
+    }
+}
