@@ -194,13 +194,7 @@ pub fn train<'d>(
     let (mut session, sampler) = setup(ctx, ds, cfg)?;
     let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
     let validate = !cfg.no_validation;
-    if validate && ds.val.nnz() == 0 {
-        bail!(
-            "the validation split of {} is empty: nothing selects the best epoch; change \
-             --val-ratio, or pass --no-validation to keep the last epoch",
-            ds.name
-        );
-    }
+    check_splits(ds, cfg)?;
     let steps_per_epoch = match cfg.max_steps_per_epoch {
         Some(n) => n.clamp(1, sampler.steps_per_epoch()),
         None => sampler.steps_per_epoch(),
@@ -355,20 +349,45 @@ fn check_parameters(session: &mut TrainSession<'_>, epoch: usize) -> anyhow::Res
 /// Called after every finished epoch.
 pub type EpochObserver<'a, 'd> = dyn FnMut(EpochEnd<'_, 'd>) -> anyhow::Result<()> + 'a;
 
-/// The sampler and a GPU training session holding freshly initialised parameters for `cfg` on `ds`.
-pub fn setup<'d>(
-    ctx: Arc<GpuContext>,
-    ds: &'d Dataset,
-    cfg: &TrainConfig,
-) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>)> {
-    let sampler = Sampler::new(
+/// Refuses splits a run cannot use: an empty test split, an empty validation split (unless
+/// `--no-validation`).
+pub fn check_splits(ds: &Dataset, cfg: &TrainConfig) -> anyhow::Result<()> {
+    if ds.test.nnz() == 0 {
+        bail!(
+            "the test split of {} is empty: there is nothing to evaluate the run on; change \
+             --test-ratio",
+            ds.name
+        );
+    }
+    if ds.val.nnz() == 0 && !cfg.no_validation {
+        bail!(
+            "the validation split of {} is empty: nothing selects the best epoch; change \
+             --val-ratio, or pass --no-validation to keep the last epoch",
+            ds.name
+        );
+    }
+    Ok(())
+}
+
+/// The training sampler of `cfg` on `ds`.
+pub fn sampler_for<'d>(cfg: &TrainConfig, ds: &'d Dataset) -> anyhow::Result<Sampler<'d>> {
+    Sampler::new(
         cfg.sampler,
         &ds.train,
         ds.n_items(),
         cfg.batch_size,
         cfg.negatives,
         cfg.seed,
-    )?;
+    )
+}
+
+/// The sampler and a GPU training session holding freshly initialised parameters for `cfg` on `ds`.
+pub fn setup<'d>(
+    ctx: Arc<GpuContext>,
+    ds: &'d Dataset,
+    cfg: &TrainConfig,
+) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>)> {
+    let sampler = sampler_for(cfg, ds)?;
     let model = model_for(cfg, ds, sampler.max_pairs());
     // Check the plan before the host allocates the weights: a mistyped --arch gets one line.
     crate::models::session::memory_plan(&model, Mode::Train, &ctx)?;

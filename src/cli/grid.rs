@@ -92,32 +92,54 @@ fn combinations(grid: &BTreeMap<String, Vec<toml::Value>>) -> Vec<Vec<(String, t
     out
 }
 
-pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&cmd.config)
-        .with_context(|| format!("cannot read {}", cmd.config.display()))?;
-    let file: GridFile = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", cmd.config.display(), e.to_string().trim()))?;
+/// Most combinations one grid may hold (a typo such as a 10,000-value list fails at once).
+pub const MAX_COMBINATIONS: usize = 10_000;
+
+/// A parsed grid: its output folder and every combination as a `train` command.
+pub struct Grid {
+    pub out: PathBuf,
+    pub keys: Vec<String>,
+    pub commands: Vec<(Vec<(String, toml::Value)>, TrainCommand)>,
+}
+
+/// Parses a grid file's `text` (`name` in messages): every combination is parsed with `train`'s own
+/// flags and checked, so a typo fails before hours of training.
+pub fn parse(
+    text: &str,
+    name: &Path,
+    out: Option<PathBuf>,
+    overwrite: bool,
+) -> anyhow::Result<Grid> {
+    let file: GridFile = toml::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", name.display(), e.to_string().trim()))?;
     if let Some((k, _)) = file.grid.iter().find(|(_, v)| v.is_empty()) {
-        bail!("{}: grid.{k} has no values", cmd.config.display());
+        bail!("{}: grid.{k} has no values", name.display());
     }
     for key in ["out", "quiet", "overwrite", "resume"] {
         if file.train.contains_key(key) || file.grid.contains_key(key) {
-            bail!("{}: `{key}` is set by grid itself", cmd.config.display());
+            bail!("{}: `{key}` is set by grid itself", name.display());
         }
     }
-    let out = cmd
-        .out
-        .clone()
+    let n_combos = file
+        .grid
+        .values()
+        .try_fold(1usize, |n, v| n.checked_mul(v.len()))
+        .filter(|&n| n <= MAX_COMBINATIONS);
+    let Some(_) = n_combos else {
+        bail!(
+            "{}: the grid has more than {MAX_COMBINATIONS} combinations",
+            name.display()
+        );
+    };
+    let out = out
         .or(file.out.clone())
         .unwrap_or_else(|| PathBuf::from("runs/grid"));
     let mut base = vec!["train".to_string()];
     for (k, v) in file.dataset.iter().chain(&file.train) {
         base.extend(flag_args(k, v)?);
     }
-    let combos = combinations(&file.grid);
-    // Parse every combination up front: a typo fails before hours of training.
     let mut commands = Vec::new();
-    for (n, combo) in combos.iter().enumerate() {
+    for (n, combo) in combinations(&file.grid).iter().enumerate() {
         let mut args = base.clone();
         for (k, v) in combo {
             args.extend(flag_args(k, v)?);
@@ -128,13 +150,13 @@ pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             dir.display().to_string(),
             "--quiet".to_string(),
         ]);
-        if cmd.overwrite {
+        if overwrite {
             args.push("--overwrite".to_string());
         }
         let parsed = TrainFlags::try_parse_from(&args).map_err(|e| {
             anyhow::anyhow!(
                 "{}: combination {}: {}",
-                cmd.config.display(),
+                name.display(),
                 n + 1,
                 e.to_string().trim()
             )
@@ -142,10 +164,25 @@ pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         parsed.cmd.train.config()?;
         commands.push((combo.clone(), parsed.cmd));
     }
+    Ok(Grid {
+        out,
+        keys: file.grid.keys().cloned().collect(),
+        commands,
+    })
+}
+
+pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&cmd.config)
+        .with_context(|| format!("cannot read {}", cmd.config.display()))?;
+    let Grid {
+        out,
+        keys,
+        commands,
+    } = parse(&text, &cmd.config, cmd.out.clone(), cmd.overwrite)?;
     eprintln!(
         "grid: {} combinations of {} → {}",
         commands.len(),
-        file.grid.keys().cloned().collect::<Vec<_>>().join(", "),
+        keys.join(", "),
         out.display()
     );
     if cmd.dry_run {

@@ -41,12 +41,8 @@ pub struct TrainArgs {
     pub dropout: Option<f32>,
 
     /// Adam learning rate
-    #[arg(
-        long,
-        value_name = "LR",
-        default_value_t = 1e-3,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "LR", default_value_t = 1e-3)]
+    #[arg(allow_negative_numbers = true)]
     pub lr: f64,
 
     /// L2 regularisation λ added to every gradient (PyTorch Adam weight_decay)
@@ -55,18 +51,14 @@ pub struct TrainArgs {
         alias = "lambda",
         alias = "reg",
         value_name = "λ",
-        default_value_t = 1e-3,
-        allow_negative_numbers = true
+        default_value_t = 1e-3
     )]
+    #[arg(allow_negative_numbers = true)]
     pub weight_decay: f64,
 
     /// Lower clamp μ of the predicted score before the loss
-    #[arg(
-        long,
-        value_name = "MU",
-        default_value_t = 1e-4,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "MU", default_value_t = 1e-4)]
+    #[arg(allow_negative_numbers = true)]
     pub mu: f32,
 
     /// Negatives sampled per positive
@@ -220,36 +212,10 @@ fn reject_flags_beside_resume() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks what `train` needs of the data before anything is written.
-fn check_splits(ds: &Dataset, cfg: &TrainConfig) -> anyhow::Result<()> {
-    if ds.test.nnz() == 0 {
-        anyhow::bail!(
-            "the test split of {} is empty: there is nothing to evaluate the run on; change \
-             --test-ratio",
-            ds.name
-        );
-    }
-    if ds.val.nnz() == 0 && !cfg.no_validation {
-        anyhow::bail!(
-            "the validation split of {} is empty: nothing selects the best epoch; change \
-             --val-ratio, or pass --no-validation to keep the last epoch",
-            ds.name
-        );
-    }
-    Ok(())
-}
-
 /// Everything that must hold before a run directory is touched: flags, data, the memory plan.
 fn preflight(cfg: &TrainConfig, ds: &Dataset, ctx: &crate::gpu::GpuContext) -> anyhow::Result<()> {
-    check_splits(ds, cfg)?;
-    let sampler = crate::sampler::Sampler::new(
-        cfg.sampler,
-        &ds.train,
-        ds.n_items(),
-        cfg.batch_size,
-        cfg.negatives,
-        cfg.seed,
-    )?;
+    train::check_splits(ds, cfg)?;
+    let sampler = train::sampler_for(cfg, ds)?;
     let model = train::model_for(cfg, ds, sampler.max_pairs());
     crate::models::session::memory_plan(&model, crate::models::Mode::Train, ctx)?;
     Ok(())

@@ -479,6 +479,18 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
     Ok(ds)
 }
 
+/// Loads a dataset from bytes already in memory (`name` stands for the file in messages), with `opts`'
+/// format, preprocessing and split (`opts.dataset` is ignored). The fuzz targets drive the readers
+/// through it.
+pub fn load_bytes(name: &str, bytes: Vec<u8>, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    opts.split.validate()?;
+    let src = Source::Memory {
+        path: PathBuf::from(name),
+        bytes: std::sync::Arc::new(bytes),
+    };
+    load_single(name_of(Path::new(name)), &src, opts)
+}
+
 fn format_label(p: &Parser) -> String {
     match p.format {
         Format::Delimited => format!("delimited ({})", p.sep),

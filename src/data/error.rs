@@ -110,6 +110,17 @@ mod tests {
     }
 
     #[test]
+    fn an_os_error_is_printed_once_in_the_chain() {
+        let e = DataError::Io {
+            path: "ratings.dat".into(),
+            error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let line = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(line.matches("ermission denied").count(), 1, "{line}");
+        assert!(line.starts_with("ratings.dat: "), "{line}");
+    }
+
+    #[test]
     fn shorten_cuts_long_lines_on_char_boundaries() {
         let long = "é".repeat(200);
         let s = shorten(&long);

@@ -25,7 +25,7 @@ mod split;
 pub use csr::Csr;
 pub use dataset::{
     Dataset, EMBEDDED_BYTES, EMBEDDED_NAME, Input, KcoreReport, LoadOptions, PipelineReport,
-    PreSplitFile, PreSplitReport, SplitReport, load, resolve,
+    PreSplitFile, PreSplitReport, SplitReport, load, load_bytes, resolve,
 };
 pub use error::{DataError, KNOWN_DATASETS};
 pub use formats::{DelimitedSpec, Format, Separator, detect_format};

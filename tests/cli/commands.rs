@@ -2,42 +2,7 @@
 //! on the embedded dataset and the run directory it writes, `evaluate`, `recommend`, `compare`, `grid`,
 //! and one-line errors for bad input.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cobrar-gpu"));
-    c.env("NODEVICE_SELECT", "1");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run cobrar-gpu")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// The error line of a failed run (stderr may also carry driver noise on some systems).
-fn error_line(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "expected failure, got success: {}",
-        stdout(o)
-    );
-    let err = stderr(o);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("error: ") && !l.contains("XDG_RUNTIME_DIR"))
-        .collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
-    lines[0].to_string()
-}
+use crate::common::{bin, error_line, run, stderr, stdout, train_small};
 
 #[test]
 fn adapters_lists_and_selects() {
@@ -78,26 +43,6 @@ fn unknown_adapter_lists_the_real_ones() {
     assert!(error_line(&o).contains("adapters found:"));
 }
 
-fn train_small(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--arch",
-        "32,16",
-        "--epochs",
-        "2",
-        "--max-steps-per-epoch",
-        "12",
-        "--lr",
-        "1e-3",
-        "--quiet",
-        "--out",
-    ];
-    let d = dir.display().to_string();
-    args.push(&d);
-    args.extend(extra);
-    run(&args)
-}
-
 #[test]
 fn train_writes_a_complete_run_directory_and_reloads() {
     let tmp = tempfile::tempdir().unwrap();
@@ -110,14 +55,11 @@ fn train_writes_a_complete_run_directory_and_reloads() {
         stderr(&o).contains("parameters: user projection"),
         "parameter counts are printed"
     );
+    // Every entry a run directory documents is there (the resumable state goes when a run finishes).
+    for f in cobrar_gpu::rundir::RUN_ENTRIES {
+        assert_eq!(dir.join(f).exists(), *f != "state", "{f}");
+    }
     for f in [
-        "config.json",
-        "model.safetensors",
-        "train_log.jsonl",
-        "metrics.json",
-        "user_metrics.tsv",
-        "recommendations.tsv",
-        "training_curve.svg",
         "split/train.tsv",
         "split/val.tsv",
         "split/test.tsv",
@@ -126,6 +68,10 @@ fn train_writes_a_complete_run_directory_and_reloads() {
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
+    assert!(
+        !dir.join(cobrar_gpu::rundir::LOCK_FILE).exists(),
+        "the lock outlived the run"
+    );
     let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2);
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();

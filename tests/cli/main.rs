@@ -1,5 +1,9 @@
-//! The binary end to end: every command on the embedded dataset and fixtures, and its errors.
+//! The binary end to end: every command on the embedded dataset and fixtures, its errors, the
+//! reliability contract (SPEC §8) and `train --resume`.
 
 mod commands;
+mod common;
 mod compare;
 mod data;
+mod reliability;
+mod resume;
