@@ -358,6 +358,36 @@ fn score_loss_matches_cpu_twin() {
                 _ => 0.0,
             })
             .collect();
+        // Away from the loss's singularities (cos → 1, or cos at the clamp μ), where f32 rounding of the
+        // gradient is unbounded for any implementation: redraw such pairs' items.
+        let cos = |e: &[f32], u: usize, i: usize| {
+            let (a, b) = (
+                &e[u * dim..(u + 1) * dim],
+                &e[(nu + i) * dim..(nu + i + 1) * dim],
+            );
+            let dot: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum();
+            let n = |v: &[f32]| {
+                v.iter()
+                    .map(|x| (*x as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+                    .max(1e-8)
+            };
+            dot / (n(a) * n(b))
+        };
+        let singular = |c: f64| (c - 1.0).abs() < 1e-3 || (c - 1e-4).abs() < 1e-5;
+        for q in 0..np {
+            for _ in 0..100 {
+                if !singular(cos(&e, pu[q] as usize, pi[q] as usize)) {
+                    break;
+                }
+                e[(nu + pi[q] as usize) * dim..][..dim].copy_from_slice(&relu_like(&mut rng, dim));
+            }
+        }
         let (ptr, idx) = cobrar_gpu::batch::pair_rows(nu, ni, &pu, &pi);
         let head = 3;
         let mut batch: Vec<u32> = vec![7; head];
@@ -387,7 +417,7 @@ fn score_loss_matches_cpu_twin() {
             .f32("grads_act", vec![f32::NAN; 4 + rows * dim])
             .u32("batch", batch)
             .f32("pair_loss", vec![f32::NAN; np])
-            .f32("loss_ring", vec![0f32; 8]);
+            .f32("loss_ring", vec![-1f32; 8]);
         let build = |pb: &mut PlanBuilder<'_, '_>| {
             let (p, grid) = launch.params(pb.max_per_dim);
             let binds = [
@@ -407,12 +437,13 @@ fn score_loss_matches_cpu_twin() {
         let want = &c["grads_act"][4..];
         let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
         let tol: Vec<f32> = want.iter().map(|v| v.abs() + 1e-3 * max).collect();
+        // (atol: an element whose two terms cancel keeps the f32 rounding of the terms, ~1e-7·|term|.)
         assert_close_scaled(
             &format!("{what}: dE"),
             &g["grads_act"][4..],
             want,
             &tol,
-            1e-7,
+            1e-6,
             1e-4,
         );
         assert_close(
@@ -429,8 +460,11 @@ fn score_loss_matches_cpu_twin() {
             1e-6,
             1e-5,
         );
-        assert_eq!(g["loss_ring"][2], 0.0, "{what}: other ring slots untouched");
-        assert!(c["loss_ring"][3] > 0.0, "{what}: no loss written");
+        assert_eq!(
+            g["loss_ring"][2], -1.0,
+            "{what}: other ring slots untouched"
+        );
+        assert!(g["loss_ring"][3] >= 0.0, "{what}: no loss written");
     }
 }
 
@@ -524,11 +558,13 @@ fn adam_table_and_its_gather_match_cpu_twins_over_chunks() {
             1e-7,
             2e-6,
         );
+        // θ moves by ≈ lr·m/√v: where v is tiny the step amplifies the gathered sum's f32 rounding, so
+        // allow 0.1% of lr (a wrong gradient moves θ by ~lr).
         assert_close(
             &format!("{what}: theta"),
             &g["theta"],
             &c["theta"],
-            1e-7,
+            1e-6,
             1e-6,
         );
         // m and v carry the gathered sum: scale their tolerance by the sum's absolute terms.
