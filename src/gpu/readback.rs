@@ -81,13 +81,14 @@ impl ReadbackRing {
             None => {
                 // Every buffer is busy: wait for the oldest read (not for the queue), keep its bytes for
                 // `ready`, and reuse its buffer.
-                let oldest = self.order.pop_front().context("read-back pool is empty")?;
+                let oldest = *self.order.front().context("read-back pool is empty")?;
                 let tag = self.slots[oldest].pending.as_ref().map(|p| p.tag);
                 if let Some(tag) = tag {
                     self.wait(ctx, tag)?;
                     let got = self.take(oldest)?;
                     self.stash.push(got);
                 }
+                self.order.pop_front();
                 if self.slots[oldest].buffer.size() < size {
                     self.slots[oldest].buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                         label: Some("read-back staging"),
@@ -129,13 +130,14 @@ impl ReadbackRing {
         ctx.poll_ready()?;
         let mut out = std::mem::take(&mut self.stash);
         while let Some(&slot) = self.order.front() {
-            let done = {
-                let p = self.slots[slot]
-                    .pending
-                    .as_ref()
-                    .expect("ordered slot is pending");
-                p.mapped.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-            };
+            let done = self.slots[slot]
+                .pending
+                .as_ref()
+                .expect("ordered slot is pending")
+                .mapped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some();
             if !done {
                 break;
             }
@@ -147,16 +149,38 @@ impl ReadbackRing {
 
     /// Blocks until the read tagged `tag` (and every read before it) has completed.
     pub fn wait(&mut self, ctx: &GpuContext, tag: u64) -> anyhow::Result<()> {
-        let sub = self
-            .slots
+        let Some(pos) = self
+            .order
             .iter()
-            .filter_map(|s| s.pending.as_ref())
-            .find(|p| p.tag == tag)
-            .and_then(|p| p.submission.clone());
-        match sub {
-            Some(index) => ctx.wait_for(index),
-            None => Ok(()),
+            .position(|&s| self.slots[s].pending.as_ref().is_some_and(|p| p.tag == tag))
+        else {
+            return Ok(());
+        };
+        if let Some(index) = self.slots[self.order[pos]]
+            .pending
+            .as_ref()
+            .and_then(|p| p.submission.clone())
+        {
+            ctx.wait_for(index)?;
         }
+        // The submission is done, but when another thread polls the same device at that moment, it
+        // may have collected our map callbacks and be about to run them: wait for them briefly.
+        let started = std::time::Instant::now();
+        while !self.order.iter().take(pos + 1).all(|&s| self.mapped(s)) {
+            anyhow::ensure!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "GPU read-back did not complete within 60 s of its submission"
+            );
+            std::thread::yield_now();
+            ctx.poll_ready()?;
+        }
+        Ok(())
+    }
+
+    fn mapped(&self, slot: usize) -> bool {
+        self.slots[slot].pending.as_ref().is_none_or(|p| {
+            p.submission.is_none() || p.mapped.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        })
     }
 
     fn take(&mut self, slot: usize) -> anyhow::Result<(u64, Vec<u8>)> {
