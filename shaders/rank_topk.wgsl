@@ -6,10 +6,17 @@
 // 1 — the dot product e_u·e_i (matrix factorisation, graph models, item priors). Order: score
 // descending, then item index ascending (deterministic ties, e.g. every item whose cosine is below μ).
 //
-// One workgroup of 128 invocations per user walks the catalogue in blocks of 128 items. Each block is
-// skipped unless one of its items beats the current k-th best; otherwise it is bitonic-sorted in
-// workgroup memory and merged into the running list (each element's merged position is its own index
-// plus its rank in the other list — a permutation, since ties are broken by the unique item index).
+// Entry `main`: one workgroup of 128 invocations per user walks the catalogue in blocks of 128 items.
+// Each block is skipped unless one of its items beats the current k-th best; otherwise it is
+// bitonic-sorted in workgroup memory and merged into the running list (each element's merged position
+// is its own index plus its rank in the other list — a permutation, since ties are broken by the unique
+// item index). Suits GPUs: many invocations per user.
+//
+// Entry `serial`: one invocation per user scans the catalogue in order, skipping training items with
+// a pointer that walks the user's sorted row, and keeps its top k by insertion in private memory. No
+// barriers: suits CPU adapters (lavapipe), where a workgroup barrier is a context switch. Both entries
+// compute every score with the same operations in the same order, so they return the same lists;
+// `eval::ranking` times both once per device and keeps the faster.
 
 override SCORER: u32 = 0u;
 
@@ -32,6 +39,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out_items: array<u32>;  // tile × k
 @group(0) @binding(6) var<storage, read_write> out_scores: array<f32>; // tile × k
 @group(0) @binding(7) var<uniform> p: Params;
+@group(0) @binding(8) var<storage, read_write> item_norms: array<f32>; // max(‖e_i‖, 1e-8) per item
 
 const WG: u32 = 128u;
 const MAX_K: u32 = 128u;
@@ -92,21 +100,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let u = users[p.user_off + t];
     let k = p.k;
 
-    // The user's embedding and norm.
-    var sq = 0.0;
+    // The user's embedding, and its norm summed in column order (as `serial` does: both entries give
+    // the same scores, hence the same lists).
     for (var c = tid; c < p.d4; c += WG) {
-        let v = user_emb[u * p.d4 + c];
-        u_vec[c] = v;
-        sq += dot(v, v);
+        u_vec[c] = user_emb[u * p.d4 + c];
     }
-    red[tid] = sq;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (tid < s) {
-            red[tid] += red[tid + s];
+    if (tid == 0u) {
+        var sq = 0.0;
+        for (var c = 0u; c < p.d4; c++) {
+            sq += dot(u_vec[c], u_vec[c]);
         }
-        workgroupBarrier();
+        red[0] = sq;
     }
+    workgroupBarrier();
     let a = max(sqrt(red[0]), 1e-8);
     top_s[tid] = NEG_INF;
     top_i[tid] = NONE;
@@ -134,16 +141,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             let seen = lo < t_end && train_idx[lo] == j;
             if (!seen) {
                 var d = 0.0;
-                var ii = 0.0;
                 for (var c = 0u; c < p.d4; c++) {
-                    let v = item_emb[j * p.d4 + c];
-                    d += dot(u_vec[c], v);
-                    ii += dot(v, v);
+                    d += dot(u_vec[c], item_emb[j * p.d4 + c]);
                 }
                 if (SCORER == 1u) {
                     s = d;
                 } else {
-                    let cos = d / (a * max(sqrt(ii), 1e-8));
+                    let cos = d / (a * item_norms[j]);
                     s = max(cos, p.mu);
                 }
             }
@@ -209,4 +213,78 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         out_items[t * k + tid] = item;
         out_scores[t * k + tid] = top_s[tid];
     }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = (wg.x + wg.y * p.groups_x) * 64u + lid.x;
+    if (t >= p.n_users) {
+        return;
+    }
+    let u = users[p.user_off + t];
+    let k = p.k;
+    var sq = 0.0;
+    for (var c = 0u; c < p.d4; c++) {
+        let v = user_emb[u * p.d4 + c];
+        sq += dot(v, v);
+    }
+    let a = max(sqrt(sq), 1e-8);
+    var best_s: array<f32, 128>;
+    var best_i: array<u32, 128>;
+    for (var r = 0u; r < k; r++) {
+        best_s[r] = NEG_INF;
+        best_i[r] = NONE;
+    }
+    var e = train_ptr[u];
+    let e_end = train_ptr[u + 1u];
+    for (var j = 0u; j < p.n_items; j++) {
+        if (e < e_end && train_idx[e] == j) {
+            e++;
+            continue; // a training item
+        }
+        var d = 0.0;
+        for (var c = 0u; c < p.d4; c++) {
+            d += dot(user_emb[u * p.d4 + c], item_emb[j * p.d4 + c]);
+        }
+        var s = d;
+        if (SCORER != 1u) {
+            let cos = d / (a * item_norms[j]);
+            s = max(cos, p.mu);
+        }
+        if (!better(s, j, best_s[k - 1u], best_i[k - 1u])) {
+            continue;
+        }
+        // Insertion: items come in ascending order, so an equal score goes after the earlier ones.
+        var r = k - 1u;
+        while (r > 0u && better(s, j, best_s[r - 1u], best_i[r - 1u])) {
+            best_s[r] = best_s[r - 1u];
+            best_i[r] = best_i[r - 1u];
+            r--;
+        }
+        best_s[r] = s;
+        best_i[r] = j;
+    }
+    for (var r = 0u; r < k; r++) {
+        var item = best_i[r];
+        if (best_s[r] == NEG_INF) {
+            item = NONE;
+        }
+        out_items[t * k + r] = item;
+        out_scores[t * k + r] = best_s[r];
+    }
+}
+
+// Every item's norm, once per ranking (the scoring entries divide by it): summed in column order.
+@compute @workgroup_size(64, 1, 1)
+fn norms(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = (wg.x + wg.y * p.groups_x) * 64u + lid.x;
+    if (j >= p.n_items) {
+        return;
+    }
+    var ii = 0.0;
+    for (var c = 0u; c < p.d4; c++) {
+        let v = item_emb[j * p.d4 + c];
+        ii += dot(v, v);
+    }
+    item_norms[j] = max(sqrt(ii), 1e-8);
 }

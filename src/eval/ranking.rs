@@ -12,7 +12,7 @@ use crate::gpu::buffers;
 use crate::gpu::grid::Grid;
 use crate::gpu::readback::ReadbackRing;
 use crate::gpu::uniforms::UniformArena;
-pub use crate::kernels::rank_topk::{MAX_K, NO_ITEM, Params, Scorer, TopK, rank_cpu};
+pub use crate::kernels::rank_topk::{MAX_K, NO_ITEM, Params, RankVariant, Scorer, TopK, rank_cpu};
 use crate::kernels::u32_of;
 
 /// Users per dispatch (and per read-back).
@@ -43,13 +43,54 @@ impl Ranker {
         }
     }
 
-    /// Top `k` items for each of `users` under `emb`.
+    /// Top `k` items for each of `users` under `emb`, with the ranking variant measured fastest on
+    /// this device (both give the same lists).
     pub fn rank(
         &mut self,
         ctx: &GpuContext,
         emb: &Embeddings<'_>,
         users: &[u32],
         k: usize,
+    ) -> anyhow::Result<TopK> {
+        let variant = match ctx.choice(CHOICE) {
+            Some(v) => variant_of(v),
+            None => self.measure(ctx, emb, users, k)?,
+        };
+        self.rank_with(ctx, emb, users, k, variant)
+    }
+
+    /// Times both variants on a sample of `users` (each compiled and run once first) and remembers the
+    /// faster for this device.
+    fn measure(
+        &mut self,
+        ctx: &GpuContext,
+        emb: &Embeddings<'_>,
+        users: &[u32],
+        k: usize,
+    ) -> anyhow::Result<RankVariant> {
+        let sample = &users[..users.len().min(256)];
+        let mut best = (f64::INFINITY, RankVariant::Workgroup);
+        for v in [RankVariant::Workgroup, RankVariant::Serial] {
+            self.rank_with(ctx, emb, sample, k, v)?;
+            let t = std::time::Instant::now();
+            self.rank_with(ctx, emb, sample, k, v)?;
+            let s = t.elapsed().as_secs_f64();
+            if s < best.0 {
+                best = (s, v);
+            }
+        }
+        ctx.set_choice(CHOICE, best.1 as u32);
+        Ok(best.1)
+    }
+
+    /// Top `k` items for each of `users` under `emb` with `variant`.
+    pub fn rank_with(
+        &mut self,
+        ctx: &GpuContext,
+        emb: &Embeddings<'_>,
+        users: &[u32],
+        k: usize,
+        variant: RankVariant,
     ) -> anyhow::Result<TopK> {
         ensure!(
             (1..=MAX_K).contains(&k),
@@ -59,7 +100,7 @@ impl Ranker {
             emb.dim.is_multiple_of(4),
             "embedding width must be a multiple of 4"
         );
-        let kernel = ctx.kernel(emb.scorer.def())?;
+        let kernel = ctx.kernel(emb.scorer.def(variant))?;
         let tiles: Vec<usize> = (0..users.len()).step_by(TILE_USERS).collect();
         let mut top = TopK {
             users: users.to_vec(),
@@ -74,7 +115,10 @@ impl Ranker {
         let users_buf = buffers::storage_init(ctx, "ranked users", users)?;
         let out_items = buffers::storage(ctx, "top-k items", (tile * k * 4) as u64)?;
         let out_scores = buffers::storage(ctx, "top-k scores", (tile * k * 4) as u64)?;
-        let mut arena = UniformArena::new(ctx, tiles.len());
+        let norms = buffers::storage(ctx, "item norms", (emb.n_items * 4) as u64)?;
+        let mut arena = UniformArena::new(ctx, tiles.len() + 1);
+        let norms_kernel = ctx.kernel(&crate::kernels::rank_topk::RANK_NORMS)?;
+        let norms_group = norms_kernel.bind(&ctx.device, &[emb.items, &norms], &arena.buffer);
         let group = kernel.bind(
             &ctx.device,
             &[
@@ -85,15 +129,23 @@ impl Ranker {
                 &users_buf,
                 &out_items,
                 &out_scores,
+                &norms,
             ],
             &arena.buffer,
         );
         let max_dim = ctx.limits.max_compute_workgroups_per_dimension;
-        // All parameter blocks in one upload; tile t uses block t.
+        // The item norms first (block 0), then every tile (blocks 1..): one upload.
+        let norms_grid = Grid::cover(emb.n_items, 64, max_dim);
+        let norms_offset = arena.push(&Params {
+            n_items: u32_of(emb.n_items),
+            d4: u32_of(emb.dim / 4),
+            groups_x: norms_grid.groups_x,
+            ..Params::default()
+        });
         let mut offsets = Vec::with_capacity(tiles.len());
         for &start in &tiles {
             let n = tile.min(users.len() - start);
-            let grid = Grid::linear(n, max_dim);
+            let grid = Grid::cover(n, variant.users_per_workgroup(), max_dim);
             let p = Params {
                 n_users: u32_of(n),
                 user_off: u32_of(start),
@@ -119,6 +171,14 @@ impl Ranker {
                     label: Some("rank"),
                     timestamp_writes: None,
                 });
+                if t == 0 {
+                    norms_kernel.dispatch(
+                        &mut pass,
+                        &norms_group,
+                        norms_offset,
+                        norms_grid.workgroups,
+                    );
+                }
                 kernel.dispatch(&mut pass, &group, off, workgroups);
             }
             let bytes = (n * k * 4) as u64;
@@ -147,6 +207,17 @@ impl Ranker {
                 .extend(bytemuck::cast_slice::<u8, f32>(&pair[1].1));
         }
         Ok(top)
+    }
+}
+
+/// The device choice's name and its values.
+const CHOICE: &str = "rank_topk.variant";
+
+fn variant_of(v: u32) -> RankVariant {
+    if v == RankVariant::Serial as u32 {
+        RankVariant::Serial
+    } else {
+        RankVariant::Workgroup
     }
 }
 

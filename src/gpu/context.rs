@@ -163,6 +163,8 @@ pub struct GpuContext {
     pub shader_checks: bool,
     pub registry: KernelRegistry,
     pub memory: Arc<MemoryStats>,
+    /// Choices measured once per device (which of equivalent kernels is faster here), by name.
+    choices: Mutex<std::collections::HashMap<&'static str, u32>>,
     errors: ErrorSink,
     faults: Mutex<Vec<InjectedFault>>,
 }
@@ -267,6 +269,7 @@ impl GpuContext {
             shader_checks,
             registry,
             memory: Arc::default(),
+            choices: Mutex::default(),
             errors,
             faults: Mutex::new(faults),
         })
@@ -275,6 +278,22 @@ impl GpuContext {
     /// The compiled kernel for `def` (compiled on first use, then shared).
     pub fn kernel(&self, def: &KernelDef) -> anyhow::Result<Arc<Kernel>> {
         self.registry.get(&self.device, self.shader_checks, def)
+    }
+
+    /// A choice measured earlier on this device (`None`: not measured yet).
+    pub fn choice(&self, name: &'static str) -> Option<u32> {
+        self.choices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+    }
+
+    pub fn set_choice(&self, name: &'static str, value: u32) {
+        self.choices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, value);
     }
 
     /// The first error the device reported, if any, as a typed error.

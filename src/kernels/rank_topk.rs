@@ -54,10 +54,12 @@ impl Scorer {
         }
     }
 
-    pub fn def(&self) -> &'static KernelDef {
-        match self {
-            Scorer::CosineClamp { .. } => &RANK_COSINE,
-            Scorer::Dot => &RANK_DOT,
+    pub fn def(&self, variant: RankVariant) -> &'static KernelDef {
+        match (self, variant) {
+            (Scorer::CosineClamp { .. }, RankVariant::Workgroup) => &RANK_COSINE,
+            (Scorer::Dot, RankVariant::Workgroup) => &RANK_DOT,
+            (Scorer::CosineClamp { .. }, RankVariant::Serial) => &RANK_COSINE_SERIAL,
+            (Scorer::Dot, RankVariant::Serial) => &RANK_DOT_SERIAL,
         }
     }
 }
@@ -69,10 +71,33 @@ crate::param_block! {
     }
 }
 
-// Bindings: user embeddings, item embeddings, exclusion CSR offsets and indices, users (read); top-k
-// items and scores (read_write). SCORER: 0 clamped cosine, 1 dot product.
+// Bindings of `main` and `serial`: user embeddings, item embeddings, exclusion CSR offsets and
+// indices, users (read); top-k items and scores, item norms (read_write). Of `norms`: item embeddings,
+// item norms. SCORER: 0 clamped cosine, 1 dot product.
 crate::kernel_def! { pub RANK_COSINE = "rank_topk.cosine", shaders::RANK_TOPK, "main", Params, rank_twin, "SCORER" => 0.0 }
 crate::kernel_def! { pub RANK_DOT = "rank_topk.dot", shaders::RANK_TOPK, "main", Params, rank_twin, "SCORER" => 1.0 }
+crate::kernel_def! { pub RANK_NORMS = "rank_topk.norms", shaders::RANK_TOPK, "norms", Params, norms_twin, "SCORER" => 0.0 }
+crate::kernel_def! { pub RANK_COSINE_SERIAL = "rank_topk.cosine.serial", shaders::RANK_TOPK, "serial", Params, rank_twin, "SCORER" => 0.0 }
+crate::kernel_def! { pub RANK_DOT_SERIAL = "rank_topk.dot.serial", shaders::RANK_TOPK, "serial", Params, rank_twin, "SCORER" => 1.0 }
+
+/// The two ways to rank: a workgroup per user (GPUs) or an invocation per user (CPU adapters). They
+/// return the same lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankVariant {
+    Workgroup,
+    Serial,
+}
+
+impl RankVariant {
+    /// Users one workgroup of the variant ranks (the grid's unit).
+    pub fn users_per_workgroup(self) -> usize {
+        match self {
+            RankVariant::Workgroup => 1,
+            RankVariant::Serial => 64,
+        }
+    }
+}
 
 /// Ranked lists: `items[u * k + r]` is the r-th recommendation of the u-th listed user (`NO_ITEM` past
 /// the end of a short list), `scores` the matching predictions.
@@ -164,5 +189,23 @@ fn rank_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     c.u_mut(5)[..top.items.len()].copy_from_slice(&top.items);
     for (o, s) in c.f_mut(6).iter_mut().zip(&top.scores) {
         *o = T::from_f64(*s as f64);
+    }
+}
+
+fn norms_twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let dim = p.d4 as usize * 4;
+    let norms: Vec<f64> = c.f(0)[..p.n_items as usize * dim]
+        .chunks(dim)
+        .map(|v| {
+            v.iter()
+                .map(|x| x.to_f64().powi(2))
+                .sum::<f64>()
+                .sqrt()
+                .max(NORM_EPS)
+        })
+        .collect();
+    for (o, n) in c.f_mut(1).iter_mut().zip(norms) {
+        *o = T::from_f64(n);
     }
 }

@@ -6,7 +6,7 @@
 //! only when the two candidates' f64 scores are within that tolerance (f32 rounding may swap near-ties).
 
 use cobrar_gpu::data::Csr;
-use cobrar_gpu::eval::ranking::{Embeddings, NO_ITEM, Ranker, Scorer, TopK, rank_cpu};
+use cobrar_gpu::eval::ranking::{Embeddings, NO_ITEM, RankVariant, Ranker, Scorer, TopK, rank_cpu};
 use cobrar_gpu::gpu::buffers;
 use cobrar_gpu::gpu::executor::Executor;
 use cobrar_gpu::models::session::gpu_session;
@@ -174,8 +174,21 @@ fn dot_scorer_ranks_raw_embeddings() {
     };
     let users: Vec<u32> = (0..90).collect();
     for k in [1, 10, 128] {
-        let got = Ranker::new().rank(&ctx, &emb, &users, k).unwrap();
-        check_lists("dot", &got, &ue, &ie, dim, &by_user, Scorer::Dot, k);
+        for variant in [RankVariant::Workgroup, RankVariant::Serial] {
+            let got = Ranker::new()
+                .rank_with(&ctx, &emb, &users, k, variant)
+                .unwrap();
+            check_lists(
+                &format!("dot {variant:?}"),
+                &got,
+                &ue,
+                &ie,
+                dim,
+                &by_user,
+                Scorer::Dot,
+                k,
+            );
+        }
     }
 }
 
