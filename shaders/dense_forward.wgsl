@@ -44,19 +44,21 @@ const TN: u32 = 8u;
 var<workgroup> As: array<vec4<f32>, 256>; // BK * BM / 4
 var<workgroup> Bs: array<vec4<f32>, 256>; // BK * BN / 4
 
-// The counter-based hash the CPU twin (`kernels::Dropout::keep`) mirrors bit for bit.
-fn mix32(x_in: u32) -> u32 {
+// The counter-based hash the CPU twin (`kernels::Dropout::keep`) mirrors bit for bit, for four
+// columns at once (component-wise, so each lane is the scalar hash; a vec4 of u32 is ~2× cheaper on
+// lavapipe than four scalar hashes with dynamic component writes).
+fn mix32(x_in: vec4<u32>) -> vec4<u32> {
     var x = x_in;
-    x = x ^ (x >> 16u);
+    x = x ^ (x >> vec4<u32>(16u));
     x = x * 0x7feb352du;
-    x = x ^ (x >> 15u);
+    x = x ^ (x >> vec4<u32>(15u));
     x = x * 0x846ca68bu;
-    x = x ^ (x >> 16u);
+    x = x ^ (x >> vec4<u32>(16u));
     return x;
 }
 
-fn dropout_hash(seed: u32, salt: u32, row: u32, col: u32) -> u32 {
-    return mix32(seed ^ mix32(salt ^ mix32(row ^ mix32(col))));
+fn dropout_hash(seed: u32, salt: u32, row: u32, col: vec4<u32>) -> vec4<u32> {
+    return mix32(vec4<u32>(seed) ^ mix32(vec4<u32>(salt) ^ mix32(vec4<u32>(row) ^ mix32(col))));
 }
 
 fn activate(v: vec4<f32>) -> vec4<f32> {
@@ -66,6 +68,28 @@ fn activate(v: vec4<f32>) -> vec4<f32> {
         return tanh(v);
     }
     return v;
+}
+
+// X's vec4 `kv` of row `r` (zero past the rows; the constant bias column at k = d_in).
+fn x_vec4(x_off: u32, rows: u32, in4: u32, r: u32, kv: u32) -> vec4<f32> {
+    if (r < rows) {
+        if (kv < in4) {
+            return acts[x_off + r * in4 + kv];
+        } else if (kv == in4) {
+            return vec4<f32>(1.0, 0.0, 0.0, 0.0);
+        }
+    }
+    return vec4<f32>(0.0);
+}
+
+const OUTSIDE: u32 = 0xffffffffu;
+
+// The vec4 index in `acts` of output (row r, vec4 column n4), or OUTSIDE past the segment's edges.
+fn y_index(rows: u32, out4: u32, y_off: u32, r: u32, n4: u32) -> u32 {
+    if (r >= rows || n4 >= out4) {
+        return OUTSIDE;
+    }
+    return y_off + r * out4 + n4;
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -100,22 +124,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var k0 = 0u; k0 < k_total; k0 += BK) {
         // Stage X (transposed into As).
         let kv = k0 / 4u + kq; // global k-vec4 index
-        var blk: array<vec4<f32>, 4>;
-        for (var i = 0u; i < 4u; i++) {
-            let r = m0 + g * 4u + i;
-            var v = vec4<f32>(0.0);
-            if (r < rows) {
-                if (kv < in4) {
-                    v = acts[x_off + r * in4 + kv];
-                } else if (kv == in4) {
-                    v = vec4<f32>(1.0, 0.0, 0.0, 0.0); // bias column
-                }
-            }
-            blk[i] = v;
-        }
-        for (var c = 0u; c < 4u; c++) {
-            As[(kq * 4u + c) * 16u + g] = vec4<f32>(blk[0][c], blk[1][c], blk[2][c], blk[3][c]);
-        }
+        // Four rows' vec4 at k-vec4 `kv`, transposed into four vec4 of As (unrolled: a dynamically
+        // indexed private array costs lavapipe a round trip through memory).
+        let b0 = x_vec4(x_off, rows, in4, m0 + g * 4u, kv);
+        let b1 = x_vec4(x_off, rows, in4, m0 + g * 4u + 1u, kv);
+        let b2 = x_vec4(x_off, rows, in4, m0 + g * 4u + 2u, kv);
+        let b3 = x_vec4(x_off, rows, in4, m0 + g * 4u + 3u, kv);
+        let a_base = kq * 4u * 16u + g;
+        As[a_base] = vec4<f32>(b0.x, b1.x, b2.x, b3.x);
+        As[a_base + 16u] = vec4<f32>(b0.y, b1.y, b2.y, b3.y);
+        As[a_base + 32u] = vec4<f32>(b0.z, b1.z, b2.z, b3.z);
+        As[a_base + 48u] = vec4<f32>(b0.w, b1.w, b2.w, b3.w);
         // Stage W.
         for (var j = 0u; j < 4u; j++) {
             let kk = wk + j * 4u;
@@ -143,25 +162,32 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         workgroupBarrier();
     }
 
-    // Epilogue: dropout (counter-based hash) and the activation, then store.
+    // Epilogue. Store the raw products first, then apply dropout and the activation in a second pass
+    // over this invocation's own outputs: hashing while all 16 accumulators are live made lavapipe's
+    // compiler spill them (the dropout epilogue cost as much as the GEMM).
+    for (var i = 0u; i < TM; i++) {
+        for (var h = 0u; h < 2u; h++) {
+            let at = y_index(rows, out4, y_off, m0 + lid.y * TM + i, n0 / 4u + lid.x * 2u + h);
+            if (at != OUTSIDE) {
+                acts[at] = acc[i * 2u + h];
+            }
+        }
+    }
     for (var i = 0u; i < TM; i++) {
         let r = m0 + lid.y * TM + i;
-        if (r >= rows) {
-            break;
-        }
         for (var h = 0u; h < 2u; h++) {
             let n4 = n0 / 4u + lid.x * 2u + h;
-            if (n4 >= out4) {
-                break;
+            let at = y_index(rows, out4, y_off, r, n4);
+            if (at == OUTSIDE) {
+                continue;
             }
-            var z = acc[i * 2u + h];
+            var z = acts[at];
             if (DROPOUT && p.drop_threshold != 0u) {
-                for (var c = 0u; c < 4u; c++) {
-                    let keep = dropout_hash(p.seed, p.salt, row_base + r, n4 * 4u + c) >= p.drop_threshold;
-                    z[c] = select(0.0, z[c] * p.drop_scale, keep);
-                }
+                let cols = vec4<u32>(n4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+                let keep = dropout_hash(p.seed, p.salt, row_base + r, cols) >= vec4<u32>(p.drop_threshold);
+                z = select(vec4<f32>(0.0), z * p.drop_scale, keep);
             }
-            acts[y_off + r * out4 + n4] = activate(z);
+            acts[at] = activate(z);
         }
     }
 }
