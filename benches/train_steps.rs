@@ -40,11 +40,6 @@ fn train_steps(c: &mut Criterion) {
         for sampler_kind in [SamplerKind::Alg1, SamplerKind::Authors] {
             let arch: Architecture = arch.parse().unwrap();
             let sampler = Sampler::new(sampler_kind, &ds.train, ds.n_items(), 256, 5, 1).unwrap();
-            let batches: Vec<HostBatch> = sampler
-                .epoch(1)
-                .take(32)
-                .map(|p| HostBatch::build(&p, &ds.train, &ds.train_by_item))
-                .collect();
             let cfg = StepConfig {
                 mu: 1e-4,
                 dropout: 0.1,
@@ -59,6 +54,11 @@ fn train_steps(c: &mut Criterion) {
                 &ds.train_by_item,
                 sampler.max_pairs(),
             );
+            let batches: Vec<HostBatch> = sampler
+                .epoch(1)
+                .take(32)
+                .map(|p| model.build_batch(&p))
+                .collect();
             let w = Weights::init(model.params(), 1);
             let mut session =
                 gpu_session(ctx.clone(), model, Mode::Train, &w, None).expect("session");

@@ -9,6 +9,27 @@
 
 use crate::data::Csr;
 
+/// Who builds the tables' gradient index of a batch. Both give the same lists, hence the same bits.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexStrategy {
+    /// The batch builder (host): a bigger image, no extra GPU work.
+    #[default]
+    Host,
+    /// The GPU, from the resident CSRs: a small image, five more dispatches per step.
+    Gpu,
+}
+
 /// Marks an id that is not in the batch in the id → batch-row maps.
 const NOT_IN_BATCH: u32 = u32::MAX;
 
@@ -130,8 +151,14 @@ fn transposed(ids: &[u32], csr: &Csr, n_rows: usize, ptr: &mut Vec<u32>, rows: &
 
 impl HostBatch {
     /// Builds the batch for `pairs` = (user, item, label); `by_user` / `by_item` are the training
-    /// interactions (N rows of items / M rows of users).
-    pub fn build(pairs: &[(u32, u32, f32)], by_user: &Csr, by_item: &Csr) -> HostBatch {
+    /// interactions (N rows of items / M rows of users). With [`IndexStrategy::Gpu`] the tables'
+    /// gradient index is left to the GPU.
+    pub fn build(
+        pairs: &[(u32, u32, f32)],
+        by_user: &Csr,
+        by_item: &Csr,
+        index: IndexStrategy,
+    ) -> HostBatch {
         let (n_users, n_items) = (by_user.n_rows(), by_item.n_rows());
         let (user_ids, user_local) = unique_sorted(pairs.iter().map(|p| p.0), n_users);
         let (item_ids, item_local) = unique_sorted(pairs.iter().map(|p| p.1), n_items);
@@ -171,18 +198,20 @@ impl HostBatch {
         image.extend(label.iter().map(|l| l.to_bits()));
         image.extend(&row_ptr);
         image.extend(&row_pairs);
-        // The transposed indices: offsets of both tables first, then both row lists.
-        let mut ptrs = Vec::with_capacity(n_users + n_items + 2);
-        let mut rows = Vec::new();
-        transposed(&user_ids, by_user, n_items, &mut ptrs, &mut rows);
-        let user_rows_len = rows.len();
-        transposed(&item_ids, by_item, n_users, &mut ptrs, &mut rows);
-        r.user_table_ptr = image.len();
-        r.item_table_ptr = r.user_table_ptr + n_items + 1;
-        r.user_table_rows = r.item_table_ptr + n_users + 1;
-        r.item_table_rows = r.user_table_rows + user_rows_len;
-        image.extend(&ptrs);
-        image.extend(&rows);
+        if index == IndexStrategy::Host {
+            // The transposed indices: offsets of both tables first, then both row lists.
+            let mut ptrs = Vec::with_capacity(n_users + n_items + 2);
+            let mut rows = Vec::new();
+            transposed(&user_ids, by_user, n_items, &mut ptrs, &mut rows);
+            let user_rows_len = rows.len();
+            transposed(&item_ids, by_item, n_users, &mut ptrs, &mut rows);
+            r.user_table_ptr = image.len();
+            r.item_table_ptr = r.user_table_ptr + n_items + 1;
+            r.user_table_rows = r.item_table_ptr + n_users + 1;
+            r.item_table_rows = r.user_table_rows + user_rows_len;
+            image.extend(&ptrs);
+            image.extend(&rows);
+        }
         r.len = image.len();
         HostBatch {
             user_ids,
@@ -238,9 +267,19 @@ pub fn max_rows(pairs: usize, n_users: usize, n_items: usize) -> usize {
 }
 
 /// Largest image length for batches of up to `pairs` pairs over training data with `nnz` interactions.
-pub fn max_image_len(pairs: usize, n_users: usize, n_items: usize, nnz: usize) -> usize {
+pub fn max_image_len(
+    pairs: usize,
+    n_users: usize,
+    n_items: usize,
+    nnz: usize,
+    index: IndexStrategy,
+) -> usize {
     let rows = max_rows(pairs, n_users, n_items);
-    rows + 3 * pairs + rows + 1 + 2 * pairs + n_users + n_items + 2 + 2 * nnz
+    let ids_and_pairs = rows + 3 * pairs + rows + 1 + 2 * pairs;
+    match index {
+        IndexStrategy::Host => ids_and_pairs + n_users + n_items + 2 + 2 * nnz,
+        IndexStrategy::Gpu => ids_and_pairs,
+    }
 }
 
 #[cfg(test)]
@@ -260,13 +299,20 @@ mod tests {
         ]);
         let by_item = by_user.transpose(4);
         let pairs = [(5, 2, 1.0), (1, 2, 0.0), (5, 1, 0.0), (1, 3, 1.0)];
-        let b = HostBatch::build(&pairs, &by_user, &by_item);
+        let b = HostBatch::build(&pairs, &by_user, &by_item, IndexStrategy::Host);
         assert_eq!(b.user_ids, vec![1, 5]);
         assert_eq!(b.item_ids, vec![1, 2, 3]);
         assert_eq!(b.pair_user, vec![1, 0, 1, 0]);
         assert_eq!(b.pair_item, vec![1, 1, 0, 2]);
         assert_eq!(b.positives, 2);
-        assert!(b.image.len() <= max_image_len(4, 6, 4, by_user.nnz()));
+        assert!(b.image.len() <= max_image_len(4, 6, 4, by_user.nnz(), IndexStrategy::Host));
+        let g = HostBatch::build(&pairs, &by_user, &by_item, IndexStrategy::Gpu);
+        assert_eq!(
+            &g.image[..],
+            &b.image[..g.image.len()],
+            "the same image without the index"
+        );
+        assert!(g.image.len() <= max_image_len(4, 6, 4, by_user.nnz(), IndexStrategy::Gpu));
         // Row 0 (user 1) is in pairs 1 and 3; item row 2 + 1 (item 2) in pairs 0 and 1.
         let ptr = &b.image[b.regions.pairs.row_ptr..b.regions.pairs.row_pairs];
         let idx = &b.image[b.regions.pairs.row_pairs..];

@@ -3,13 +3,14 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, sync_channel};
+
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use crate::batch::IndexStrategy;
 use crate::data::Dataset;
 use crate::eval::Evaluator;
 use crate::eval::metrics::SplitMetrics;
@@ -19,6 +20,7 @@ use crate::kernels::adam_dense::AdamConfig;
 use crate::models::cobrar::{StepConfig, TwoTower};
 use crate::models::session::gpu_session;
 use crate::models::{Architecture, LOSS_RING, Mode, Model, ModelKind, Session, Weights};
+use crate::pipeline::{self, IndexProbe, Item, Pipeline};
 use crate::sampler::{Sampler, SamplerKind};
 
 /// The GPU training session of a CoBraR/DeepMF run on a dataset.
@@ -53,6 +55,19 @@ pub struct TrainConfig {
     /// Train without a validation split: no model selection, the last epoch is kept.
     #[serde(default)]
     pub no_validation: bool,
+    /// Who builds the tables' gradient index of each batch (the same bits either way).
+    #[serde(default)]
+    pub batch_index: IndexChoice,
+}
+
+/// `--batch-index`: measure both strategies at start-up (`auto`), or force one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexChoice {
+    #[default]
+    Auto,
+    Host,
+    Gpu,
 }
 
 /// A setting outside its range: one line naming the flag, the range and the value.
@@ -158,15 +173,12 @@ pub struct TrainOutcome<'d> {
     pub stopped_early: bool,
     pub train_seconds: f64,
     pub eval_seconds: f64,
+    /// How batches were built (who built the gradient index, and the measurement behind it).
+    pub batch_pipeline: IndexProbe,
 }
 
 /// Where a run starts: from scratch, or from a committed epoch of an interrupted run.
 pub type Start = Option<crate::checkpoint::state::Progress>;
-
-enum Msg {
-    Batch(Box<crate::batch::HostBatch>),
-    EpochEnd,
-}
 
 /// A finished epoch, as the observer sees it.
 pub struct EpochEnd<'s, 'd> {
@@ -191,7 +203,8 @@ pub fn train<'d>(
     on_epoch: &mut EpochObserver<'_, 'd>,
 ) -> anyhow::Result<TrainOutcome<'d>> {
     cfg.validate()?;
-    let (mut session, sampler) = setup(ctx, ds, cfg)?;
+    let (mut session, sampler, probe) = setup(ctx, ds, cfg)?;
+    let builders = probe.builders;
     let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
     let validate = !cfg.no_validation;
     check_splits(ds, cfg)?;
@@ -222,30 +235,16 @@ pub fn train<'d>(
         stopped_early = first_epoch <= cfg.max_epochs;
     } else {
         std::thread::scope(|scope| -> anyhow::Result<()> {
-            let (tx, rx) = sync_channel::<Msg>(4);
-            let sampler = &sampler;
             let model = session.model.clone();
-            let max_epochs = cfg.max_epochs as u64;
-            let first = first_epoch as u64;
-            scope.spawn(move || {
-                for epoch in first..=max_epochs {
-                    for pairs in sampler.epoch(epoch).take(steps_per_epoch) {
-                        let b = model.build_batch(&pairs);
-                        if tx.send(Msg::Batch(Box::new(b))).is_err() {
-                            return; // the trainer stopped (early stopping or an error)
-                        }
-                    }
-                    if tx.send(Msg::EpochEnd).is_err() {
-                        return;
-                    }
-                }
-            });
+            let epochs = first_epoch as u64..=cfg.max_epochs as u64;
+            let build = move |pairs: &[crate::sampler::Pair]| model.build_batch(pairs);
+            let mut rx = pipeline::spawn(scope, &sampler, epochs, steps_per_epoch, build, builders);
             for epoch in first_epoch..=cfg.max_epochs {
                 let bar = epoch_bar(progress, epoch, cfg.max_epochs, steps_per_epoch);
                 let started = Instant::now();
                 let loss = run_epoch(
                     &mut session,
-                    &rx,
+                    &mut rx,
                     cfg,
                     epoch,
                     steps_per_epoch,
@@ -315,6 +314,7 @@ pub fn train<'d>(
         stopped_early,
         train_seconds,
         eval_seconds,
+        batch_pipeline: probe,
     })
 }
 
@@ -386,14 +386,86 @@ pub fn setup<'d>(
     ctx: Arc<GpuContext>,
     ds: &'d Dataset,
     cfg: &TrainConfig,
-) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>)> {
+) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>, IndexProbe)> {
     let sampler = sampler_for(cfg, ds)?;
-    let model = model_for(cfg, ds, sampler.max_pairs());
+    let builders = pipeline::default_builders();
+    let probe = match cfg.batch_index {
+        IndexChoice::Auto => probe_index(&ctx, ds, cfg, &sampler, builders)?,
+        IndexChoice::Host | IndexChoice::Gpu => IndexProbe {
+            strategy: if cfg.batch_index == IndexChoice::Gpu {
+                IndexStrategy::Gpu
+            } else {
+                IndexStrategy::Host
+            },
+            chosen_by: "requested".into(),
+            host_ms_with_index: 0.0,
+            host_ms_without_index: 0.0,
+            gpu_index_ms: 0.0,
+            builders,
+        },
+    };
+    let model = model_for(cfg, ds, sampler.max_pairs()).with_index(probe.strategy);
     // Check the plan before the host allocates the weights: a mistyped --arch gets one line.
     crate::models::session::memory_plan(&model, Mode::Train, &ctx)?;
     let weights = Weights::init(model.params(), cfg.seed);
     let session = gpu_session(ctx, model, Mode::Train, &weights, None)?;
-    Ok((session, sampler))
+    Ok((session, sampler, probe))
+}
+
+/// Times both ways of building the tables' gradient index on this machine — the host's builders on a
+/// few batches, the GPU's dispatches on one — and picks the cheaper per step.
+pub fn probe_index(
+    ctx: &Arc<GpuContext>,
+    ds: &Dataset,
+    cfg: &TrainConfig,
+    sampler: &Sampler<'_>,
+    builders: usize,
+) -> anyhow::Result<IndexProbe> {
+    use crate::gpu::executor::Executor;
+    let pairs: Vec<Vec<crate::sampler::Pair>> = sampler.epoch(1).take(6).collect();
+    let (u, i) = (&ds.train, &ds.train_by_item);
+    let host_with = pipeline::time_builds(&pairs, u, i, IndexStrategy::Host);
+    let host_without = pipeline::time_builds(&pairs, u, i, IndexStrategy::Gpu);
+    let model = model_for(cfg, ds, sampler.max_pairs()).with_index(IndexStrategy::Gpu);
+    let layout =
+        crate::gpu::memory::MemoryLayout::new(model.index_buffers(), ctx.max_binding(), None)?;
+    let mut exec = GpuExec::new(ctx.clone(), layout)?;
+    for (name, data) in model.resident() {
+        let id = exec.layout().id(name);
+        exec.write_u32(id, data)?;
+    }
+    let batch = model.build_batch(&pairs[0]);
+    // In training the index kernels ride in the step's own submit, so only their GPU time counts:
+    // timestamps where the adapter has them, the wall clock around submit-and-wait otherwise.
+    let timestamps = exec.enable_profiling(16);
+    let run = |exec: &mut GpuExec| -> anyhow::Result<f64> {
+        let layout = exec.layout().clone();
+        let mut pb = crate::gpu::plan::PlanBuilder::new(&layout, exec.max_per_dim());
+        model.index_plan(&mut pb, &batch);
+        let plan = pb.finish();
+        let started = Instant::now();
+        exec.run(&plan)?;
+        exec.wait()?;
+        let kernels: f64 = exec.kernel_times().iter().map(|&(_, ns)| ns * 1e-6).sum();
+        Ok(if timestamps && kernels > 0.0 {
+            kernels
+        } else {
+            started.elapsed().as_secs_f64() * 1e3
+        })
+    };
+    run(&mut exec)?; // compiles the kernels
+    let gpu = (0..3)
+        .map(|_| run(&mut exec))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    let gpu_ms = gpu.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(IndexProbe {
+        strategy: IndexProbe::decide(host_with, host_without, gpu_ms, builders),
+        chosen_by: "measured".into(),
+        host_ms_with_index: host_with,
+        host_ms_without_index: host_without,
+        gpu_index_ms: gpu_ms,
+        builders,
+    })
 }
 
 /// The model `cfg` describes, on `ds`'s training split, sized for steps of `max_pairs` pairs.
@@ -413,7 +485,7 @@ pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> Tw
 /// its own.
 fn run_epoch(
     session: &mut TrainSession<'_>,
-    rx: &Receiver<Msg>,
+    rx: &mut Pipeline<crate::batch::HostBatch>,
     cfg: &TrainConfig,
     epoch: usize,
     steps: usize,
@@ -433,12 +505,9 @@ fn run_epoch(
     let mut step = 0usize;
     let mut requested = session.t;
     loop {
-        match rx
-            .recv()
-            .context("the batch producer stopped unexpectedly")?
-        {
-            Msg::EpochEnd => break,
-            Msg::Batch(b) => {
+        match rx.recv()? {
+            Item::EpochEnd(_) => break,
+            Item::Batch(b) => {
                 step += 1;
                 let read = step.is_multiple_of(cfg.log_every) || step == steps;
                 session.step(&b, read)?;

@@ -20,7 +20,7 @@ use crate::report::run::{self, DatasetSummary, RunConfig, RunMetrics, Timings};
 use crate::report::{plot, table};
 use crate::rundir::{self, RunLock};
 use crate::sampler::SamplerKind;
-use crate::train::{self, TrainConfig};
+use crate::train::{self, IndexChoice, TrainConfig};
 use crate::util::write_atomic;
 
 /// Model and training hyper-parameters (shared by `train` and `grid`).
@@ -104,6 +104,11 @@ pub struct TrainArgs {
     /// Train without a validation split (no model selection: the last epoch is kept)
     #[arg(long)]
     pub no_validation: bool,
+
+    /// Who builds each batch's gradient index: measure both at start-up (auto), the host's batch
+    /// builders, or the GPU from the resident training data. The results are identical
+    #[arg(long, value_enum, default_value_t = IndexChoice::Auto)]
+    pub batch_index: IndexChoice,
 }
 
 impl TrainArgs {
@@ -139,6 +144,7 @@ impl TrainArgs {
             log_every: self.log_every,
             max_steps_per_epoch: self.max_steps_per_epoch,
             no_validation: self.no_validation,
+            batch_index: self.batch_index,
         })
         .and_then(|c| c.validate().map(|()| c))
     }
@@ -428,6 +434,7 @@ fn run_training(
         git_revision: run::git_revision(),
         hyperparameters: cfg.clone(),
         parameters: counts,
+        batch_pipeline: Some(outcome.batch_pipeline.clone()),
     };
     table::write_user_metrics(
         &out.join(table::USER_METRICS_FILE),

@@ -8,6 +8,24 @@ use super::kernel::KernelDef;
 use super::memory::{Bind, BufId, MemoryLayout};
 use super::params::ParamBlock;
 
+/// What a dispatch moves and computes, counted by whoever emits it from the launch's own sizes (the
+/// roofline of `bench`): bytes read and written in device memory, floating-point operations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Cost {
+    pub bytes: u64,
+    pub flops: u64,
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            bytes: self.bytes + o.bytes,
+            flops: self.flops + o.flops,
+        }
+    }
+}
+
 /// One kernel launch.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
@@ -17,6 +35,8 @@ pub struct Dispatch {
     /// The parameter block's bytes.
     pub params: Vec<u8>,
     pub workgroups: [u32; 3],
+    /// Zero when the emitter did not count it.
+    pub cost: Cost,
 }
 
 impl Dispatch {
@@ -67,6 +87,13 @@ impl<'a> Plan<'a> {
             Op::Dispatch(d) => Some(d),
             _ => None,
         })
+    }
+
+    /// Counted bytes and operations of every dispatch of kernel `name`.
+    pub fn cost_of(&self, name: &str) -> Cost {
+        self.dispatches()
+            .filter(|d| d.kernel.name == name)
+            .fold(Cost::default(), |a, d| a + d.cost)
     }
 
     /// Dispatches that launch at least one workgroup.
@@ -120,6 +147,18 @@ impl<'l, 'a> PlanBuilder<'l, 'a> {
         params: &P,
         workgroups: [u32; 3],
     ) {
+        self.dispatch_costed(kernel, binds, params, workgroups, Cost::default());
+    }
+
+    /// A dispatch with its counted bytes and operations.
+    pub fn dispatch_costed<P: ParamBlock>(
+        &mut self,
+        kernel: &'static KernelDef,
+        binds: &[Bind],
+        params: &P,
+        workgroups: [u32; 3],
+        cost: Cost,
+    ) {
         debug_assert_eq!(
             std::mem::size_of::<P>(),
             kernel.params.size,
@@ -132,6 +171,7 @@ impl<'l, 'a> PlanBuilder<'l, 'a> {
             binds: binds.to_vec(),
             params: bytemuck::bytes_of(params).to_vec(),
             workgroups,
+            cost,
         }));
     }
 

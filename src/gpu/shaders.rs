@@ -34,6 +34,8 @@ pub const ADAM_DENSE: ShaderSource = shader!("adam_dense");
 pub const ADAM_TABLE: ShaderSource = shader!("adam_table");
 pub const RANK_TOPK: ShaderSource = shader!("rank_topk");
 pub const REDUCE: ShaderSource = shader!("reduce");
+pub const COPY: ShaderSource = shader!("copy");
+pub const BATCH_INDEX: ShaderSource = shader!("batch_index");
 
 /// Every shader of the engine (the naga test walks this list and the `shaders/` folder).
 pub const ALL: &[ShaderSource] = &[
@@ -47,6 +49,8 @@ pub const ALL: &[ShaderSource] = &[
     ADAM_TABLE,
     RANK_TOPK,
     REDUCE,
+    COPY,
+    BATCH_INDEX,
 ];
 
 /// Parses and validates WGSL with naga. The error carries naga's own message, with file and line.

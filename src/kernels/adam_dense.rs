@@ -4,6 +4,7 @@
 use super::{Real, u32_of};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
+use crate::gpu::plan::Cost;
 
 use crate::gpu::shaders;
 
@@ -96,6 +97,14 @@ impl Params {
     }
 }
 
+/// Bytes (θ, m, v read and written, the gradient read) and operations of a launch.
+pub fn cost(p: &Params) -> Cost {
+    let n = p.n4 as u64 * 4;
+    Cost {
+        bytes: 28 * n,
+        flops: 12 * n,
+    }
+}
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let n = p.n4 as usize * 4;

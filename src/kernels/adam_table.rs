@@ -6,6 +6,7 @@ use super::adam_dense::{self, AdamStep};
 use super::{Real, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
+use crate::gpu::plan::Cost;
 
 use crate::gpu::shaders;
 
@@ -57,6 +58,17 @@ pub fn params(
     (p, grid.workgroups)
 }
 
+/// Bytes and operations of one launch whose rows gather `entries` gradient rows: θ, m and v read and
+/// written (`step`) or the gradient written (`gather`), the gathered rows, the index.
+pub fn cost(p: &Params, entries: u64, step: bool) -> Cost {
+    let d = p.d4 as u64 * 4;
+    let rows = p.rows as u64;
+    let table = if step { 24 * rows * d } else { 4 * rows * d };
+    Cost {
+        bytes: table + entries * (4 * d + 4) + 4 * (rows + 1),
+        flops: entries * d + if step { 12 * rows * d } else { 0 },
+    }
+}
 /// CPU twin of the gather: for every table row t, Σ over its contributing rows k
 /// (`rows[ptr[t]..ptr[t + 1]]`) of `dh[k]` (rows of width `dim`). Returns `ptr.len() - 1` rows × dim.
 pub fn grad_cpu<T: Real>(ptr: &[u32], rows: &[u32], dh: &[T], dim: usize) -> Vec<T> {

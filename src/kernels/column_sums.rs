@@ -4,6 +4,7 @@
 use super::{Real, at4, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
+use crate::gpu::plan::Cost;
 
 use crate::gpu::shaders;
 
@@ -31,6 +32,15 @@ pub fn params(blocks: [(usize, usize, usize); 2], dim: usize) -> (Params, [u32; 
     (p, g)
 }
 
+/// Bytes and operations of a launch.
+pub fn cost(p: &Params) -> Cost {
+    let d = p.d4 as u64 * 4;
+    let rows = (p.rows[0] + p.rows[1]) as u64;
+    Cost {
+        bytes: 4 * (rows * d + 2 * d),
+        flops: rows * d,
+    }
+}
 /// CPU twin: column sums of `x` (rows × dim).
 pub fn cpu<T: Real>(x: &[T], rows: usize, dim: usize) -> Vec<T> {
     assert_eq!(x.len(), rows * dim);

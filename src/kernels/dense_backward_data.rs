@@ -6,6 +6,7 @@ use super::{Activation, Real, at4, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::kernel::KernelDef;
+use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
 
 /// One block of rows sharing a weight matrix. Offsets in f32 elements (multiples of 4).
@@ -72,6 +73,16 @@ pub fn params(
     )
 }
 
+/// Bytes and operations of a launch over `segments`.
+pub fn cost(segments: &[Segment], d_in: usize, d_out: usize) -> Cost {
+    segments.iter().fold(Cost::default(), |c, s| {
+        let (r, i, o) = (s.rows as u64, d_in as u64, d_out as u64);
+        c + Cost {
+            bytes: 4 * (r * o + i * o + 2 * r * i),
+            flops: 2 * r * i * o,
+        }
+    })
+}
 /// CPU twin for one segment: `dz` rows × d_out, `wb` [W ; b], `x` rows × d_in → dX rows × d_in.
 #[allow(clippy::too_many_arguments)]
 pub fn cpu<T: Real>(

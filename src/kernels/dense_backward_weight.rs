@@ -5,6 +5,7 @@ use super::dense_forward::{TILE, per_segment};
 use super::{Real, at4, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
+use crate::gpu::plan::Cost;
 
 use crate::gpu::shaders;
 
@@ -51,6 +52,16 @@ pub fn params(segments: &[Segment], d_in: usize, d_out: usize) -> (Params, [u32;
     )
 }
 
+/// Bytes and operations of a launch over `segments`.
+pub fn cost(segments: &[Segment], d_in: usize, d_out: usize) -> Cost {
+    segments.iter().fold(Cost::default(), |c, s| {
+        let (r, i, o) = (s.rows as u64, d_in as u64, d_out as u64);
+        c + Cost {
+            bytes: 4 * (r * i + r * o + (i + 1) * o),
+            flops: 2 * r * (i + 1) * o,
+        }
+    })
+}
 /// CPU twin for one segment: `x` rows × d_in, `dz` rows × d_out → d[W ; b] (d_in + 1) × d_out.
 pub fn cpu<T: Real>(x: &[T], dz: &[T], rows: usize, d_in: usize, d_out: usize) -> Vec<T> {
     assert_eq!(x.len(), rows * d_in);

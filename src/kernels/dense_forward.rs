@@ -5,6 +5,7 @@ use super::{Activation, Dropout, Real, at4, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::kernel::KernelDef;
+use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
 
 /// Output tile of one workgroup (rows × columns) in the three dense kernels.
@@ -89,6 +90,16 @@ pub fn params(
     )
 }
 
+/// Bytes and operations of a launch over `segments`.
+pub fn cost(segments: &[Segment], d_in: usize, d_out: usize) -> Cost {
+    segments.iter().fold(Cost::default(), |c, s| {
+        let (r, i, o) = (s.rows as u64, d_in as u64, d_out as u64);
+        c + Cost {
+            bytes: 4 * (r * i + (i + 1) * o + r * o),
+            flops: 2 * r * (i + 1) * o,
+        }
+    })
+}
 /// CPU twin for one segment: `x` is `rows × d_in`, `wb` is [W ; b] `(d_in + 1) × d_out`; returns the
 /// post-activation `rows × d_out`. Dropout uses the shader's hash keyed by `row_base + r`.
 #[allow(clippy::too_many_arguments)]

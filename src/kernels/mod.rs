@@ -9,7 +9,9 @@
 
 pub mod adam_dense;
 pub mod adam_table;
+pub mod batch_index;
 pub mod column_sums;
+pub mod copy;
 pub mod dense_backward_data;
 pub mod dense_backward_weight;
 pub mod dense_forward;
@@ -41,7 +43,16 @@ pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
     &adam_table::GATHER,
     &rank_topk::RANK_COSINE,
     &rank_topk::RANK_DOT,
+    &rank_topk::RANK_NORMS,
+    &rank_topk::RANK_COSINE_SERIAL,
+    &rank_topk::RANK_DOT_SERIAL,
     &reduce::COUNT_NONFINITE,
+    &copy::DEF,
+    &batch_index::CLEAR,
+    &batch_index::SCATTER,
+    &batch_index::COUNT,
+    &batch_index::SCAN,
+    &batch_index::FILL,
 ];
 
 /// Marks an id that is not in the batch in the id → batch-row maps (`NONE` in the shaders).

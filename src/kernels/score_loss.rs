@@ -4,6 +4,7 @@
 use super::{Real, at4, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
+use crate::gpu::plan::Cost;
 
 use crate::gpu::shaders;
 
@@ -100,6 +101,21 @@ crate::kernel_def! { pub GRAD = "score_loss.grad", shaders::SCORE_LOSS, "grad", 
 // Entry `sum_loss` (one workgroup). Bindings: `pair_loss` (read_write), `loss_ring` (read_write).
 crate::kernel_def! { pub SUM = "score_loss.sum_loss", shaders::SCORE_LOSS, "sum_loss", Params, sum_twin }
 
+/// Bytes and operations of `grad` (its own row, the other row of each of its pairs, dE written, the
+/// pair data) and of `sum_loss`.
+pub fn cost(p: &Params) -> (Cost, Cost) {
+    let d = p.d4 as u64 * 4;
+    let (rows, pairs) = (p.n_rows as u64, p.n_pairs as u64);
+    let grad = Cost {
+        bytes: 4 * (2 * rows * d + 2 * pairs * d + 5 * pairs + rows + 1),
+        flops: 8 * pairs * d,
+    };
+    let sum = Cost {
+        bytes: 4 * (pairs + 1),
+        flops: pairs,
+    };
+    (grad, sum)
+}
 fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let dim = at4(p.d4);

@@ -5,6 +5,7 @@ use super::{Activation, Real, at4, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::kernel::KernelDef;
+use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
 
 crate::param_block! {
@@ -73,6 +74,18 @@ impl Launch {
     }
 }
 
+/// Bytes and operations of one launch that sums `entries` table rows (the batch rows' CSR entries
+/// inside the chunk): the rows read, the CSR entries, the partial sums read back (later chunks) and
+/// the outputs written.
+pub fn cost(p: &Params, entries: u64) -> Cost {
+    let d = p.d4 as u64 * 4;
+    let rows = p.n_rows as u64;
+    let partial = if p.first == 0 { rows * d * 4 } else { 0 };
+    Cost {
+        bytes: entries * (d * 4 + 4) + rows * (12 + d * 4) + partial + d * 4,
+        flops: entries * d,
+    }
+}
 /// CPU twin of one launch, over the same bindings.
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();

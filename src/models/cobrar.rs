@@ -12,15 +12,15 @@ use std::sync::Arc;
 
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
 use super::{Architecture, Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
-use crate::batch::{self, HostBatch};
+use crate::batch::{self, HostBatch, IndexStrategy};
 use crate::data::Csr;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufId, BufferSpec, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig, AdamStep};
 use crate::kernels::{
-    Activation, Dropout, adam_table, column_sums, dense_backward_data, dense_backward_weight,
-    dense_forward, score_loss, spmm,
+    Activation, Dropout, adam_table, batch_index, column_sums, dense_backward_data,
+    dense_backward_weight, dense_forward, score_loss, spmm,
 };
 use crate::sampler::Pair;
 
@@ -112,11 +112,24 @@ pub struct TwoTower<'d> {
     by_item: &'d Csr,
     /// Most pairs one training step scores.
     pub max_pairs: usize,
+    /// Who builds the tables' gradient index (the same lists either way).
+    pub index: IndexStrategy,
     params: Arc<ParamLayout>,
     /// Offsets of each branch's layers' [W ; b] in the dense block: `layers[branch][l]`.
     layers: Vec<Vec<usize>>,
     b_user: usize,
     b_item: usize,
+}
+
+/// One projection table's Adam step: the table, its name, where its gradient index lies (the buffer,
+/// the offsets of its row pointers and rows) and the first dh row of the side it gathers.
+struct TableGather {
+    table: BufId,
+    name: &'static str,
+    index_buf: BufId,
+    index: (usize, usize),
+    dh_off: usize,
+    side: Side,
 }
 
 /// The buffers a step binds, resolved once per plan.
@@ -160,11 +173,18 @@ impl<'d> TwoTower<'d> {
             by_user,
             by_item,
             max_pairs,
+            index: IndexStrategy::Host,
             params,
             layers,
             b_user,
             b_item,
         }
+    }
+
+    /// The same model with the tables' gradient index built by `index`.
+    pub fn with_index(mut self, index: IndexStrategy) -> Self {
+        self.index = index;
+        self
     }
 
     /// The training interactions by user and by item.
@@ -229,10 +249,11 @@ impl<'d> TwoTower<'d> {
         ids: &Ids,
         act_off: &[usize],
         side: Side,
-        rows: usize,
+        entities: &[u32],
         ids_off: usize,
         row0: usize,
     ) {
+        let rows = entities.len();
         if rows == 0 {
             return;
         }
@@ -263,8 +284,27 @@ impl<'d> TwoTower<'d> {
                 ids.dense.into(),
                 ids.acts.into(),
             ];
-            pb.dispatch(spmm::def(Activation::Relu), &binds, &p, grid);
+            let entries = self.entries(side, entities, launch.chunk);
+            let cost = spmm::cost(&p, entries);
+            pb.dispatch_costed(spmm::def(Activation::Relu), &binds, &p, grid, cost);
         }
+    }
+
+    /// Training-row entries of `entities` (users or items) that fall in table rows `chunk`: the rows a
+    /// projection sums, and the gradient rows the other table's Adam gathers.
+    fn entries(&self, side: Side, entities: &[u32], chunk: (usize, usize)) -> u64 {
+        let csr = match side {
+            Side::Users => self.by_user,
+            Side::Items => self.by_item,
+        };
+        let (lo, hi) = (chunk.0 as u32, chunk.1 as u32);
+        entities
+            .iter()
+            .map(|&e| {
+                let row = csr.row(e as usize);
+                (row.partition_point(|&t| t < hi) - row.partition_point(|&t| t < lo)) as u64
+            })
+            .sum()
     }
 
     /// Branch layers over row blocks `segs` = (rows, first row, branch); `t`: training step (dropout)
@@ -296,7 +336,8 @@ impl<'d> TwoTower<'d> {
                 continue;
             }
             let (p, grid) = dense_forward::params(&s, d_in, d_out, self.dropout(t, l));
-            pb.dispatch(def, &[ids.dense.into(), ids.acts.into()], &p, grid);
+            let cost = dense_forward::cost(&s, d_in, d_out);
+            pb.dispatch_costed(def, &[ids.dense.into(), ids.acts.into()], &p, grid, cost);
         }
     }
 
@@ -312,10 +353,27 @@ impl<'d> TwoTower<'d> {
     ) {
         let max = pb.max_per_dim;
         pb.upload(ids.batch, 0, &b.image);
+        self.build_index(pb, b, ids);
         let (nu, ni) = (b.n_users(), b.n_items());
         let act_off = &self.act_off(pb);
-        self.projection(pb, ids, act_off, Side::Users, nu, b.regions.user_ids, 0);
-        self.projection(pb, ids, act_off, Side::Items, ni, b.regions.item_ids, nu);
+        self.projection(
+            pb,
+            ids,
+            act_off,
+            Side::Users,
+            &b.user_ids,
+            b.regions.user_ids,
+            0,
+        );
+        self.projection(
+            pb,
+            ids,
+            act_off,
+            Side::Items,
+            &b.item_ids,
+            b.regions.item_ids,
+            nu,
+        );
         let segs = self.segments(nu, ni);
         self.branch(pb, ids, act_off, &segs, Some(t));
 
@@ -349,13 +407,10 @@ impl<'d> TwoTower<'d> {
             ids.batch.into(),
             pair_loss.into(),
         ];
-        pb.dispatch(&score_loss::GRAD, &score_binds, &sp, grid);
-        pb.dispatch(
-            &score_loss::SUM,
-            &[pair_loss.into(), ring.into()],
-            &sp,
-            [1, 1, 1],
-        );
+        let (grad_cost, sum_cost) = score_loss::cost(&sp);
+        pb.dispatch_costed(&score_loss::GRAD, &score_binds, &sp, grid, grad_cost);
+        let binds = [pair_loss.into(), ring.into()];
+        pb.dispatch_costed(&score_loss::SUM, &binds, &sp, [1, 1, 1], sum_cost);
 
         for l in (0..n_layers).rev() {
             let (d_in, d_out) = (widths[l], widths[l + 1]);
@@ -370,7 +425,8 @@ impl<'d> TwoTower<'d> {
                 .collect();
             let (p, grid) = dense_backward_weight::params(&ws, d_in, d_out);
             let binds = [ids.acts.into(), grads_act.into(), dense_grad.into()];
-            pb.dispatch(&dense_backward_weight::DEF, &binds, &p, grid);
+            let cost = dense_backward_weight::cost(&ws, d_in, d_out);
+            pb.dispatch_costed(&dense_backward_weight::DEF, &binds, &p, grid, cost);
 
             let in_scale = if l == 0 {
                 1.0
@@ -390,41 +446,131 @@ impl<'d> TwoTower<'d> {
                 .collect();
             let (p, grid) = dense_backward_data::params(&ds, d_in, d_out, in_scale);
             let binds = [ids.dense.into(), ids.acts.into(), grads_act.into()];
-            pb.dispatch(dense_backward_data::def(Activation::Relu), &binds, &p, grid);
+            let cost = dense_backward_data::cost(&ds, d_in, d_out);
+            let def = dense_backward_data::def(Activation::Relu);
+            pb.dispatch_costed(def, &binds, &p, grid, cost);
         }
 
         let d1 = self.arch.d1();
         let dh = act_off[0];
         let (p, grid) =
             column_sums::params([(nu, dh, self.b_user), (ni, dh + nu * d1, self.b_item)], d1);
-        pb.dispatch(
-            &column_sums::DEF,
-            &[grads_act.into(), dense_grad.into()],
-            &p,
-            grid,
-        );
+        let binds = [grads_act.into(), dense_grad.into()];
+        pb.dispatch_costed(&column_sums::DEF, &binds, &p, grid, column_sums::cost(&p));
     }
 
-    /// The two tables with their gradient index in the batch and the first dh row of the side that
-    /// contributes: W_U's rows gather the batch users' dh (rows from 0), W_T's the batch items'.
+    /// The two tables and where each finds its gradient index: W_U's rows gather the batch users' dh
+    /// (rows from 0), W_T's the batch items'.
     fn table_gathers(
         &self,
+        pb: &PlanBuilder<'_, '_>,
         b: &HostBatch,
         ids: &Ids,
-    ) -> [(BufId, &'static str, (usize, usize), usize); 2] {
-        let r = &b.regions;
-        let dh = 0; // h (and dh) come first in the activations
+    ) -> [TableGather; 2] {
+        let items_dh = b.n_users() * self.arch.d1(); // h (and dh) come first in the activations
+        let (index_buf, user_index, item_index) = match self.index {
+            IndexStrategy::Host => {
+                let r = &b.regions;
+                (
+                    ids.batch,
+                    (r.user_table_ptr, r.user_table_rows),
+                    (r.item_table_ptr, r.item_table_rows),
+                )
+            }
+            IndexStrategy::Gpu => {
+                let (u_ptr, i_ptr, rows) = batch_index::layout(self.n_users(), self.n_items());
+                (pb.id(INDEX), (u_ptr, rows), (i_ptr, rows))
+            }
+        };
         [
-            (ids.w_user, "W_U", (r.user_table_ptr, r.user_table_rows), dh),
-            (
-                ids.w_item,
-                "W_T",
-                (r.item_table_ptr, r.item_table_rows),
-                dh + b.n_users() * self.arch.d1(),
-            ),
+            TableGather {
+                table: ids.w_user,
+                name: "W_U",
+                index_buf,
+                index: user_index,
+                dh_off: 0,
+                side: Side::Users,
+            },
+            TableGather {
+                table: ids.w_item,
+                name: "W_T",
+                index_buf,
+                index: item_index,
+                dh_off: items_dh,
+                side: Side::Items,
+            },
         ]
     }
+
+    /// The buffers the GPU-built index needs alone (the start-up measurement of the two strategies).
+    pub fn index_buffers(&self) -> Vec<BufferSpec> {
+        let (n, m) = (self.n_users(), self.n_items());
+        let nnz = self.by_user.nnz();
+        let mut specs = vec![
+            BufferSpec::u32(
+                "batch",
+                batch::max_image_len(self.max_pairs, n, m, nnz, IndexStrategy::Gpu),
+                Role::Input,
+            ),
+            BufferSpec::u32(INDEX_MAPS, n + m, Role::Work),
+            BufferSpec::u32(INDEX, batch_index::index_len(n, m, nnz), Role::Work),
+        ];
+        for (name, data) in self.resident() {
+            specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
+        }
+        specs
+    }
+
+    /// Uploads `b` and builds its gradient index on the GPU: the index part of a step alone.
+    pub fn index_plan<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch) {
+        let ids = Ids {
+            w_user: BufId(u32::MAX),
+            w_item: BufId(u32::MAX),
+            dense: BufId(u32::MAX),
+            acts: BufId(u32::MAX),
+            batch: pb.id("batch"),
+            u_ptr: pb.id(buffers::EXCLUDE_PTR),
+            u_idx: pb.id(buffers::EXCLUDE_IDX),
+            i_ptr: pb.id("train.by_item.ptr"),
+            i_idx: pb.id("train.by_item.idx"),
+        };
+        pb.upload(ids.batch, 0, &b.image);
+        self.build_index(pb, b, &ids);
+    }
+
+    /// The GPU builds the tables' gradient index of `b` (strategy [`IndexStrategy::Gpu`]).
+    fn build_index(&self, pb: &mut PlanBuilder<'_, '_>, b: &HostBatch, ids: &Ids) {
+        if self.index != IndexStrategy::Gpu {
+            return;
+        }
+        let (maps, index) = (pb.id(INDEX_MAPS), pb.id(INDEX));
+        let (p, [clear, scatter, rows, scan]) = batch_index::params(
+            self.n_users(),
+            self.n_items(),
+            (b.n_users(), b.n_items()),
+            (b.regions.user_ids, b.regions.item_ids),
+            pb.max_per_dim,
+        );
+        let csr = [
+            ids.i_ptr.into(),
+            ids.i_idx.into(),
+            ids.u_ptr.into(),
+            ids.u_idx.into(),
+        ];
+        let scans = [&csr[..], &[maps.into(), index.into()]].concat();
+        let [c0, c1, c2, c3, c4] = batch_index::cost(&p, self.by_user.nnz() as u64);
+        pb.dispatch_costed(&batch_index::CLEAR, &[maps.into()], &p, clear, c0);
+        let binds = [ids.batch.into(), maps.into()];
+        pb.dispatch_costed(&batch_index::SCATTER, &binds, &p, scatter, c1);
+        pb.dispatch_costed(&batch_index::COUNT, &scans, &p, rows, c2);
+        pb.dispatch_costed(&batch_index::SCAN, &[index.into()], &p, scan, c3);
+        pb.dispatch_costed(&batch_index::FILL, &scans, &p, rows, c4);
+    }
 }
+
+/// Buffers of the GPU-built gradient index: the batch-membership maps and the index.
+const INDEX_MAPS: &str = "batch_index.maps";
+const INDEX: &str = "batch_index";
 
 impl Model for TwoTower<'_> {
     type Batch = HostBatch;
@@ -452,10 +598,16 @@ impl Model for TwoTower<'_> {
         match mode {
             Mode::Infer => specs.push(BufferSpec::u32("batch", rows, Role::Input)),
             Mode::Train | Mode::Check => {
-                let image = batch::max_image_len(self.max_pairs, n, m, self.by_user.nnz());
+                let nnz = self.by_user.nnz();
+                let image = batch::max_image_len(self.max_pairs, n, m, nnz, self.index);
                 specs.push(BufferSpec::f32("grads_act", acts, Role::Work));
                 specs.push(BufferSpec::u32("batch", image, Role::Input));
                 specs.push(BufferSpec::f32("pair_loss", self.max_pairs, Role::Work));
+                if self.index == IndexStrategy::Gpu {
+                    specs.push(BufferSpec::u32(INDEX_MAPS, n + m, Role::Work));
+                    let len = batch_index::index_len(n, m, nnz);
+                    specs.push(BufferSpec::u32(INDEX, len, Role::Work));
+                }
             }
         }
         if mode == Mode::Train {
@@ -497,7 +649,7 @@ impl Model for TwoTower<'_> {
     }
 
     fn build_batch(&self, pairs: &[Pair]) -> HostBatch {
-        HostBatch::build(pairs, self.by_user, self.by_item)
+        HostBatch::build(pairs, self.by_user, self.by_item, self.index)
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch, t: u64) {
@@ -509,11 +661,23 @@ impl Model for TwoTower<'_> {
         let (m, v) = (pb.id("dense.m"), pb.id("dense.v"));
         let (p, grid) = adam_dense::params(self.params.dense_len(), step, max);
         let binds = [ids.dense.into(), dense_grad.into(), m.into(), v.into()];
-        pb.dispatch(&adam_dense::DEF, &binds, &p, grid);
+        pb.dispatch_costed(&adam_dense::DEF, &binds, &p, grid, adam_dense::cost(&p));
         let grads_act = pb.id("grads_act");
         let d1 = self.arch.d1();
-        for (table, name, index, dh_off) in self.table_gathers(b, &ids) {
+        for g in self.table_gathers(pb, b, &ids) {
+            let TableGather {
+                table,
+                name,
+                index_buf,
+                index,
+                dh_off,
+                side,
+            } = g;
             let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
+            let entities = match side {
+                Side::Users => &b.user_ids,
+                Side::Items => &b.item_ids,
+            };
             for c in 0..pb.layout.chunks(table) {
                 let rows = pb.layout.chunk_rows(table, c);
                 let (p, grid) = adam_table::params(rows, d1, index, dh_off, step, max);
@@ -521,10 +685,11 @@ impl Model for TwoTower<'_> {
                     pb.layout.chunk(table, c),
                     pb.layout.chunk(m, c),
                     pb.layout.chunk(v, c),
-                    ids.batch.into(),
+                    index_buf.into(),
                     grads_act.into(),
                 ];
-                pb.dispatch(&adam_table::STEP, &binds, &p, grid);
+                let cost = adam_table::cost(&p, self.entries(side, entities, rows), true);
+                pb.dispatch_costed(&adam_table::STEP, &binds, &p, grid, cost);
             }
         }
     }
@@ -535,13 +700,21 @@ impl Model for TwoTower<'_> {
         self.forward_backward(pb, &ids, b, t, dense_grad);
         let grads_act = pb.id("grads_act");
         let step = self.cfg.adam.at_step(t);
-        for (table, name, index, dh_off) in self.table_gathers(b, &ids) {
+        for tg in self.table_gathers(pb, b, &ids) {
+            let TableGather {
+                table,
+                name,
+                index_buf,
+                index,
+                dh_off,
+                ..
+            } = tg;
             let g = pb.id(&grad_buffer(name));
             for c in 0..pb.layout.chunks(table) {
                 let rows = pb.layout.chunk_rows(table, c);
                 let (p, grid) =
                     adam_table::params(rows, self.arch.d1(), index, dh_off, step, pb.max_per_dim);
-                let binds = [ids.batch.into(), grads_act.into(), pb.layout.chunk(g, c)];
+                let binds = [index_buf.into(), grads_act.into(), pb.layout.chunk(g, c)];
                 pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
             }
         }
@@ -565,7 +738,7 @@ impl Model for TwoTower<'_> {
         pb.upload(ids.batch, 0, ids_);
         let rows = ids_.len();
         let act_off = &self.act_off(pb);
-        self.projection(pb, &ids, act_off, side, rows, 0, 0);
+        self.projection(pb, &ids, act_off, side, ids_, 0, 0);
         // A one-sided block: rows from 0, through the user or the item branch.
         let branch = match side {
             Side::Users => 0,

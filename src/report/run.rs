@@ -102,6 +102,9 @@ pub struct RunMetrics {
     pub git_revision: String,
     pub hyperparameters: TrainConfig,
     pub parameters: ParamCounts,
+    /// How batches were built: who built the gradient index and the start-up measurement behind it.
+    #[serde(default)]
+    pub batch_pipeline: Option<crate::pipeline::IndexProbe>,
 }
 
 /// Writes any serialisable value as pretty JSON, atomically.

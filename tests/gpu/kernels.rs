@@ -596,3 +596,53 @@ fn adam_table_and_its_gather_match_cpu_twins_over_chunks() {
         );
     }
 }
+
+#[test]
+fn the_gradient_index_built_on_the_gpu_is_the_hosts() {
+    use cobrar_gpu::batch::IndexStrategy;
+    use cobrar_gpu::gpu::cpu::CpuExec;
+    use cobrar_gpu::gpu::exec::GpuExec;
+    use cobrar_gpu::gpu::memory::MemoryLayout;
+    use cobrar_gpu::models::Model;
+    let mut rng = rng("batch_index");
+    let (by_user, by_item) = crate::steps::toy_data(&mut rng, 70, 55, 0.12);
+    let pairs = crate::steps::toy_pairs(&mut rng, &by_user, 55, 12, 4);
+    let mdl = crate::steps::model_with_pairs(
+        cobrar_gpu::models::ModelKind::Cobrar,
+        "8,4",
+        &by_user,
+        &by_item,
+        pairs.len(),
+    )
+    .with_index(IndexStrategy::Gpu);
+    let host = cobrar_gpu::batch::HostBatch::build(&pairs, &by_user, &by_item, IndexStrategy::Host);
+    let batch = mdl.build_batch(&pairs);
+    let (n, m) = (70, 55);
+    let on = |e: &mut dyn cobrar_gpu::gpu::executor::Executor<Real = f32>| {
+        let layout = e.layout().clone();
+        for (name, data) in mdl.resident() {
+            e.write_u32(layout.id(name), data).unwrap();
+        }
+        let mut pb = PlanBuilder::new(&layout, e.max_per_dim());
+        mdl.index_plan(&mut pb, &batch);
+        e.run(&pb.finish()).unwrap();
+        e.read_u32(layout.id("batch_index")).unwrap()
+    };
+    let layout = MemoryLayout::new(mdl.index_buffers(), 1 << 30, None).unwrap();
+    let gpu_index = on(&mut GpuExec::new(crate::common::gpu(), layout.clone()).unwrap());
+    let cpu_index = on(&mut CpuExec::<f32>::new(layout));
+    let rows = n + m + 1;
+    for (who, index) in [("gpu", &gpu_index), ("cpu twin", &cpu_index)] {
+        for (table, (ptr, list)) in [
+            ("W_U", host.user_table_index()),
+            ("W_T", host.item_table_index()),
+        ] {
+            let base = if table == "W_U" { 0 } else { m };
+            for t in 0..ptr.len() - 1 {
+                let want = &list[ptr[t] as usize..ptr[t + 1] as usize];
+                let (a, b) = (index[base + t] as usize, index[base + t + 1] as usize);
+                assert_eq!(&index[rows + a..rows + b], want, "{who}: {table} row {t}");
+            }
+        }
+    }
+}

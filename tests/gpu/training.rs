@@ -25,6 +25,7 @@ fn config(model: ModelKind, sampler: SamplerKind) -> TrainConfig {
         log_every: 8,
         max_steps_per_epoch: Some(40),
         no_validation: false,
+        batch_index: Default::default(),
     }
 }
 

@@ -76,6 +76,7 @@ fn amazon_baby_2048_trains_through_chunked_tables() {
         log_every: 1,
         max_steps_per_epoch: Some(2),
         no_validation: false,
+        batch_index: Default::default(),
     };
     let ctx = crate::gpu();
     let table_bytes = (ds.n_users() * 2048 * 4) as u64;
