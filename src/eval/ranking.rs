@@ -44,7 +44,8 @@ impl Ranker {
     }
 
     /// Top `k` items for each of `users` under `emb`, with the ranking variant measured fastest on
-    /// this device (both give the same lists).
+    /// this device (both give the same lists). The first call on a device times both variants on a
+    /// sample of `users` (each compiled and run once first) and remembers the faster.
     pub fn rank(
         &mut self,
         ctx: &GpuContext,
@@ -54,33 +55,23 @@ impl Ranker {
     ) -> anyhow::Result<TopK> {
         let variant = match ctx.choice(CHOICE) {
             Some(v) => variant_of(v),
-            None => self.measure(ctx, emb, users, k)?,
+            None => {
+                let sample = &users[..users.len().min(256)];
+                let mut best = (f64::INFINITY, RankVariant::Workgroup);
+                for v in [RankVariant::Workgroup, RankVariant::Serial] {
+                    self.rank_with(ctx, emb, sample, k, v)?;
+                    let t = std::time::Instant::now();
+                    self.rank_with(ctx, emb, sample, k, v)?;
+                    let s = t.elapsed().as_secs_f64();
+                    if s < best.0 {
+                        best = (s, v);
+                    }
+                }
+                ctx.set_choice(CHOICE, best.1 as u32);
+                best.1
+            }
         };
         self.rank_with(ctx, emb, users, k, variant)
-    }
-
-    /// Times both variants on a sample of `users` (each compiled and run once first) and remembers the
-    /// faster for this device.
-    fn measure(
-        &mut self,
-        ctx: &GpuContext,
-        emb: &Embeddings<'_>,
-        users: &[u32],
-        k: usize,
-    ) -> anyhow::Result<RankVariant> {
-        let sample = &users[..users.len().min(256)];
-        let mut best = (f64::INFINITY, RankVariant::Workgroup);
-        for v in [RankVariant::Workgroup, RankVariant::Serial] {
-            self.rank_with(ctx, emb, sample, k, v)?;
-            let t = std::time::Instant::now();
-            self.rank_with(ctx, emb, sample, k, v)?;
-            let s = t.elapsed().as_secs_f64();
-            if s < best.0 {
-                best = (s, v);
-            }
-        }
-        ctx.set_choice(CHOICE, best.1 as u32);
-        Ok(best.1)
     }
 
     /// Top `k` items for each of `users` under `emb` with `variant`.

@@ -2,7 +2,6 @@
 
 use super::{Real, u32_of};
 use crate::gpu::cpu::CpuCall;
-use crate::gpu::grid::Grid;
 use crate::gpu::shaders;
 
 crate::param_block! {
@@ -17,12 +16,13 @@ crate::kernel_def! { pub DEF = "copy", shaders::COPY, "main", Params, twin }
 /// Copies `n` floats (a multiple of 4), `per_thread` vec4 per invocation (coalesced: consecutive
 /// invocations touch consecutive vec4).
 pub fn params(n: usize, per_thread: usize, max_per_dim: u32) -> (Params, [u32; 3]) {
-    assert!(n.is_multiple_of(4) && per_thread >= 1);
-    let grid = Grid::cover(n / 4, 64 * per_thread, max_per_dim);
+    assert!(per_thread >= 1);
+    let (n4, grid) = super::vec4_grid(n, 64 * per_thread, max_per_dim);
+    let per_thread = u32_of(per_thread);
     let p = Params {
-        n4: u32_of(n / 4),
+        n4,
         groups_x: grid.groups_x,
-        per_thread: u32_of(per_thread),
+        per_thread,
         _pad: 0,
     };
     (p, grid.workgroups)

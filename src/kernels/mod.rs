@@ -203,3 +203,11 @@ pub(crate) fn vec4_offset(floats: usize) -> u32 {
 pub(crate) fn u32_of(n: usize) -> u32 {
     u32::try_from(n).expect("size exceeds u32")
 }
+
+/// Elementwise kernels over `n` floats as vec4 (`n` a multiple of 4), `per_group` vec4 per workgroup:
+/// the vec4 count and the grid.
+pub fn vec4_grid(n: usize, per_group: usize, max_per_dim: u32) -> (u32, crate::gpu::grid::Grid) {
+    assert!(n.is_multiple_of(4), "buffers hold whole vec4");
+    let grid = crate::gpu::grid::Grid::cover(n / 4, per_group, max_per_dim);
+    (u32_of(n / 4), grid)
+}

@@ -3,7 +3,6 @@
 
 use super::{Real, u32_of};
 use crate::gpu::cpu::CpuCall;
-use crate::gpu::grid::Grid;
 use crate::gpu::shaders;
 
 crate::param_block! {
@@ -17,10 +16,9 @@ crate::kernel_def! { pub COUNT_NONFINITE = "reduce.count_nonfinite", shaders::RE
 
 /// Counts the non-finite values among `n` (a multiple of 4) into slot `slot`.
 pub fn params(n: usize, slot: usize, max_per_dim: u32) -> (Params, [u32; 3]) {
-    assert!(n.is_multiple_of(4), "buffers hold whole vec4");
-    let grid = Grid::cover(n / 4, 64, max_per_dim);
+    let (n4, grid) = super::vec4_grid(n, 64, max_per_dim);
     let p = Params {
-        n4: u32_of(n / 4),
+        n4,
         groups_x: grid.groups_x,
         slot: u32_of(slot),
         _pad: 0,

@@ -64,24 +64,19 @@ pub fn param_layout(
 ) -> ParamLayout {
     let d1 = arch.d1();
     // The user encoder's first layer is Linear(M → d1); the item encoder's Linear(N → d1).
-    let mut t = vec![
-        TensorSpec::table(
-            "user_projection.weight",
-            "W_U",
-            n_items,
+    let mut t = Vec::new();
+    for (side, table, fan_in) in [("user", "W_U", n_items), ("item", "W_T", n_users)] {
+        let weight = format!("{side}_projection.weight");
+        t.push(TensorSpec::table(
+            &weight,
+            table,
+            fan_in,
             d1,
-            Init::xavier(n_items, d1),
-        ),
-        TensorSpec::dense("user_projection.bias", &[d1], false, Init::bias(n_items)),
-        TensorSpec::table(
-            "item_projection.weight",
-            "W_T",
-            n_users,
-            d1,
-            Init::xavier(n_users, d1),
-        ),
-        TensorSpec::dense("item_projection.bias", &[d1], false, Init::bias(n_users)),
-    ];
+            Init::xavier(fan_in, d1),
+        ));
+        let bias = format!("{side}_projection.bias");
+        t.push(TensorSpec::dense(&bias, &[d1], false, Init::bias(fan_in)));
+    }
     for branch in 0..kind.branches() {
         let prefix = branch_prefix(kind, branch);
         for (l, (i, o)) in arch.layers().enumerate() {
@@ -665,30 +660,26 @@ impl Model for TwoTower<'_> {
         let grads_act = pb.id("grads_act");
         let d1 = self.arch.d1();
         for g in self.table_gathers(pb, b, &ids) {
-            let TableGather {
-                table,
-                name,
-                index_buf,
-                index,
-                dh_off,
-                side,
-            } = g;
-            let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
-            let entities = match side {
+            let (table, index) = (g.table, g.index);
+            let (m, v) = (
+                pb.id(&format!("{}.m", g.name)),
+                pb.id(&format!("{}.v", g.name)),
+            );
+            let entities = match g.side {
                 Side::Users => &b.user_ids,
                 Side::Items => &b.item_ids,
             };
             for c in 0..pb.layout.chunks(table) {
                 let rows = pb.layout.chunk_rows(table, c);
-                let (p, grid) = adam_table::params(rows, d1, index, dh_off, step, max);
+                let (p, grid) = adam_table::params(rows, d1, index, g.dh_off, step, max);
                 let binds = [
                     pb.layout.chunk(table, c),
                     pb.layout.chunk(m, c),
                     pb.layout.chunk(v, c),
-                    index_buf.into(),
+                    g.index_buf.into(),
                     grads_act.into(),
                 ];
-                let cost = adam_table::cost(&p, self.entries(side, entities, rows), true);
+                let cost = adam_table::cost(&p, self.entries(g.side, entities, rows), true);
                 pb.dispatch_costed(&adam_table::STEP, &binds, &p, grid, cost);
             }
         }
@@ -701,20 +692,13 @@ impl Model for TwoTower<'_> {
         let grads_act = pb.id("grads_act");
         let step = self.cfg.adam.at_step(t);
         for tg in self.table_gathers(pb, b, &ids) {
-            let TableGather {
-                table,
-                name,
-                index_buf,
-                index,
-                dh_off,
-                ..
-            } = tg;
-            let g = pb.id(&grad_buffer(name));
-            for c in 0..pb.layout.chunks(table) {
-                let rows = pb.layout.chunk_rows(table, c);
+            let g = pb.id(&grad_buffer(tg.name));
+            for c in 0..pb.layout.chunks(tg.table) {
+                let rows = pb.layout.chunk_rows(tg.table, c);
+                let d1 = self.arch.d1();
                 let (p, grid) =
-                    adam_table::params(rows, self.arch.d1(), index, dh_off, step, pb.max_per_dim);
-                let binds = [index_buf.into(), grads_act.into(), pb.layout.chunk(g, c)];
+                    adam_table::params(rows, d1, tg.index, tg.dh_off, step, pb.max_per_dim);
+                let binds = [tg.index_buf.into(), grads_act.into(), pb.layout.chunk(g, c)];
                 pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
             }
         }
