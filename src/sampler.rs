@@ -6,6 +6,10 @@
 //! - `authors` (the released code's sampler): each sample picks a user uniformly, then with probability
 //!   1/(n_neg+1) one of its positives, else a uniform non-interacted item; a batch is `batch_size`
 //!   samples and an epoch (1+n_neg)·|train| samples.
+//! - `bpr` (BPR-MF and LightGCN, SPEC §7): each sample is a triple — a uniform user with training
+//!   positives, one of its positives, one uniform non-interacted item — emitted as the two pairs
+//!   (u, i, 1) and (u, j, 0), in that order; a batch is `batch_size` triples and an epoch |train|
+//!   triples. `n_neg` does not apply.
 
 use anyhow::bail;
 use rand::RngExt;
@@ -24,6 +28,15 @@ pub enum SamplerKind {
     /// The authors' released code: uniform user, then a positive with probability 1/(n_neg+1).
     #[value(alias = "elliot")]
     Authors,
+    /// Pairwise triples (u, i, j) for the BPR loss: uniform user, one positive, one negative.
+    Bpr,
+}
+
+impl SamplerKind {
+    /// Whether batches are (positive, negative) pair couples for a pairwise loss.
+    pub fn pairwise(self) -> bool {
+        self == SamplerKind::Bpr
+    }
 }
 
 /// A scored pair: (user, item, label).
@@ -56,7 +69,7 @@ impl<'a> Sampler<'a> {
         if train.nnz() == 0 {
             bail!("the training split is empty");
         }
-        if n_neg > 0
+        if (n_neg > 0 || kind.pairwise())
             && let Some(u) = (0..train.n_rows()).find(|&u| train.row_len(u) >= n_items)
         {
             bail!("user {u} has interacted with every item: no negative can be sampled for it");
@@ -76,6 +89,7 @@ impl<'a> Sampler<'a> {
         match self.kind {
             SamplerKind::Alg1 => self.batch_size * (1 + self.n_neg),
             SamplerKind::Authors => self.batch_size,
+            SamplerKind::Bpr => 2 * self.batch_size,
         }
     }
 
@@ -84,6 +98,7 @@ impl<'a> Sampler<'a> {
         match self.kind {
             SamplerKind::Alg1 => self.train.nnz().div_ceil(self.batch_size),
             SamplerKind::Authors => ((1 + self.n_neg) * self.train.nnz()).div_ceil(self.batch_size),
+            SamplerKind::Bpr => self.train.nnz().div_ceil(self.batch_size),
         }
     }
 
@@ -96,16 +111,25 @@ impl<'a> Sampler<'a> {
                 all.shuffle(&mut rng);
                 all
             }
-            SamplerKind::Authors => Vec::new(),
+            SamplerKind::Authors | SamplerKind::Bpr => Vec::new(),
         };
         let total = match self.kind {
             SamplerKind::Alg1 => order.len(),
             SamplerKind::Authors => (1 + self.n_neg) * self.train.nnz(),
+            SamplerKind::Bpr => self.train.nnz(),
+        };
+        // Users a triple can start from (a user without training positives has no pair to rank).
+        let users = match self.kind {
+            SamplerKind::Bpr => (0..self.train.n_rows() as u32)
+                .filter(|&u| self.train.row_len(u as usize) > 0)
+                .collect(),
+            _ => Vec::new(),
         };
         EpochBatches {
             sampler: self,
             rng,
             order,
+            users,
             next: 0,
             total,
         }
@@ -126,6 +150,7 @@ pub struct EpochBatches<'s, 'a> {
     sampler: &'s Sampler<'a>,
     rng: SeededRng,
     order: Vec<(u32, u32)>,
+    users: Vec<u32>,
     next: usize,
     total: usize,
 }
@@ -164,6 +189,15 @@ impl Iterator for EpochBatches<'_, '_> {
                         let i = row[self.rng.random_range(0..row.len())];
                         pairs.push((u, i, 1.0));
                     }
+                }
+            }
+            SamplerKind::Bpr => {
+                for _ in self.next..end {
+                    let u = self.users[self.rng.random_range(0..self.users.len())];
+                    let row = s.train.row(u as usize);
+                    let i = row[self.rng.random_range(0..row.len())];
+                    let j = s.negative(&mut self.rng, u);
+                    pairs.extend([(u, i, 1.0), (u, j, 0.0)]);
                 }
             }
         }
@@ -239,6 +273,38 @@ mod tests {
         for &(u, i, y) in &all {
             assert_eq!(y == 1.0, train.contains(u as usize, i));
         }
+    }
+
+    #[test]
+    fn bpr_sampler_emits_positive_negative_couples() {
+        let train = Csr::from_rows(&[vec![0u32, 3, 4], vec![], vec![2, 3], vec![0, 5, 6]]);
+        let s = Sampler::new(SamplerKind::Bpr, &train, 9, 4, 0, 5).unwrap();
+        assert_eq!(s.steps_per_epoch(), 2); // 8 positives, 4 triples a batch
+        assert_eq!(s.max_pairs(), 8);
+        let batches: Vec<_> = s.epoch(1).collect();
+        assert_eq!(batches.len(), 2);
+        let triples: usize = batches.iter().map(|b| b.len() / 2).sum();
+        assert_eq!(triples, train.nnz(), "an epoch is |train| triples");
+        let mut seen_users = std::collections::BTreeSet::new();
+        for b in (1..=30).flat_map(|e| s.epoch(e)) {
+            assert!(b.len().is_multiple_of(2));
+            for c in b.chunks(2) {
+                let ((u, i, y1), (u2, j, y0)) = (c[0], c[1]);
+                assert_eq!((u, y1, y0), (u2, 1.0, 0.0));
+                assert!(
+                    train.contains(u as usize, i),
+                    "({u}, {i}) is not a positive"
+                );
+                assert!(!train.contains(u as usize, j), "({u}, {j}) is a positive");
+                seen_users.insert(u);
+            }
+        }
+        assert_eq!(
+            seen_users,
+            [0u32, 2, 3].into(),
+            "users without positives are skipped"
+        );
+        assert_eq!(batches, s.epoch(1).collect::<Vec<_>>(), "seeded per epoch");
     }
 
     #[test]

@@ -17,14 +17,18 @@ use crate::eval::metrics::SplitMetrics;
 use crate::gpu::GpuContext;
 use crate::gpu::exec::GpuExec;
 use crate::kernels::adam_dense::AdamConfig;
+use crate::models::bpr::{Bpr, BprConfig};
 use crate::models::cobrar::{StepConfig, TwoTower};
+use crate::models::mostpop::MostPop;
 use crate::models::session::gpu_session;
-use crate::models::{Architecture, LOSS_RING, Mode, Model, ModelKind, Session, Weights};
+use crate::models::{
+    Architecture, LOSS_RING, Mode, Model, ModelKind, Net, ParamLayout, Session, Weights,
+};
 use crate::pipeline::{self, IndexProbe, Item, Pipeline};
 use crate::sampler::{Sampler, SamplerKind};
 
-/// The GPU training session of a CoBraR/DeepMF run on a dataset.
-pub type TrainSession<'d> = Session<GpuExec, TwoTower<'d>>;
+/// The GPU training session of a run on a dataset.
+pub type TrainSession<'d> = Session<GpuExec, Net<'d>>;
 
 /// Everything that defines a training run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,8 +82,21 @@ fn out_of_range(flag: &str, range: &str, value: impl std::fmt::Display) -> anyho
 impl TrainConfig {
     /// Checks every setting against its valid range (before anything is loaded or written).
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.model == ModelKind::Deepmf && self.dropout > 0.0 {
-            bail!("DeepMF trains without dropout (as in the study); drop --dropout or set it to 0");
+        self.model.check_arch(&self.arch)?;
+        if self.model != ModelKind::Cobrar && self.dropout > 0.0 {
+            bail!(
+                "{} trains without dropout (only CoBraR's branch has it); drop --dropout or set it \
+                 to 0",
+                self.model
+            );
+        }
+        if (self.model == ModelKind::Bpr) != self.sampler.pairwise() {
+            bail!(
+                "--sampler {} does not suit {}: bpr trains on the bpr sampler's triples, the other \
+                 models on alg1 or authors",
+                self.sampler_name(),
+                self.model
+            );
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(out_of_range("--dropout", "in [0, 1)", self.dropout));
@@ -98,7 +115,7 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.mu) {
             return Err(out_of_range("--mu", "in [0, 1)", self.mu));
         }
-        if self.negatives == 0 {
+        if self.negatives == 0 && !self.sampler.pairwise() {
             return Err(out_of_range(
                 "--negatives",
                 "at least 1 (a pointwise loss needs negatives)",
@@ -137,6 +154,13 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+
+    fn sampler_name(&self) -> String {
+        use clap::ValueEnum;
+        self.sampler
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
     }
 
     pub fn step_config(&self) -> StepConfig {
@@ -209,6 +233,7 @@ pub fn train<'d>(
     let validate = !cfg.no_validation;
     check_splits(ds, cfg)?;
     let steps_per_epoch = match cfg.max_steps_per_epoch {
+        _ if !session.model.trains() => 0, // fitted, not trained: one epoch of no steps
         Some(n) => n.clamp(1, sampler.steps_per_epoch()),
         None => sampler.steps_per_epoch(),
     };
@@ -390,6 +415,15 @@ pub fn setup<'d>(
     let sampler = sampler_for(cfg, ds)?;
     let builders = pipeline::default_builders();
     let probe = match cfg.batch_index {
+        // Only the two-tower models have a gradient index the GPU can build.
+        _ if !cfg.model.two_tower() => IndexProbe {
+            strategy: IndexStrategy::Host,
+            chosen_by: format!("{} builds its small index on the host", cfg.model),
+            host_ms_with_index: 0.0,
+            host_ms_without_index: 0.0,
+            gpu_index_ms: 0.0,
+            builders,
+        },
         IndexChoice::Auto => probe_index(&ctx, ds, cfg, &sampler, builders)?,
         IndexChoice::Host | IndexChoice::Gpu => IndexProbe {
             strategy: if cfg.batch_index == IndexChoice::Gpu {
@@ -404,10 +438,15 @@ pub fn setup<'d>(
             builders,
         },
     };
-    let model = model_for(cfg, ds, sampler.max_pairs()).with_index(probe.strategy);
+    let mut model = model_for(cfg, ds, sampler.max_pairs());
+    if let Net::TwoTower(m) = model {
+        model = Net::TwoTower(m.with_index(probe.strategy));
+    }
     // Check the plan before the host allocates the weights: a mistyped --arch gets one line.
     crate::models::session::memory_plan(&model, Mode::Train, &ctx)?;
-    let weights = Weights::init(model.params(), cfg.seed);
+    let weights = model
+        .fitted()
+        .unwrap_or_else(|| Weights::init(model.params(), cfg.seed));
     let session = gpu_session(ctx, model, Mode::Train, &weights, None)?;
     Ok((session, sampler, probe))
 }
@@ -426,7 +465,7 @@ pub fn probe_index(
     let (u, i) = (&ds.train, &ds.train_by_item);
     let host_with = pipeline::time_builds(&pairs, u, i, IndexStrategy::Host);
     let host_without = pipeline::time_builds(&pairs, u, i, IndexStrategy::Gpu);
-    let model = model_for(cfg, ds, sampler.max_pairs()).with_index(IndexStrategy::Gpu);
+    let model = two_tower_for(cfg, ds, sampler.max_pairs()).with_index(IndexStrategy::Gpu);
     let layout =
         crate::gpu::memory::MemoryLayout::new(model.index_buffers(), ctx.max_binding(), None)?;
     let mut exec = GpuExec::new(ctx.clone(), layout)?;
@@ -469,7 +508,40 @@ pub fn probe_index(
 }
 
 /// The model `cfg` describes, on `ds`'s training split, sized for steps of `max_pairs` pairs.
-pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> TwoTower<'d> {
+pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> Net<'d> {
+    match cfg.model {
+        ModelKind::Cobrar | ModelKind::Deepmf => Net::TwoTower(two_tower_for(cfg, ds, max_pairs)),
+        ModelKind::Bpr => {
+            let bpr = BprConfig {
+                dim: cfg.arch.embedding(),
+                lambda: cfg.weight_decay as f32,
+                lr: cfg.lr,
+            };
+            // The bpr sampler's steps hold two pairs per triple.
+            Net::Bpr(Bpr::new(
+                bpr,
+                &ds.train,
+                ds.n_items(),
+                max_pairs.div_ceil(2),
+            ))
+        }
+        ModelKind::Mostpop => Net::MostPop(MostPop::new(&ds.train, &ds.train_by_item)),
+    }
+}
+
+/// The parameter tensors of the model `cfg` describes on `n_users` × `n_items` (checkpoints).
+pub fn param_layout(cfg: &TrainConfig, n_users: usize, n_items: usize) -> ParamLayout {
+    match cfg.model {
+        ModelKind::Cobrar | ModelKind::Deepmf => {
+            crate::models::cobrar::param_layout(cfg.model, &cfg.arch, n_users, n_items)
+        }
+        ModelKind::Bpr => crate::models::bpr::param_layout(cfg.arch.embedding(), n_users, n_items),
+        ModelKind::Mostpop => crate::models::mostpop::param_layout(n_items),
+    }
+}
+
+/// CoBraR or DeepMF as `cfg` describes them.
+pub fn two_tower_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> TwoTower<'d> {
     TwoTower::new(
         cfg.model,
         cfg.arch.clone(),
@@ -485,7 +557,7 @@ pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> Tw
 /// its own.
 fn run_epoch(
     session: &mut TrainSession<'_>,
-    rx: &mut Pipeline<crate::batch::HostBatch>,
+    rx: &mut Pipeline<crate::models::NetBatch>,
     cfg: &TrainConfig,
     epoch: usize,
     steps: usize,
@@ -517,15 +589,15 @@ fn run_epoch(
                 }
                 bar.inc(1);
                 if losses.take(session.exec.ready_reads()?, epoch, steps, first_t)? {
-                    bar.set_message(format!("{:.4}", losses.last));
+                    bar.set_message(losses.shown());
                 }
                 if plain && step >= next_report && step < steps {
                     let rate = step as f64 / started.elapsed().as_secs_f64().max(1e-9);
                     let eta = (steps - step) as f64 / rate;
                     eprintln!(
-                        "epoch {epoch}: {}% ({step}/{steps} steps) · loss {:.4} · {rate:.1} steps/s · ETA {:.0}s",
+                        "epoch {epoch}: {}% ({step}/{steps} steps) · loss {} · {rate:.1} steps/s · ETA {:.0}s",
                         100 * step / steps,
-                        losses.last,
+                        losses.shown(),
                         eta
                     );
                     next_report += steps.div_ceil(10);
@@ -555,6 +627,15 @@ struct LossTracker {
 }
 
 impl LossTracker {
+    /// The last loss read back, or "…" before the epoch's first read-back.
+    fn shown(&self) -> String {
+        if self.last.is_nan() {
+            "…".into()
+        } else {
+            format!("{:.4}", self.last)
+        }
+    }
+
     /// Takes completed ring read-backs (tagged with the step they were copied at): checks and sums
     /// the losses of the steps not yet seen. Returns whether anything new arrived.
     fn take(
@@ -604,10 +685,14 @@ fn epoch_bar(progress: bool, epoch: usize, max_epochs: usize, steps: usize) -> P
 
 /// The one-line epoch summary printed after each epoch.
 pub fn epoch_line(r: &EpochRecord, cfg: &TrainConfig) -> String {
-    let mut s = format!(
-        "epoch {:>3}  loss {:.5}  {:.1} steps/s  {:.1}s",
-        r.epoch, r.loss, r.steps_per_s, r.seconds
-    );
+    let mut s = if r.steps == 0 {
+        format!("epoch {:>3}  fitted (no training steps)", r.epoch)
+    } else {
+        format!(
+            "epoch {:>3}  loss {:.5}  {:.1} steps/s  {:.1}s",
+            r.epoch, r.loss, r.steps_per_s, r.seconds
+        )
+    };
     if let Some(v) = &r.validation
         && let Some(m) = v.at(cfg.select_k)
     {

@@ -130,9 +130,8 @@ pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
     let config = crate::report::run::RunConfig::load(dir)?;
     let dataset = load_dataset(dir, &config)?;
     let t = &config.train;
-    let layout = Arc::new(crate::models::cobrar::param_layout(
-        t.model,
-        &t.arch,
+    let layout = Arc::new(crate::train::param_layout(
+        t,
         dataset.n_users(),
         dataset.n_items(),
     ));
@@ -222,7 +221,7 @@ pub fn load_dataset(
 
 impl SavedRun {
     /// The run's model on its training split (for inference: no optimizer state is allocated).
-    pub fn model(&self) -> crate::models::cobrar::TwoTower<'_> {
+    pub fn model(&self) -> crate::models::Net<'_> {
         crate::train::model_for(&self.config.train, &self.dataset, 1)
     }
 
@@ -231,9 +230,8 @@ impl SavedRun {
     pub fn session(
         &self,
         ctx: Arc<crate::gpu::GpuContext>,
-    ) -> anyhow::Result<
-        crate::models::Session<crate::gpu::exec::GpuExec, crate::models::cobrar::TwoTower<'_>>,
-    > {
+    ) -> anyhow::Result<crate::models::Session<crate::gpu::exec::GpuExec, crate::models::Net<'_>>>
+    {
         let model = self.model();
         crate::models::session::memory_plan(&model, crate::models::Mode::Infer, &ctx)?;
         crate::models::session::gpu_session(

@@ -23,7 +23,7 @@ use crate::gpu::executor::Executor;
 use crate::gpu::memory::{BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::{Cost, PlanBuilder};
 use crate::kernels::copy;
-use crate::models::{Model, ParamCounts};
+use crate::models::{Model, ModelKind, NetBatch, ParamCounts};
 use crate::pipeline::{self, IndexProbe, Item};
 use crate::report::run::{git_revision, version, write_json};
 
@@ -146,6 +146,10 @@ pub fn copy_bandwidth(ctx: &Arc<GpuContext>) -> anyhow::Result<f64> {
 
 pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let cfg = cmd.train.config()?;
+    anyhow::ensure!(
+        cfg.model != ModelKind::Mostpop,
+        "bench measures training steps, and mostpop trains none; bench another --model"
+    );
     let ds = cmd.dataset.load()?;
     let ctx = gpu.context()?;
     let adapter = AdapterSummary::from(&ctx.info);
@@ -170,8 +174,13 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let (by_user, by_item) = (&ds.train, &ds.train_by_item);
 
     // 1. The host alone, with the strategy in use and with the other one.
+    let two_tower = cfg.model.two_tower();
     let host = |index: IndexStrategy| {
-        let build = move |p: &[crate::sampler::Pair]| HostBatch::build(p, by_user, by_item, index);
+        let model = session.model.clone();
+        let build = move |p: &[crate::sampler::Pair]| match two_tower {
+            true => NetBatch::TwoTower(HostBatch::build(p, by_user, by_item, index)),
+            false => model.build_batch(p), // one way to build its batches
+        };
         pipeline::host_ceiling(&sampler, cmd.host_steps, build, builders)
     };
     let other = match probe.strategy {
@@ -187,7 +196,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     eprintln!("bench: copy kernel {copy_gbps:.2} GB/s");
 
     // 3. The GPU alone: prepared batches replayed.
-    let prepared: Vec<HostBatch> = sampler
+    let prepared: Vec<NetBatch> = sampler
         .epoch(1)
         .take(cmd.steps.clamp(1, 32))
         .map(|p| session.model.build_batch(&p))
@@ -217,7 +226,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         let total = cmd.warmup + cmd.steps + cmd.profile_steps;
         let epochs = 1..=(total.div_ceil(per_epoch) as u64 + 1);
         let mut rx = pipeline::spawn(scope, &sampler, epochs, per_epoch, build, builders);
-        let mut next = || -> anyhow::Result<HostBatch> {
+        let mut next = || -> anyhow::Result<NetBatch> {
             loop {
                 if let Item::Batch(b) = rx.recv()? {
                     return Ok(b);

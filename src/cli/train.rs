@@ -27,16 +27,18 @@ use crate::util::write_atomic;
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Model and training")]
 pub struct TrainArgs {
-    /// cobrar: one collaborative branch shared by users and items; deepmf: one branch per side
+    /// The model: cobrar (one collaborative branch shared by users and items), deepmf (one branch
+    /// per side), or the baselines bpr (BPR-MF) and mostpop
     #[arg(long, value_enum, default_value_t = ModelKind::Cobrar)]
     pub model: ModelKind,
 
     /// Layer widths: projection width, hidden layers, embedding size — "2048,128" (shallow) or
-    /// "512,512,256,256,128" (deep). Multiples of 4
-    #[arg(long, value_name = "WIDTHS", default_value = "512,64")]
-    pub arch: Architecture,
+    /// "512,512,256,256,128" (deep); for bpr the embedding size alone. Multiples of 4
+    /// [default: 512,64; 64 for bpr]
+    #[arg(long, value_name = "WIDTHS")]
+    pub arch: Option<Architecture>,
 
-    /// Dropout after every branch layer, CoBraR only [default: 0.1 for cobrar, 0 for deepmf]
+    /// Dropout after every branch layer, CoBraR only [default: 0.1 for cobrar, 0 otherwise]
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout: Option<f32>,
 
@@ -45,7 +47,8 @@ pub struct TrainArgs {
     #[arg(allow_negative_numbers = true)]
     pub lr: f64,
 
-    /// L2 regularisation λ added to every gradient (PyTorch Adam weight_decay)
+    /// L2 regularisation λ: added to every gradient (PyTorch Adam weight_decay); for bpr, the
+    /// (λ/2)·‖row‖² term on the rows each batch uses
     #[arg(
         long = "weight-decay",
         alias = "lambda",
@@ -69,9 +72,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub batch_size: usize,
 
-    /// alg1: the paper's Algorithm 1; authors: the released code's sampler
-    #[arg(long, value_enum, default_value_t = SamplerKind::Alg1)]
-    pub sampler: SamplerKind,
+    /// alg1: the paper's Algorithm 1; authors: the released code's sampler; bpr: (user, positive,
+    /// negative) triples [default: bpr for bpr, alg1 otherwise]
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerKind>,
 
     /// Maximum number of epochs
     #[arg(long, alias = "max-epochs", value_name = "N", default_value_t = 100)]
@@ -118,7 +122,21 @@ impl TrainArgs {
             (ModelKind::Deepmf, Some(d)) if d > 0.0 => {
                 anyhow::bail!("DeepMF trains without dropout (as in the study); drop --dropout")
             }
-            (ModelKind::Deepmf, _) => 0.0,
+            (_, d) => d.unwrap_or(0.0), // validated below: only CoBraR has dropout
+        };
+        let sampler = self.sampler.unwrap_or(match self.model {
+            ModelKind::Bpr => SamplerKind::Bpr,
+            _ => SamplerKind::Alg1,
+        });
+        let arch = self
+            .arch
+            .clone()
+            .unwrap_or_else(|| self.model.default_arch());
+        // MostPop is fitted once: one "epoch" that runs no steps.
+        let epochs = if self.model == ModelKind::Mostpop {
+            1
+        } else {
+            self.epochs
         };
         let mut cutoffs = self.cutoffs.clone();
         if !cutoffs.contains(&self.select_k) {
@@ -128,15 +146,15 @@ impl TrainArgs {
         cutoffs.dedup();
         Ok(TrainConfig {
             model: self.model,
-            arch: self.arch.clone(),
+            arch,
             dropout,
             lr: self.lr,
             weight_decay: self.weight_decay,
             mu: self.mu,
             negatives: self.negatives,
             batch_size: self.batch_size,
-            sampler: self.sampler,
-            max_epochs: self.epochs,
+            sampler,
+            max_epochs: epochs,
             patience: self.patience,
             seed: self.seed,
             cutoffs,
@@ -301,9 +319,8 @@ pub fn resume(
     let ds = checkpoint::load_dataset(dir, &config)?;
     let ctx = gpu.context()?;
     preflight(&config.train, &ds, &ctx)?;
-    let layout = std::sync::Arc::new(crate::models::cobrar::param_layout(
-        config.train.model,
-        &config.train.arch,
+    let layout = std::sync::Arc::new(train::param_layout(
+        &config.train,
         ds.n_users(),
         ds.n_items(),
     ));

@@ -36,6 +36,7 @@ pub const RANK_TOPK: ShaderSource = shader!("rank_topk");
 pub const REDUCE: ShaderSource = shader!("reduce");
 pub const COPY: ShaderSource = shader!("copy");
 pub const BATCH_INDEX: ShaderSource = shader!("batch_index");
+pub const BPR_LOSS: ShaderSource = shader!("bpr_loss");
 
 /// Every shader of the engine (the naga test walks this list and the `shaders/` folder).
 pub const ALL: &[ShaderSource] = &[
@@ -51,6 +52,7 @@ pub const ALL: &[ShaderSource] = &[
     REDUCE,
     COPY,
     BATCH_INDEX,
+    BPR_LOSS,
 ];
 
 /// Parses and validates WGSL with naga. The error carries naga's own message, with file and line.

@@ -10,6 +10,7 @@
 pub mod adam_dense;
 pub mod adam_table;
 pub mod batch_index;
+pub mod bpr_loss;
 pub mod column_sums;
 pub mod copy;
 pub mod dense_backward_data;
@@ -53,6 +54,7 @@ pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
     &batch_index::COUNT,
     &batch_index::SCAN,
     &batch_index::FILL,
+    &bpr_loss::GRAD,
 ];
 
 /// Marks an id that is not in the batch in the id → batch-row maps (`NONE` in the shaders).

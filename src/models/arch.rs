@@ -7,21 +7,65 @@ use std::str::FromStr;
 use anyhow::{bail, ensure};
 use serde::{Deserialize, Serialize};
 
-/// CoBraR shares one collaborative branch between users and items; DeepMF has one per side.
+/// CoBraR shares one collaborative branch between users and items; DeepMF has one per side; BPR-MF
+/// and MostPop are the study's baselines (SPEC §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
+    /// One collaborative branch shared by users and items
     Cobrar,
+    /// One branch per side (CoBraR's two-branch counterpart)
     Deepmf,
+    /// Matrix factorisation with the BPR loss (--arch is the embedding size)
+    #[value(alias = "bprmf")]
+    Bpr,
+    /// Items by training popularity; nothing is trained
+    Mostpop,
 }
 
 impl ModelKind {
-    /// Number of branches (weight sets for the dense layers).
+    /// Number of branches (weight sets for the dense layers); 0 for models without one.
     pub fn branches(self) -> usize {
         match self {
             ModelKind::Cobrar => 1,
             ModelKind::Deepmf => 2,
+            ModelKind::Bpr | ModelKind::Mostpop => 0,
         }
+    }
+
+    /// CoBraR or DeepMF: the two-tower models of `models::cobrar`.
+    pub fn two_tower(self) -> bool {
+        self.branches() > 0
+    }
+
+    /// The architecture a model gets when `--arch` is not given.
+    pub fn default_arch(self) -> Architecture {
+        let widths = match self {
+            ModelKind::Cobrar | ModelKind::Deepmf => vec![512, 64],
+            ModelKind::Bpr => vec![64],
+            ModelKind::Mostpop => vec![4],
+        };
+        Architecture { widths }
+    }
+
+    /// Checks that `arch` suits this model: one line saying what it expects.
+    pub fn check_arch(self, arch: &Architecture) -> anyhow::Result<()> {
+        match self {
+            ModelKind::Cobrar | ModelKind::Deepmf => ensure!(
+                arch.widths.len() >= 2,
+                "{self} needs at least a projection width and an embedding size in --arch \
+                 (e.g. 2048,128), got {arch}"
+            ),
+            ModelKind::Bpr => ensure!(
+                arch.widths.len() == 1,
+                "bpr takes one width in --arch, its embedding size (e.g. 64), got {arch}"
+            ),
+            ModelKind::Mostpop => ensure!(
+                arch.widths == [4],
+                "mostpop has no architecture; drop --arch"
+            ),
+        }
+        Ok(())
     }
 }
 
@@ -30,6 +74,8 @@ impl fmt::Display for ModelKind {
         f.write_str(match self {
             ModelKind::Cobrar => "cobrar",
             ModelKind::Deepmf => "deepmf",
+            ModelKind::Bpr => "bpr",
+            ModelKind::Mostpop => "mostpop",
         })
     }
 }
@@ -72,9 +118,10 @@ pub const MAX_EMBEDDING: usize = crate::kernels::score_loss::MAX_DIM;
 
 impl Architecture {
     pub fn new(widths: Vec<usize>) -> anyhow::Result<Architecture> {
+        // How many widths a model takes is the model's to check (`ModelKind::check_arch`).
         ensure!(
-            widths.len() >= 2,
-            "architecture needs at least a projection width and an embedding size (e.g. 2048,128)"
+            !widths.is_empty(),
+            "architecture needs at least one width (e.g. 2048,128, or 64 for bpr)"
         );
         for &w in &widths {
             ensure!(
@@ -154,6 +201,31 @@ impl ParamCounts {
         n_users: usize,
         n_items: usize,
     ) -> ParamCounts {
+        match kind {
+            // The two embedding tables, counted in the projection fields.
+            ModelKind::Bpr => {
+                let d = arch.embedding() as u64;
+                let (u, i) = (n_users as u64 * d, n_items as u64 * d);
+                return ParamCounts {
+                    user_projection: u,
+                    item_projection: i,
+                    branches: 0,
+                    branch_weights: 0,
+                    total: u + i,
+                };
+            }
+            // Nothing learned: the popularity counts are a statistic of the training split.
+            ModelKind::Mostpop => {
+                return ParamCounts {
+                    user_projection: 0,
+                    item_projection: 0,
+                    branches: 0,
+                    branch_weights: 0,
+                    total: 0,
+                };
+            }
+            ModelKind::Cobrar | ModelKind::Deepmf => {}
+        }
         let d1 = arch.d1() as u64;
         let user_projection = n_items as u64 * d1 + d1;
         let item_projection = n_users as u64 * d1 + d1;
@@ -172,6 +244,18 @@ impl ParamCounts {
 
 impl fmt::Display for ParamCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.total == 0 {
+            return f.write_str("no trained parameters");
+        }
+        if self.branches == 0 {
+            return write!(
+                f,
+                "{} parameters: user embeddings {}, item embeddings {}",
+                group_digits(self.total),
+                group_digits(self.user_projection),
+                group_digits(self.item_projection)
+            );
+        }
         write!(
             f,
             "{} parameters: user projection {}, item projection {}, branch{} {} (weights {})",
@@ -211,7 +295,22 @@ mod tests {
             d.layers().collect::<Vec<_>>(),
             vec![(512, 512), (512, 256), (256, 256), (256, 128)]
         );
-        assert!("128".parse::<Architecture>().is_err());
+        assert!(
+            "128".parse::<Architecture>().is_ok(),
+            "one width: bpr's embedding size"
+        );
+        assert!(
+            ModelKind::Cobrar
+                .check_arch(&"128".parse().unwrap())
+                .is_err()
+        );
+        assert!(ModelKind::Bpr.check_arch(&"128".parse().unwrap()).is_ok());
+        assert!(
+            ModelKind::Bpr
+                .check_arch(&"512,64".parse().unwrap())
+                .is_err()
+        );
+        assert!("".parse::<Architecture>().is_err());
         assert!(
             "100,50"
                 .parse::<Architecture>()
@@ -257,6 +356,15 @@ mod tests {
         let d = ParamCounts::new(ModelKind::Deepmf, &a, 6040, 3416);
         assert_eq!(d.branches, 2 * c.branches);
         assert_eq!(d.total - c.total, c.branches);
+        let b = ParamCounts::new(ModelKind::Bpr, &"64".parse().unwrap(), 6040, 3416);
+        assert_eq!(
+            (b.user_projection, b.item_projection, b.total),
+            (386_560, 218_624, 605_184)
+        );
+        assert_eq!(
+            b.to_string(),
+            "605,184 parameters: user embeddings 386,560, item embeddings 218,624"
+        );
         assert_eq!(group_digits(19_632_256), "19,632,256");
         assert_eq!(group_digits(999), "999");
     }

@@ -712,7 +712,7 @@ impl Model for TwoTower<'_> {
     }
 
     fn embed_block<'a>(
-        &self,
+        &'a self,
         pb: &mut PlanBuilder<'_, 'a>,
         side: Side,
         ids_: &'a [u32],

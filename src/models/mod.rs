@@ -5,16 +5,20 @@
 //! itself.
 
 pub mod arch;
+pub mod bpr;
 pub mod cobrar;
+pub mod mostpop;
+pub mod net;
 pub mod params;
 pub mod session;
 
 pub use arch::{Architecture, ModelKind, ParamCounts};
+pub use net::{Net, NetBatch};
 pub use params::{Init, ParamLayout, TensorSpec, Weights};
 pub use session::{Executor, Session};
 
 use crate::eval::ranking::Scorer;
-use crate::gpu::memory::BufferSpec;
+use crate::gpu::memory::{BufferSpec, MemoryLayout};
 use crate::gpu::plan::PlanBuilder;
 use crate::sampler::Pair;
 
@@ -66,6 +70,11 @@ pub trait Model: Sync {
     /// The model's own buffers in `mode` (work, input, resident data, gradients); the session adds the
     /// parameters, their optimizer state, the loss ring and the embeddings.
     fn buffers(&self, mode: Mode) -> Vec<BufferSpec>;
+    /// Requirements on the laid-out memory beyond the adapter's limits (e.g. tables a kernel binds
+    /// whole): one line when they are not met.
+    fn check_layout(&self, _layout: &MemoryLayout) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Resident data uploaded once: (buffer, words). Must include the exclusion CSR
     /// ([`buffers::EXCLUDE_PTR`], [`buffers::EXCLUDE_IDX`]).
     fn resident(&self) -> Vec<(&'static str, &[u32])>;
@@ -74,6 +83,15 @@ pub trait Model: Sync {
     /// Embedding width.
     fn dim(&self) -> usize;
     fn scorer(&self) -> Scorer;
+    /// Whether the model learns by steps; one that does not (MostPop) gives its [`Model::fitted`]
+    /// parameters and runs no epoch of steps.
+    fn trains(&self) -> bool {
+        true
+    }
+    /// Parameters computed from the training data rather than initialised and learned.
+    fn fitted(&self) -> Option<Weights<f32>> {
+        None
+    }
 
     /// The batch image of sampled (user, item, label) pairs.
     fn build_batch(&self, pairs: &[Pair]) -> Self::Batch;
@@ -87,7 +105,7 @@ pub trait Model: Sync {
     /// Evaluation embeddings (no dropout) of `ids` (one block) into rows `first..` of the side's
     /// embedding buffer.
     fn embed_block<'a>(
-        &self,
+        &'a self,
         pb: &mut PlanBuilder<'_, 'a>,
         side: Side,
         ids: &'a [u32],

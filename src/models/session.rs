@@ -61,11 +61,9 @@ pub fn layout<M: Model>(
     max_binding: u64,
     force_chunk_rows: Option<usize>,
 ) -> anyhow::Result<MemoryLayout> {
-    Ok(MemoryLayout::new(
-        buffer_specs(model, mode),
-        max_binding,
-        force_chunk_rows,
-    )?)
+    let layout = MemoryLayout::new(buffer_specs(model, mode), max_binding, force_chunk_rows)?;
+    model.check_layout(&layout)?;
+    Ok(layout)
 }
 
 /// Adam's first and second moments.

@@ -68,9 +68,12 @@ impl RunConfig {
             .with_context(|| format!("{}: not a valid run configuration", path.display()))
     }
 
-    /// The row label of `compare`: model and architecture.
+    /// The row label of `compare`: model and architecture (MostPop has none).
     pub fn label(&self) -> String {
-        format!("{} {}", self.train.model, self.train.arch)
+        match self.train.model {
+            crate::models::ModelKind::Mostpop => self.train.model.to_string(),
+            _ => format!("{} {}", self.train.model, self.train.arch),
+        }
     }
 }
 

@@ -181,6 +181,119 @@ fn train_writes_a_complete_run_directory_and_reloads() {
 }
 
 #[test]
+fn baselines_train_evaluate_recommend_export_and_compare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bpr, pop) = (tmp.path().join("bpr"), tmp.path().join("mostpop"));
+    let o = run(&[
+        "train",
+        "--model",
+        "bpr",
+        "--arch",
+        "16",
+        "--epochs",
+        "2",
+        "--lr",
+        "5e-3",
+        "--quiet",
+        "--out",
+        bpr.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "train",
+        "--model",
+        "mostpop",
+        "--quiet",
+        "--out",
+        pop.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("mostpop on synthetic: best epoch 1 of 1"),
+        "{}",
+        stdout(&o)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bpr.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["sampler"], "bpr");
+    assert_eq!(config["parameters"]["total"], (2000 + 999) * 16);
+
+    for dir in [&bpr, &pop] {
+        let d = dir.to_str().unwrap();
+        // evaluate reproduces the run's own test metrics from the checkpoint.
+        let o = run(&["evaluate", "--checkpoint", d, "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        let e: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let ndcg = |v: &serde_json::Value| v["test"]["cutoffs"][0]["ndcg"].as_f64().unwrap();
+        assert!(
+            (ndcg(&m) - ndcg(&e)).abs() < 1e-9,
+            "{d}: {} vs {}",
+            ndcg(&m),
+            ndcg(&e)
+        );
+        let o = run(&["recommend", "--checkpoint", d, "--user", "u0001", "-k", "5"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 6, "{}", stdout(&o));
+        // Dot-product models export their embeddings as they are.
+        let out = dir.join("emb.safetensors");
+        let o = run(&["export", "--checkpoint", d, "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("L2-normalised"), "{}", stderr(&o));
+    }
+    // MostPop's items are the most popular in training, for every user alike (minus their own).
+    let o = run(&[
+        "recommend",
+        "--checkpoint",
+        pop.to_str().unwrap(),
+        "--user",
+        "u0001",
+        "-k",
+        "3",
+    ]);
+    let text = stdout(&o);
+    let train = std::fs::read_to_string(pop.join("split/train.tsv")).unwrap();
+    let mut counts = std::collections::BTreeMap::<&str, i64>::new();
+    let mut seen = Vec::new();
+    for l in train.lines() {
+        let mut f = l.split('\t');
+        let (u, i) = (f.next().unwrap(), f.next().unwrap());
+        *counts.entry(i).or_default() += 1;
+        if u == "u0001" {
+            seen.push(i);
+        }
+    }
+    let mut by_pop: Vec<(i64, &str)> = counts
+        .iter()
+        .filter(|(i, _)| !seen.contains(i))
+        .map(|(i, c)| (-c, *i))
+        .collect();
+    by_pop.sort();
+    let got: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(2).unwrap())
+        .collect();
+    let want: Vec<&str> = by_pop.iter().take(3).map(|p| p.1).collect();
+    assert_eq!(got, want, "{text}");
+    let o = run(&["compare", pop.to_str().unwrap(), bpr.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(
+        table.contains("mostpop") && table.contains("bpr 16"),
+        "{table}\n{text}"
+    );
+
+    let line = error_line(&run(&["train", "--model", "bpr", "--arch", "512,64"]));
+    assert!(line.contains("one width"), "{line}");
+    let line = error_line(&run(&["train", "--model", "bpr", "--sampler", "alg1"]));
+    assert!(line.contains("--sampler alg1"), "{line}");
+    let line = error_line(&run(&["train", "--model", "cobrar", "--arch", "64"]));
+    assert!(line.contains("projection width"), "{line}");
+}
+
+#[test]
 fn bad_input_gives_one_error_line() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("missing.dat");

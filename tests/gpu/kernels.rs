@@ -8,8 +8,8 @@ use cobrar_gpu::gpu::memory::Bind;
 use cobrar_gpu::gpu::plan::PlanBuilder;
 use cobrar_gpu::kernels::adam_dense::{self, AdamConfig};
 use cobrar_gpu::kernels::{
-    Activation, Dropout, adam_table, column_sums, dense_backward_data, dense_backward_weight,
-    dense_forward, score_loss, spmm,
+    Activation, Dropout, adam_table, bpr_loss, column_sums, dense_backward_data,
+    dense_backward_weight, dense_forward, score_loss, spmm,
 };
 use rand::RngExt;
 
@@ -465,6 +465,107 @@ fn score_loss_matches_cpu_twin() {
             "{what}: other ring slots untouched"
         );
         assert!(g["loss_ring"][3] >= 0.0, "{what}: no loss written");
+    }
+}
+
+#[test]
+fn bpr_loss_matches_cpu_twin() {
+    let mut rng = rng("bpr_loss");
+    // (users, items, triples, dim, λ, spread of the entries: small and large scores, σ both ways)
+    for (nu, ni, n, dim, lambda, spread) in [
+        (1, 2, 1, 4, 0.0, 0.5),
+        (7, 19, 40, 12, 1e-2, 0.5),
+        (60, 300, 256, 64, 1e-3, 0.2),
+        (30, 50, 100, 128, 0.1, 2.0),
+    ] {
+        let users = uniform(&mut rng, nu * dim, -spread, spread);
+        let items = uniform(&mut rng, ni * dim, -spread, spread);
+        let pick = |rng: &mut _, k: usize| -> Vec<u32> {
+            (0..n)
+                .map(|_| rand::RngExt::random_range(rng, 0..k as u32))
+                .collect()
+        };
+        let (u, i, j) = (pick(&mut rng, nu), pick(&mut rng, ni), pick(&mut rng, ni));
+        let head = 5;
+        let batch = [vec![9u32; head], u, i, j].concat();
+        let (gu_off, gi_off) = (4, 4 + n * dim);
+        let launch = bpr_loss::Launch {
+            n,
+            dim,
+            u_off: head,
+            i_off: head + n,
+            j_off: head + 2 * n,
+            gu_off,
+            gi_off,
+            lambda,
+        };
+        let bufs = Buffers::default()
+            .f32("users", users)
+            .f32("items", items)
+            .u32("batch", batch)
+            .f32("grads_act", vec![f32::NAN; 4 + 3 * n * dim])
+            .f32("pair_loss", vec![f32::NAN; n])
+            .f32("loss_ring", vec![-1f32; 8]);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (p, grid) = launch.params(pb.max_per_dim);
+            let binds = [
+                b(pb, "users"),
+                b(pb, "items"),
+                b(pb, "batch"),
+                b(pb, "grads_act"),
+                b(pb, "pair_loss"),
+            ];
+            pb.dispatch(&bpr_loss::GRAD, &binds, &p, grid);
+            let sum = score_loss::Params {
+                n_pairs: n as u32,
+                ring_slot: 3,
+                ..Default::default()
+            };
+            pb.dispatch(
+                &score_loss::SUM,
+                &[b(pb, "pair_loss"), b(pb, "loss_ring")],
+                &sum,
+                [1, 1, 1],
+            );
+        };
+        let g = run_gpu(&bufs, None, &build);
+        let c = crate::common::run_cpu(&bufs, None, &build);
+        let what = format!("bpr loss users {nu} items {ni} triples {n} dim {dim} λ {lambda}");
+        // Each gradient element is σ(−s)·(a row difference)/B + λ·row/B: f32 rounding of s (a sum of
+        // 2·dim products) moves σ by ~1e-7·Σ|products|; bounded relative to the largest element.
+        let want = &c["grads_act"][4..];
+        let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let tol: Vec<f32> = want.iter().map(|v| v.abs() + 1e-2 * max).collect();
+        assert_close_scaled(
+            &format!("{what}: gradients"),
+            &g["grads_act"][4..],
+            want,
+            &tol,
+            1e-7,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what}: triple losses"),
+            &g["pair_loss"],
+            &c["pair_loss"],
+            1e-6,
+            1e-5,
+        );
+        assert_close(
+            &format!("{what}: mean loss"),
+            &g["loss_ring"],
+            &c["loss_ring"],
+            1e-6,
+            1e-5,
+        );
+        assert!(
+            g["grads_act"][..4].iter().all(|v| v.is_nan()),
+            "{what}: wrote before its rows"
+        );
+        assert_eq!(
+            g["loss_ring"][2], -1.0,
+            "{what}: other ring slots untouched"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! the runtime's guarantees, and training on the embedded dataset. Shader and parameter-block checks
 //! need no adapter.
 
+mod baselines;
 mod common;
 mod kernels;
 mod ranking;

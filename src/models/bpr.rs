@@ -1,0 +1,355 @@
+//! BPR-MF (SPEC §7, the authors' released BPRMF): a user and an item embedding table, scored by the dot
+//! product, trained on sampled triples (u, i, j) with the BPR loss
+//! −mean ln σ(x_ui − x_uj) + (λ/2)·(‖γ_u‖² + ‖γ_i‖² + ‖γ_j‖²)/B — the regulariser on the rows a batch
+//! uses, not coupled to Adam — and a dense Adam update of both tables every step.
+//!
+//! A step uploads the batch image (the triples and, per table, the transposed index of the rows each
+//! table row receives gradient from) and records three dispatches and one per table: the loss with each
+//! triple's three gradient rows, the loss sum into the ring, and each table's Adam step gathering its
+//! rows' gradients (the same row-gathered Adam as CoBraR's tables). The embedding step is a copy.
+
+use std::sync::Arc;
+
+use super::params::{Init, ParamLayout, TensorSpec};
+use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
+use crate::data::Csr;
+use crate::eval::ranking::Scorer;
+use crate::gpu::memory::{BufferSpec, MemoryLayout, Role};
+use crate::gpu::plan::PlanBuilder;
+use crate::kernels::adam_dense::AdamConfig;
+use crate::kernels::{adam_table, bpr_loss, score_loss};
+use crate::sampler::Pair;
+
+/// Buffers of the two tables.
+const USERS: &str = "E_U";
+const ITEMS: &str = "E_I";
+
+/// BPR-MF's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BprConfig {
+    pub dim: usize,
+    /// λ of the regulariser on the rows used.
+    pub lambda: f32,
+    pub lr: f64,
+}
+
+/// One step's upload: the triples, then each table's transposed index.
+pub struct BprBatch {
+    pub image: Vec<u32>,
+    /// Triples in the batch.
+    pub n: usize,
+    /// Offsets in `image`: users, positives, negatives; user index (ptr, rows); item index (ptr, rows).
+    pub regions: [usize; 7],
+}
+
+impl BprBatch {
+    /// Builds the image of `pairs`, read as (u, i, 1), (u, j, 0) couples (the `bpr` sampler's order).
+    /// `n_users`/`n_items`: the tables' rows.
+    pub fn build(pairs: &[Pair], n_users: usize, n_items: usize) -> BprBatch {
+        assert!(
+            pairs.len().is_multiple_of(2),
+            "BPR batches are (positive, negative) couples"
+        );
+        let n = pairs.len() / 2;
+        let len = image_len(n, n_users, n_items);
+        let mut image = Vec::with_capacity(len);
+        image.extend(pairs.chunks(2).map(|c| c[0].0));
+        image.extend(pairs.chunks(2).map(|c| c[0].1));
+        image.extend(pairs.chunks(2).map(|c| c[1].1));
+        let user_ptr = image.len();
+        // Per table row, its gradient rows in ascending order: user rows are triples, item rows are
+        // slots 2b (positive) and 2b + 1 (negative).
+        let users = pairs.chunks(2).map(|c| c[0].0);
+        let user_rows = push_index(&mut image, users, n_users);
+        let item_ptr = image.len();
+        let items = pairs.chunks(2).flat_map(|c| [c[0].1, c[1].1]);
+        let item_rows = push_index(&mut image, items, n_items);
+        debug_assert_eq!(image.len(), len);
+        BprBatch {
+            image,
+            n,
+            regions: [0, n, 2 * n, user_ptr, user_rows, item_ptr, item_rows],
+        }
+    }
+}
+
+/// Appends the CSR (row → positions in `keys`, ascending) of `keys` over `rows` rows; returns where
+/// its position list starts.
+fn push_index(image: &mut Vec<u32>, keys: impl Iterator<Item = u32> + Clone, rows: usize) -> usize {
+    let start = image.len();
+    image.resize(start + rows + 1, 0);
+    let mut n = 0u32;
+    for k in keys.clone() {
+        image[start + k as usize + 1] += 1;
+        n += 1;
+    }
+    for r in 0..rows {
+        image[start + r + 1] += image[start + r];
+    }
+    let list = image.len();
+    image.resize(list + n as usize, 0);
+    let mut fill: Vec<u32> = image[start..start + rows].to_vec();
+    for (pos, k) in keys.enumerate() {
+        let at = &mut fill[k as usize];
+        image[list + *at as usize] = pos as u32;
+        *at += 1;
+    }
+    list
+}
+
+/// u32 words of the image of `n` triples.
+fn image_len(n: usize, n_users: usize, n_items: usize) -> usize {
+    3 * n + (n_users + 1 + n) + (n_items + 1 + 2 * n)
+}
+
+/// The parameter tensors: Xavier-uniform embeddings (PyTorch's bound for an N × d weight).
+pub fn param_layout(dim: usize, n_users: usize, n_items: usize) -> ParamLayout {
+    ParamLayout::new(vec![
+        TensorSpec::table(
+            "user_embedding.weight",
+            USERS,
+            n_users,
+            dim,
+            Init::xavier(n_users, dim),
+        ),
+        TensorSpec::table(
+            "item_embedding.weight",
+            ITEMS,
+            n_items,
+            dim,
+            Init::xavier(n_items, dim),
+        ),
+    ])
+}
+
+/// BPR-MF on a training split.
+pub struct Bpr<'d> {
+    pub cfg: BprConfig,
+    by_user: &'d Csr,
+    n_items: usize,
+    /// Most triples one step holds.
+    pub max_triples: usize,
+    params: Arc<ParamLayout>,
+}
+
+impl<'d> Bpr<'d> {
+    pub fn new(cfg: BprConfig, by_user: &'d Csr, n_items: usize, max_triples: usize) -> Bpr<'d> {
+        let params = Arc::new(param_layout(cfg.dim, by_user.n_rows(), n_items));
+        Bpr {
+            cfg,
+            by_user,
+            n_items,
+            max_triples: max_triples.max(1),
+            params,
+        }
+    }
+
+    /// The loss stage of batch `b` (gradient rows into `grads_act`, losses into the ring).
+    fn loss<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
+        let (batch, grads, pair_loss) = (pb.id("batch"), pb.id("grads_act"), pb.id("pair_loss"));
+        pb.upload(batch, 0, &b.image);
+        let r = &b.regions;
+        let launch = bpr_loss::Launch {
+            n: b.n,
+            dim: self.cfg.dim,
+            u_off: r[0],
+            i_off: r[1],
+            j_off: r[2],
+            gu_off: 0,
+            gi_off: b.n * self.cfg.dim,
+            lambda: self.cfg.lambda,
+        };
+        let (p, grid) = launch.params(pb.max_per_dim);
+        let binds = [
+            pb.id(USERS).into(),
+            pb.id(ITEMS).into(),
+            batch.into(),
+            grads.into(),
+            pair_loss.into(),
+        ];
+        pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
+        let sum = score_loss::Params {
+            n_pairs: b.n as u32,
+            ring_slot: ring_slot(t) as u32,
+            ..Default::default()
+        };
+        let binds = [pair_loss.into(), pb.id(buffers::LOSS_RING).into()];
+        let (_, cost) = score_loss::cost(&sum);
+        pb.dispatch_costed(&score_loss::SUM, &binds, &sum, [1, 1, 1], cost);
+    }
+
+    /// Per table: its buffer, where its index lies in the image, where its gradient rows start, and
+    /// how many gradient rows it gathers.
+    fn tables(&self, b: &BprBatch) -> [(&'static str, (usize, usize), usize, u64); 2] {
+        let r = &b.regions;
+        [
+            (USERS, (r[3], r[4]), 0, b.n as u64),
+            (ITEMS, (r[5], r[6]), b.n * self.cfg.dim, 2 * b.n as u64),
+        ]
+    }
+}
+
+impl Model for Bpr<'_> {
+    type Batch = BprBatch;
+
+    fn label(&self) -> String {
+        format!("bpr {}", self.cfg.dim)
+    }
+
+    fn kind(&self) -> ModelKind {
+        ModelKind::Bpr
+    }
+
+    fn params(&self) -> &Arc<ParamLayout> {
+        &self.params
+    }
+
+    fn buffers(&self, mode: Mode) -> Vec<BufferSpec> {
+        let mut specs = Vec::new();
+        if mode != Mode::Infer {
+            let (n, m, b) = (self.n_users(), self.n_items(), self.max_triples);
+            specs.push(BufferSpec::u32("batch", image_len(b, n, m), Role::Input));
+            specs.push(BufferSpec::f32(
+                "grads_act",
+                3 * b * self.cfg.dim,
+                Role::Work,
+            ));
+            specs.push(BufferSpec::f32("pair_loss", b, Role::Work));
+        }
+        for (name, data) in self.resident() {
+            specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
+        }
+        specs
+    }
+
+    fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()> {
+        for table in [USERS, ITEMS] {
+            let id = layout.id(table);
+            anyhow::ensure!(
+                layout.chunks(id) == 1,
+                "BPR-MF's {} embedding table ({} MiB) exceeds one storage binding of this adapter; \
+                 use a smaller --arch (the embedding size)",
+                if table == USERS { "user" } else { "item" },
+                (layout.spec(id).bytes() >> 20)
+            );
+        }
+        Ok(())
+    }
+
+    fn resident(&self) -> Vec<(&'static str, &[u32])> {
+        vec![
+            (buffers::EXCLUDE_PTR, &self.by_user.offsets[..]),
+            (buffers::EXCLUDE_IDX, &self.by_user.indices[..]),
+        ]
+    }
+
+    fn n_users(&self) -> usize {
+        self.by_user.n_rows()
+    }
+
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    fn dim(&self) -> usize {
+        self.cfg.dim
+    }
+
+    fn scorer(&self) -> Scorer {
+        Scorer::Dot
+    }
+
+    fn build_batch(&self, pairs: &[Pair]) -> BprBatch {
+        BprBatch::build(pairs, self.n_users(), self.n_items)
+    }
+
+    fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
+        self.loss(pb, b, t);
+        // λ is in the loss (rows used only), so Adam adds no weight decay.
+        let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
+        let (batch, grads) = (pb.id("batch"), pb.id("grads_act"));
+        for (name, index, dh_off, entries) in self.tables(b) {
+            let table = pb.id(name);
+            let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
+            let rows = (0, pb.layout.spec(table).rows);
+            let (p, grid) =
+                adam_table::params(rows, self.cfg.dim, index, dh_off, step, pb.max_per_dim);
+            let binds = [table.into(), m.into(), v.into(), batch.into(), grads.into()];
+            let cost = adam_table::cost(&p, entries, true);
+            pb.dispatch_costed(&adam_table::STEP, &binds, &p, grid, cost);
+        }
+    }
+
+    fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
+        self.loss(pb, b, t);
+        let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
+        let (batch, grads) = (pb.id("batch"), pb.id("grads_act"));
+        for (name, index, dh_off, _) in self.tables(b) {
+            let rows = (0, pb.layout.spec(pb.id(name)).rows);
+            let out = pb.id(&grad_buffer(name));
+            let (p, grid) =
+                adam_table::params(rows, self.cfg.dim, index, dh_off, step, pb.max_per_dim);
+            let binds = [batch.into(), grads.into(), out.into()];
+            pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
+        }
+    }
+
+    fn embed_rows(&self, _mode: Mode) -> usize {
+        self.n_users().max(self.n_items)
+    }
+
+    fn embed_block<'a>(
+        &'a self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        side: Side,
+        ids: &'a [u32],
+        first: usize,
+    ) {
+        // The embeddings are the tables: blocks are consecutive ids.
+        debug_assert!(
+            ids.iter()
+                .enumerate()
+                .all(|(k, &id)| id as usize == first + k)
+        );
+        let (table, dst) = match side {
+            Side::Users => (USERS, buffers::USER_EMBEDDINGS),
+            Side::Items => (ITEMS, buffers::ITEM_EMBEDDINGS),
+        };
+        let d = self.cfg.dim;
+        pb.copy(
+            pb.id(table),
+            first * d,
+            pb.id(dst),
+            first * d,
+            ids.len() * d,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_image_indexes_every_gradient_row_once_in_order() {
+        let pairs = [
+            (2, 5, 1.0),
+            (2, 1, 0.0),
+            (0, 1, 1.0),
+            (0, 3, 0.0),
+            (2, 5, 1.0),
+            (2, 0, 0.0),
+        ];
+        let b = BprBatch::build(&pairs, 3, 6);
+        assert_eq!(b.n, 3);
+        let r = b.regions;
+        assert_eq!(&b.image[..9], &[2, 0, 2, 5, 1, 5, 1, 3, 0]);
+        // Users: row 0 ← triple 1; row 2 ← triples 0 and 2.
+        assert_eq!(&b.image[r[3]..r[3] + 4], &[0, 1, 1, 3]);
+        assert_eq!(&b.image[r[4]..r[4] + 3], &[1, 0, 2]);
+        // Items: slots 0..6 hold 5, 1, 1, 3, 5, 0.
+        assert_eq!(&b.image[r[5]..r[5] + 7], &[0, 1, 3, 3, 4, 4, 6]);
+        assert_eq!(&b.image[r[6]..], &[5, 1, 2, 3, 0, 4]);
+        assert_eq!(b.image.len(), image_len(3, 3, 6));
+    }
+}

@@ -1,0 +1,226 @@
+//! The study's baselines on the runtime (SPEC §7): BPR-MF's step plan against finite differences (CPU
+//! executor, f64) and on the GPU against the CPU twins; BPR-MF's loss falls on the embedded data and it
+//! ranks far better than its untrained (random) embeddings; MostPop's lists and metrics on a
+//! hand-computed case.
+
+use cobrar_gpu::data::{Csr, Dataset, LoadOptions, load};
+use cobrar_gpu::eval::Evaluator;
+use cobrar_gpu::eval::metrics::SplitMetrics;
+use cobrar_gpu::models::bpr::{Bpr, BprConfig};
+use cobrar_gpu::models::session::{cpu_session, gpu_session};
+use cobrar_gpu::models::{Mode, Model, ModelKind, Weights};
+use cobrar_gpu::sampler::{Sampler, SamplerKind};
+use cobrar_gpu::train::{TrainConfig, train};
+
+use crate::common::{assert_close, gpu, rng};
+use crate::steps::toy_data;
+
+fn bpr_config(dim: usize, lambda: f32) -> BprConfig {
+    BprConfig {
+        dim,
+        lambda,
+        lr: 1e-2,
+    }
+}
+
+/// Triples from the `bpr` sampler over `by_user`.
+fn triples(by_user: &Csr, n_items: usize, batch: usize, seed: u64) -> Vec<(u32, u32, f32)> {
+    let s = Sampler::new(SamplerKind::Bpr, by_user, n_items, batch, 0, seed).unwrap();
+    s.epoch(1).next().unwrap()
+}
+
+#[test]
+fn bpr_gradients_of_the_step_plan_match_finite_differences() {
+    let mut rng = rand_pcg::Pcg64Mcg::new(0xb9b9);
+    for (dim, lambda) in [(4, 0.0), (8, 0.05)] {
+        let (n, m) = (6, 9);
+        let (by_user, _) = toy_data(&mut rng, n, m, 0.4);
+        let pairs = triples(&by_user, m, 7, 3);
+        let mdl = Bpr::new(bpr_config(dim, lambda), &by_user, m, 7);
+        let batch = mdl.build_batch(&pairs);
+        // Larger than the initialisation, so that σ is away from ½ and λ's term is visible.
+        let mut p0 = Weights::init(mdl.params(), 9).convert::<f64>();
+        p0.data.iter_mut().flatten().for_each(|v| *v *= 4.0);
+        let mut s = cpu_session(mdl, Mode::Check, &p0, 1 << 30, None).unwrap();
+        s.grad_step(&batch, 1).unwrap();
+        let g = s.read_grads().unwrap();
+        let mut loss_at = |w: &Weights<f64>| {
+            s.write_weights(w).unwrap();
+            s.grad_step(&batch, 1).unwrap();
+            s.read_losses(1, 1).unwrap()[0]
+        };
+        let h = 1e-6;
+        let mut checked = 0;
+        for part in 0..p0.data.len() {
+            for k in 0..p0.data[part].len() {
+                let mut plus = p0.clone();
+                plus.data[part][k] += h;
+                let mut minus = p0.clone();
+                minus.data[part][k] -= h;
+                let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
+                let an = g.data[part][k];
+                assert!(
+                    (fd - an).abs() <= 1e-7 + 1e-5 * fd.abs().max(an.abs()),
+                    "bpr dim {dim} λ {lambda}: {} index {k}: finite difference {fd} vs analytic {an}",
+                    p0.layout.buffers[part].name
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (n + m) * dim);
+        // Rows no triple uses have no gradient; the used ones do.
+        let nonzero = g.values().filter(|v| v.abs() > 1e-9).count();
+        assert!(nonzero >= dim * 2, "gradients are (nearly) all zero");
+    }
+}
+
+#[test]
+fn bpr_gpu_steps_match_the_cpu_twins() {
+    let mut rng = rng("bpr steps");
+    let (n, m, dim) = (57, 43, 16);
+    let (by_user, _) = toy_data(&mut rng, n, m, 0.15);
+    let mdl = || Bpr::new(bpr_config(dim, 1e-2), &by_user, m, 32);
+    let w0 = Weights::init(mdl().params(), 4);
+    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, None).unwrap();
+    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, gpu().max_binding(), None).unwrap();
+    let steps = 4;
+    let reference = mdl();
+    for t in 1..=steps {
+        // A smaller last batch too (an epoch's remainder).
+        let size = if t == steps { 13 } else { 32 };
+        let batch = reference.build_batch(&triples(&by_user, m, size, t));
+        gpu_s.step(&batch, false).unwrap();
+        cpu_s.step(&batch, false).unwrap();
+    }
+    let (gl, cl) = (
+        gpu_s.read_losses(1, steps).unwrap(),
+        cpu_s.read_losses(1, steps).unwrap(),
+    );
+    assert_close("bpr losses", &gl, &cl, 1e-6, 1e-4);
+    let (got, want) = (gpu_s.read_weights().unwrap(), cpu_s.read_weights().unwrap());
+    // Adam moves each used row's parameters by about ±lr per step: compare the changes, within 1% of lr
+    // (a wrong gradient moves a parameter by ~lr the other way).
+    let lr = 1e-2f32;
+    for (b, spec) in w0.layout.buffers.iter().enumerate() {
+        let change = |w: &Weights<f32>| -> Vec<f32> {
+            w.data[b]
+                .iter()
+                .zip(&w0.data[b])
+                .map(|(a, z)| a - z)
+                .collect()
+        };
+        let (dg, dc) = (change(&got), change(&want));
+        assert_close(
+            &format!("bpr {} change", spec.name),
+            &dg,
+            &dc,
+            1e-2 * lr,
+            1e-3,
+        );
+        assert!(
+            dc.iter().any(|d| d.abs() > 0.1 * lr),
+            "{} did not move",
+            spec.name
+        );
+    }
+}
+
+fn bpr_train_config() -> TrainConfig {
+    TrainConfig {
+        model: ModelKind::Bpr,
+        arch: "32".parse().unwrap(),
+        dropout: 0.0,
+        lr: 5e-3,
+        weight_decay: 1e-4,
+        mu: 1e-4,
+        negatives: 5,
+        batch_size: 256,
+        sampler: SamplerKind::Bpr,
+        max_epochs: 4,
+        patience: 0,
+        seed: 5,
+        cutoffs: vec![5, 10],
+        select_k: 5,
+        log_every: 8,
+        max_steps_per_epoch: None,
+        no_validation: false,
+        batch_index: Default::default(),
+    }
+}
+
+#[test]
+fn bpr_loss_falls_and_it_beats_its_random_initialisation_on_the_embedded_dataset() {
+    let ds = load(&LoadOptions::default()).unwrap();
+    let cfg = bpr_train_config();
+    // The untrained model: Xavier-random embeddings, i.e. a random ranking.
+    let (mut session, _, _) = cobrar_gpu::train::setup(gpu(), &ds, &cfg).unwrap();
+    session.embed_all().unwrap();
+    let mut ev = Evaluator::new(&cfg.cutoffs).unwrap();
+    let random = SplitMetrics::from(&ev.evaluate_session(&session, &ds.val, &ds).unwrap().result);
+    let random = random.at(5).unwrap().ndcg;
+    drop(session);
+
+    let out = train(gpu(), &ds, &cfg, false, None, &mut |_| Ok(())).unwrap();
+    let losses: Vec<f64> = out.history.iter().map(|r| r.loss).collect();
+    assert!(
+        losses[3] < 0.8 * losses[0],
+        "bpr: loss did not fall: {losses:?}"
+    );
+    // ln 2 is the loss of a model that cannot tell positives from negatives.
+    assert!(losses[0] <= std::f64::consts::LN_2 + 1e-3, "{losses:?}");
+    let best = &out.history[out.best_epoch - 1];
+    let ndcg = best.validation.as_ref().unwrap().at(5).unwrap().ndcg;
+    assert!(
+        ndcg > 3.0 * random && ndcg > 0.1,
+        "bpr: validation NDCG@5 {ndcg} against {random} for its random initialisation"
+    );
+}
+
+/// Three users, four items. Training: u0 {0, 1}, u1 {0, 2}, u2 {0}; popularity 3, 1, 1, 0. Test:
+/// u0 {2}, u1 {1}, u2 {3}.
+fn popularity_case() -> Dataset {
+    let train = Csr::from_rows(&[vec![0u32, 1], vec![0, 2], vec![0]]);
+    let test = Csr::from_rows(&[vec![2u32], vec![1], vec![3]]);
+    let ids = |p: &str, n: usize| (0..n).map(|k| format!("{p}{k}")).collect::<Vec<_>>();
+    Dataset::from_parts("toy", ids("u", 3), ids("i", 4), train, test.clone(), test).unwrap()
+}
+
+#[test]
+fn mostpop_ranks_by_training_popularity_with_hand_computed_metrics() {
+    let ds = popularity_case();
+    let cfg = TrainConfig {
+        model: ModelKind::Mostpop,
+        arch: ModelKind::Mostpop.default_arch(),
+        max_epochs: 1,
+        sampler: SamplerKind::Alg1,
+        cutoffs: vec![1, 5],
+        select_k: 5,
+        ..bpr_train_config()
+    };
+    let out = train(gpu(), &ds, &cfg, false, None, &mut |_| Ok(())).unwrap();
+    assert_eq!(
+        (out.best_epoch, out.history.len(), out.history[0].steps),
+        (1, 1, 0)
+    );
+    let mut session = out.session;
+    let w = session.read_weights().unwrap();
+    assert_eq!(w.data[0][..4], [3.0, 1.0, 1.0, 0.0], "item_popularity");
+    let mut ev = Evaluator::new(&cfg.cutoffs).unwrap();
+    let e = ev.evaluate_session(&session, &ds.test, &ds).unwrap();
+    // Training items excluded; the tie between items 1 and 2 goes to the lower index.
+    assert_eq!(e.top.list(0), &[2, 3]);
+    assert_eq!(e.top.list(1), &[1, 3]);
+    assert_eq!(e.top.list(2), &[1, 2, 3]);
+    let m = SplitMetrics::from(&e.result);
+    let (at1, at5) = (m.at(1).unwrap(), m.at(5).unwrap());
+    // u0 and u1 hit at rank 1; u2's item is third: NDCG@5 = (1 + 1 + 1/log2 4) / 3.
+    assert!((at1.ndcg - 2.0 / 3.0).abs() < 1e-9, "NDCG@1 {}", at1.ndcg);
+    assert!((at5.ndcg - 2.5 / 3.0).abs() < 1e-9, "NDCG@5 {}", at5.ndcg);
+    assert!((at5.recall - 1.0).abs() < 1e-9 && (at1.recall - 2.0 / 3.0).abs() < 1e-9);
+    // MRR@5: 1, 1, 1/3.
+    assert!(
+        (at5.mrr - (7.0 / 3.0) / 3.0).abs() < 1e-9,
+        "MRR@5 {}",
+        at5.mrr
+    );
+}
