@@ -19,6 +19,7 @@ use crate::gpu::exec::GpuExec;
 use crate::kernels::adam_dense::AdamConfig;
 use crate::models::bpr::{Bpr, BprConfig};
 use crate::models::cobrar::{StepConfig, TwoTower};
+use crate::models::lightgcn::{LightGcn, LightGcnConfig};
 use crate::models::mostpop::MostPop;
 use crate::models::session::gpu_session;
 use crate::models::{
@@ -62,6 +63,16 @@ pub struct TrainConfig {
     /// Who builds the tables' gradient index of each batch (the same bits either way).
     #[serde(default)]
     pub batch_index: IndexChoice,
+    /// LightGCN's propagation layers K.
+    #[serde(default = "default_layers")]
+    pub layers: usize,
+}
+
+/// LightGCN's K when not given (Elliot's and the study's middle value).
+pub const DEFAULT_LAYERS: usize = 3;
+
+fn default_layers() -> usize {
+    DEFAULT_LAYERS
 }
 
 /// `--batch-index`: measure both strategies at start-up (`auto`), or force one.
@@ -90,10 +101,11 @@ impl TrainConfig {
                 self.model
             );
         }
-        if (self.model == ModelKind::Bpr) != self.sampler.pairwise() {
+        let pairwise_model = matches!(self.model, ModelKind::Bpr | ModelKind::Lightgcn);
+        if pairwise_model != self.sampler.pairwise() && self.model != ModelKind::Mostpop {
             bail!(
-                "--sampler {} does not suit {}: bpr trains on the bpr sampler's triples, the other \
-                 models on alg1 or authors",
+                "--sampler {} does not suit {}: bpr and lightgcn train on the bpr sampler's \
+                 triples, cobrar and deepmf on alg1 or authors",
                 self.sampler_name(),
                 self.model
             );
@@ -114,6 +126,14 @@ impl TrainConfig {
         // μ clamps predictions in [0, 1]: at 1 or above every score is clamped and nothing is learned.
         if !(0.0..1.0).contains(&self.mu) {
             return Err(out_of_range("--mu", "in [0, 1)", self.mu));
+        }
+        let max_layers = crate::models::lightgcn::MAX_LAYERS;
+        if !(1..=max_layers).contains(&self.layers) {
+            return Err(out_of_range(
+                "--layers",
+                &format!("between 1 and {max_layers}"),
+                self.layers,
+            ));
         }
         if self.negatives == 0 && !self.sampler.pairwise() {
             return Err(out_of_range(
@@ -525,6 +545,21 @@ pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> Ne
                 max_pairs.div_ceil(2),
             ))
         }
+        ModelKind::Lightgcn => {
+            let cfg = LightGcnConfig {
+                dim: cfg.arch.embedding(),
+                layers: cfg.layers,
+                lambda: cfg.weight_decay as f32,
+                lr: cfg.lr,
+            };
+            let max_triples = max_pairs.div_ceil(2);
+            Net::LightGcn(LightGcn::new(
+                cfg,
+                &ds.train,
+                &ds.train_by_item,
+                max_triples,
+            ))
+        }
         ModelKind::Mostpop => Net::MostPop(MostPop::new(&ds.train, &ds.train_by_item)),
     }
 }
@@ -535,7 +570,9 @@ pub fn param_layout(cfg: &TrainConfig, n_users: usize, n_items: usize) -> ParamL
         ModelKind::Cobrar | ModelKind::Deepmf => {
             crate::models::cobrar::param_layout(cfg.model, &cfg.arch, n_users, n_items)
         }
-        ModelKind::Bpr => crate::models::bpr::param_layout(cfg.arch.embedding(), n_users, n_items),
+        ModelKind::Bpr | ModelKind::Lightgcn => {
+            crate::models::bpr::param_layout(cfg.arch.embedding(), n_users, n_items)
+        }
         ModelKind::Mostpop => crate::models::mostpop::param_layout(n_items),
     }
 }

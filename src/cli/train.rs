@@ -28,13 +28,13 @@ use crate::util::write_atomic;
 #[command(next_help_heading = "Model and training")]
 pub struct TrainArgs {
     /// The model: cobrar (one collaborative branch shared by users and items), deepmf (one branch
-    /// per side), or the baselines bpr (BPR-MF) and mostpop
+    /// per side), or the baselines bpr (BPR-MF), lightgcn and mostpop
     #[arg(long, value_enum, default_value_t = ModelKind::Cobrar)]
     pub model: ModelKind,
 
     /// Layer widths: projection width, hidden layers, embedding size — "2048,128" (shallow) or
-    /// "512,512,256,256,128" (deep); for bpr the embedding size alone. Multiples of 4
-    /// [default: 512,64; 64 for bpr]
+    /// "512,512,256,256,128" (deep); for bpr and lightgcn the embedding size alone. Multiples of 4
+    /// [default: 512,64; 64 for bpr and lightgcn]
     #[arg(long, value_name = "WIDTHS")]
     pub arch: Option<Architecture>,
 
@@ -76,6 +76,10 @@ pub struct TrainArgs {
     /// negative) triples [default: bpr for bpr, alg1 otherwise]
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerKind>,
+
+    /// LightGCN's propagation layers K (1 to 4) [default: 3]
+    #[arg(long, value_name = "K")]
+    pub layers: Option<usize>,
 
     /// Maximum number of epochs
     #[arg(long, alias = "max-epochs", value_name = "N", default_value_t = 100)]
@@ -124,8 +128,14 @@ impl TrainArgs {
             }
             (_, d) => d.unwrap_or(0.0), // validated below: only CoBraR has dropout
         };
+        if self.layers.is_some() && self.model != ModelKind::Lightgcn {
+            anyhow::bail!(
+                "--layers is LightGCN's; {} has no propagation layers",
+                self.model
+            );
+        }
         let sampler = self.sampler.unwrap_or(match self.model {
-            ModelKind::Bpr => SamplerKind::Bpr,
+            ModelKind::Bpr | ModelKind::Lightgcn => SamplerKind::Bpr,
             _ => SamplerKind::Alg1,
         });
         let arch = self
@@ -163,6 +173,7 @@ impl TrainArgs {
             max_steps_per_epoch: self.max_steps_per_epoch,
             no_validation: self.no_validation,
             batch_index: self.batch_index,
+            layers: self.layers.unwrap_or(train::DEFAULT_LAYERS),
         })
         .and_then(|c| c.validate().map(|()| c))
     }
@@ -365,7 +376,7 @@ fn run_training(
     for note in ds.dropped_records() {
         eprintln!("  {note}");
     }
-    eprintln!("{} {}: {}", cfg.model, cfg.arch, counts);
+    eprintln!("{}: {}", config.label(), counts);
     eprintln!(
         "adapter: {} ({}, {:?}); writing to {}",
         ctx.info.name,

@@ -37,6 +37,7 @@ pub const REDUCE: ShaderSource = shader!("reduce");
 pub const COPY: ShaderSource = shader!("copy");
 pub const BATCH_INDEX: ShaderSource = shader!("batch_index");
 pub const BPR_LOSS: ShaderSource = shader!("bpr_loss");
+pub const PROPAGATE: ShaderSource = shader!("propagate");
 
 /// Every shader of the engine (the naga test walks this list and the `shaders/` folder).
 pub const ALL: &[ShaderSource] = &[
@@ -53,6 +54,7 @@ pub const ALL: &[ShaderSource] = &[
     COPY,
     BATCH_INDEX,
     BPR_LOSS,
+    PROPAGATE,
 ];
 
 /// Parses and validates WGSL with naga. The error carries naga's own message, with file and line.

@@ -11,11 +11,13 @@ use crate::gpu::shaders;
 crate::param_block! {
     pub struct Params {
         pub n: u32, pub d4: u32, pub u_off: u32, pub i_off: u32, pub j_off: u32, pub gu_off: u32,
-        pub gi_off: u32, pub groups_x: u32, pub lambda: f32, pub inv_n: f32, pub _pad: [u32; 2],
+        pub gi_off: u32, pub groups_x: u32, pub lambda: f32, pub inv_n: f32, pub reg_rows: u32,
+        pub _pad: u32,
     }
 }
 
-// Entry `grad`. Bindings: user rows, item rows, `batch` (read), `grads_act`, `pair_loss` (read_write).
+// Entry `grad`. Bindings: scored user rows, scored item rows, `batch` (read), `grads_act`, `pair_loss`
+// (read_write), regularised user rows, regularised item rows (read).
 crate::kernel_def! { pub GRAD = "bpr_loss.grad", shaders::BPR_LOSS, "grad", Params, grad_twin }
 
 /// One launch over `n` triples of `dim`-wide rows: the triples' users, positives and negatives sit at
@@ -31,6 +33,9 @@ pub struct Launch {
     pub gu_off: usize,
     pub gi_off: usize,
     pub lambda: f32,
+    /// The regulariser's gradient joins the gradient rows (BPR-MF: the scored rows are the
+    /// regularised ones); otherwise the caller adds it (LightGCN, after the backward propagation).
+    pub reg_rows: bool,
 }
 
 impl Launch {
@@ -51,6 +56,7 @@ impl Launch {
             groups_x: grid.groups_x,
             lambda: self.lambda,
             inv_n: 1.0 / self.n.max(1) as f32,
+            reg_rows: self.reg_rows as u32,
             ..Params::default()
         };
         (p, grid.workgroups)
@@ -89,13 +95,22 @@ pub fn softplus_sigmoid(s: f64) -> (f64, f64) {
     (softplus, sig)
 }
 
-/// CPU twin: `users` (rows × dim) and `items` indexed by the triples' ids.
+/// The rows a batch of triples reads: scored and regularised (the same tables for BPR-MF).
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a, T> {
+    pub users: &'a [T],
+    pub items: &'a [T],
+    pub reg_users: &'a [T],
+    pub reg_items: &'a [T],
+}
+
+/// CPU twin: rows of width `dim` indexed by the triples' ids.
 pub fn cpu<T: Real>(
-    users: &[T],
-    items: &[T],
+    rows: Rows<'_, T>,
     dim: usize,
     triples: &[(u32, u32, u32)],
     lambda: f64,
+    reg_rows: bool,
 ) -> BprOutput<T> {
     let row = |t: &[T], r: u32| -> Vec<f64> {
         t[r as usize * dim..(r as usize + 1) * dim]
@@ -109,21 +124,27 @@ pub fn cpu<T: Real>(
         d_item: Vec::with_capacity(2 * triples.len() * dim),
         loss: Vec::with_capacity(triples.len()),
     };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     for &(u, i, j) in triples {
-        let (gu, gi, gj) = (row(users, u), row(items, i), row(items, j));
-        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let (gu, gi, gj) = (row(rows.users, u), row(rows.items, i), row(rows.items, j));
+        let (ru, ri, rj) = (
+            row(rows.reg_users, u),
+            row(rows.reg_items, i),
+            row(rows.reg_items, j),
+        );
         let s = dot(&gu, &gi) - dot(&gu, &gj);
-        let sq = dot(&gu, &gu) + dot(&gi, &gi) + dot(&gj, &gj);
+        let sq = dot(&ru, &ru) + dot(&ri, &ri) + dot(&rj, &rj);
         let (softplus, sig) = softplus_sigmoid(s);
         out.loss.push(softplus + 0.5 * lambda * sq);
-        let (a, r) = (sig * inv_n, lambda * inv_n);
+        let a = sig * inv_n;
+        let r = if reg_rows { lambda * inv_n } else { 0.0 };
         let f = T::from_f64;
         out.d_user
-            .extend((0..dim).map(|c| f(-a * (gi[c] - gj[c]) + r * gu[c])));
+            .extend((0..dim).map(|c| f(-a * (gi[c] - gj[c]) + r * ru[c])));
         out.d_item
-            .extend((0..dim).map(|c| f(-a * gu[c] + r * gi[c])));
+            .extend((0..dim).map(|c| f(-a * gu[c] + r * ri[c])));
         out.d_item
-            .extend((0..dim).map(|c| f(a * gu[c] + r * gj[c])));
+            .extend((0..dim).map(|c| f(a * gu[c] + r * rj[c])));
     }
     out
 }
@@ -138,7 +159,13 @@ fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
             (at(p.u_off), at(p.i_off), at(p.j_off))
         })
         .collect();
-    let out = cpu(c.f(0), c.f(1), dim, &triples, p.lambda as f64);
+    let rows = Rows {
+        users: c.f(0),
+        items: c.f(1),
+        reg_users: c.f(5),
+        reg_items: c.f(6),
+    };
+    let out = cpu(rows, dim, &triples, p.lambda as f64, p.reg_rows == 1);
     c.f_mut(3)[at4(p.gu_off)..][..n * dim].copy_from_slice(&out.d_user);
     c.f_mut(3)[at4(p.gi_off)..][..2 * n * dim].copy_from_slice(&out.d_item);
     for (o, l) in c.f_mut(4).iter_mut().zip(&out.loss) {

@@ -16,6 +16,7 @@ pub mod copy;
 pub mod dense_backward_data;
 pub mod dense_backward_weight;
 pub mod dense_forward;
+pub mod propagate;
 pub mod rank_topk;
 pub mod reduce;
 pub mod score_loss;
@@ -55,6 +56,8 @@ pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
     &batch_index::SCAN,
     &batch_index::FILL,
     &bpr_loss::GRAD,
+    &propagate::LAYER,
+    &propagate::REGULARISE,
 ];
 
 /// Marks an id that is not in the batch in the id → batch-row maps (`NONE` in the shaders).

@@ -19,6 +19,8 @@ pub enum ModelKind {
     /// Matrix factorisation with the BPR loss (--arch is the embedding size)
     #[value(alias = "bprmf")]
     Bpr,
+    /// Graph propagation over the training graph with the BPR loss (--arch is the embedding size)
+    Lightgcn,
     /// Items by training popularity; nothing is trained
     Mostpop,
 }
@@ -29,7 +31,7 @@ impl ModelKind {
         match self {
             ModelKind::Cobrar => 1,
             ModelKind::Deepmf => 2,
-            ModelKind::Bpr | ModelKind::Mostpop => 0,
+            ModelKind::Bpr | ModelKind::Lightgcn | ModelKind::Mostpop => 0,
         }
     }
 
@@ -42,7 +44,7 @@ impl ModelKind {
     pub fn default_arch(self) -> Architecture {
         let widths = match self {
             ModelKind::Cobrar | ModelKind::Deepmf => vec![512, 64],
-            ModelKind::Bpr => vec![64],
+            ModelKind::Bpr | ModelKind::Lightgcn => vec![64],
             ModelKind::Mostpop => vec![4],
         };
         Architecture { widths }
@@ -56,9 +58,9 @@ impl ModelKind {
                 "{self} needs at least a projection width and an embedding size in --arch \
                  (e.g. 2048,128), got {arch}"
             ),
-            ModelKind::Bpr => ensure!(
+            ModelKind::Bpr | ModelKind::Lightgcn => ensure!(
                 arch.widths.len() == 1,
-                "bpr takes one width in --arch, its embedding size (e.g. 64), got {arch}"
+                "{self} takes one width in --arch, its embedding size (e.g. 64), got {arch}"
             ),
             ModelKind::Mostpop => ensure!(
                 arch.widths == [4],
@@ -75,6 +77,7 @@ impl fmt::Display for ModelKind {
             ModelKind::Cobrar => "cobrar",
             ModelKind::Deepmf => "deepmf",
             ModelKind::Bpr => "bpr",
+            ModelKind::Lightgcn => "lightgcn",
             ModelKind::Mostpop => "mostpop",
         })
     }
@@ -202,8 +205,8 @@ impl ParamCounts {
         n_items: usize,
     ) -> ParamCounts {
         match kind {
-            // The two embedding tables, counted in the projection fields.
-            ModelKind::Bpr => {
+            // The two embedding tables (LightGCN's layer 0), counted in the projection fields.
+            ModelKind::Bpr | ModelKind::Lightgcn => {
                 let d = arch.embedding() as u64;
                 let (u, i) = (n_users as u64 * d, n_items as u64 * d);
                 return ParamCounts {

@@ -20,9 +20,9 @@ use crate::kernels::adam_dense::AdamConfig;
 use crate::kernels::{adam_table, bpr_loss, score_loss};
 use crate::sampler::Pair;
 
-/// Buffers of the two tables.
-const USERS: &str = "E_U";
-const ITEMS: &str = "E_I";
+/// Buffers of the two tables (LightGCN's layer 0 too).
+pub(crate) const USERS: &str = "E_U";
+pub(crate) const ITEMS: &str = "E_I";
 
 /// BPR-MF's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,8 +98,22 @@ fn push_index(image: &mut Vec<u32>, keys: impl Iterator<Item = u32> + Clone, row
 }
 
 /// u32 words of the image of `n` triples.
-fn image_len(n: usize, n_users: usize, n_items: usize) -> usize {
+pub(crate) fn image_len(n: usize, n_users: usize, n_items: usize) -> usize {
     3 * n + (n_users + 1 + n) + (n_items + 1 + 2 * n)
+}
+
+/// The embedding tables' kernels bind them whole: one line when one exceeds a storage binding.
+pub(crate) fn check_tables_unchunked(layout: &MemoryLayout, model: &str) -> anyhow::Result<()> {
+    for (table, side) in [(USERS, "user"), (ITEMS, "item")] {
+        let id = layout.id(table);
+        anyhow::ensure!(
+            layout.chunks(id) == 1,
+            "{model}'s {side} embedding table ({} MiB) exceeds one storage binding of this \
+             adapter; use a smaller --arch (the embedding size)",
+            layout.spec(id).bytes() >> 20
+        );
+    }
+    Ok(())
 }
 
 /// The parameter tensors: Xavier-uniform embeddings (PyTorch's bound for an N × d weight).
@@ -158,14 +172,18 @@ impl<'d> Bpr<'d> {
             gu_off: 0,
             gi_off: b.n * self.cfg.dim,
             lambda: self.cfg.lambda,
+            reg_rows: true,
         };
         let (p, grid) = launch.params(pb.max_per_dim);
+        let (users, items) = (pb.id(USERS), pb.id(ITEMS));
         let binds = [
-            pb.id(USERS).into(),
-            pb.id(ITEMS).into(),
+            users.into(),
+            items.into(),
             batch.into(),
             grads.into(),
             pair_loss.into(),
+            users.into(),
+            items.into(),
         ];
         pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
         let sum = score_loss::Params {
@@ -223,17 +241,7 @@ impl Model for Bpr<'_> {
     }
 
     fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()> {
-        for table in [USERS, ITEMS] {
-            let id = layout.id(table);
-            anyhow::ensure!(
-                layout.chunks(id) == 1,
-                "BPR-MF's {} embedding table ({} MiB) exceeds one storage binding of this adapter; \
-                 use a smaller --arch (the embedding size)",
-                if table == USERS { "user" } else { "item" },
-                (layout.spec(id).bytes() >> 20)
-            );
-        }
-        Ok(())
+        check_tables_unchunked(layout, "BPR-MF")
     }
 
     fn resident(&self) -> Vec<(&'static str, &[u32])> {

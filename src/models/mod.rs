@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod bpr;
 pub mod cobrar;
+pub mod lightgcn;
 pub mod mostpop;
 pub mod net;
 pub mod params;

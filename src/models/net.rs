@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::bpr::{Bpr, BprBatch};
 use super::cobrar::TwoTower;
+use super::lightgcn::LightGcn;
 use super::mostpop::MostPop;
 use super::{Mode, Model, ModelKind, ParamLayout, Side, Weights};
 use crate::batch::HostBatch;
@@ -18,12 +19,14 @@ pub enum Net<'d> {
     /// CoBraR or DeepMF.
     TwoTower(TwoTower<'d>),
     Bpr(Bpr<'d>),
+    LightGcn(LightGcn<'d>),
     MostPop(MostPop<'d>),
 }
 
 /// The batch of whichever model built it.
 pub enum NetBatch {
     TwoTower(HostBatch),
+    /// BPR-MF's and LightGCN's triples.
     Bpr(BprBatch),
     None,
 }
@@ -34,6 +37,7 @@ macro_rules! each {
         match $net {
             Net::TwoTower($m) => $body,
             Net::Bpr($m) => $body,
+            Net::LightGcn($m) => $body,
             Net::MostPop($m) => $body,
         }
     };
@@ -97,6 +101,7 @@ impl Model for Net<'_> {
         match self {
             Net::TwoTower(m) => NetBatch::TwoTower(m.build_batch(pairs)),
             Net::Bpr(m) => NetBatch::Bpr(m.build_batch(pairs)),
+            Net::LightGcn(m) => NetBatch::Bpr(m.build_batch(pairs)),
             Net::MostPop(_) => NetBatch::None,
         }
     }
@@ -105,6 +110,7 @@ impl Model for Net<'_> {
         match (self, batch) {
             (Net::TwoTower(m), NetBatch::TwoTower(b)) => m.train_step(pb, b, t),
             (Net::Bpr(m), NetBatch::Bpr(b)) => m.train_step(pb, b, t),
+            (Net::LightGcn(m), NetBatch::Bpr(b)) => m.train_step(pb, b, t),
             (Net::MostPop(m), NetBatch::None) => m.train_step(pb, &(), t),
             _ => mismatch(&self.label()),
         }
@@ -114,6 +120,7 @@ impl Model for Net<'_> {
         match (self, batch) {
             (Net::TwoTower(m), NetBatch::TwoTower(b)) => m.grad_step(pb, b, t),
             (Net::Bpr(m), NetBatch::Bpr(b)) => m.grad_step(pb, b, t),
+            (Net::LightGcn(m), NetBatch::Bpr(b)) => m.grad_step(pb, b, t),
             (Net::MostPop(m), NetBatch::None) => m.grad_step(pb, &(), t),
             _ => mismatch(&self.label()),
         }

@@ -72,6 +72,9 @@ impl RunConfig {
     pub fn label(&self) -> String {
         match self.train.model {
             crate::models::ModelKind::Mostpop => self.train.model.to_string(),
+            crate::models::ModelKind::Lightgcn => {
+                format!("lightgcn {} K={}", self.train.arch, self.train.layers)
+            }
             _ => format!("{} {}", self.train.model, self.train.arch),
         }
     }

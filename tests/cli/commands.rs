@@ -199,6 +199,24 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
         bpr.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let lgcn = tmp.path().join("lightgcn");
+    let o = run(&[
+        "train",
+        "--model",
+        "lightgcn",
+        "--arch",
+        "8",
+        "--layers",
+        "2",
+        "--epochs",
+        "1",
+        "--max-steps-per-epoch",
+        "10",
+        "--quiet",
+        "--out",
+        lgcn.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&[
         "train",
         "--model",
@@ -218,7 +236,7 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
     assert_eq!(config["train"]["sampler"], "bpr");
     assert_eq!(config["parameters"]["total"], (2000 + 999) * 16);
 
-    for dir in [&bpr, &pop] {
+    for dir in [&bpr, &lgcn, &pop] {
         let d = dir.to_str().unwrap();
         // evaluate reproduces the run's own test metrics from the checkpoint.
         let o = run(&["evaluate", "--checkpoint", d, "--json"]);
@@ -277,12 +295,13 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
         .collect();
     let want: Vec<&str> = by_pop.iter().take(3).map(|p| p.1).collect();
     assert_eq!(got, want, "{text}");
-    let o = run(&["compare", pop.to_str().unwrap(), bpr.to_str().unwrap()]);
+    let runs = [&pop, &bpr, &lgcn].map(|d| d.to_str().unwrap());
+    let o = run(&[&["compare"][..], &runs[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let table = stdout(&o);
     assert!(
-        table.contains("mostpop") && table.contains("bpr 16"),
-        "{table}\n{text}"
+        table.contains("mostpop") && table.contains("bpr 16") && table.contains("lightgcn 8 K=2"),
+        "{table}"
     );
 
     let line = error_line(&run(&["train", "--model", "bpr", "--arch", "512,64"]));
@@ -291,6 +310,10 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
     assert!(line.contains("--sampler alg1"), "{line}");
     let line = error_line(&run(&["train", "--model", "cobrar", "--arch", "64"]));
     assert!(line.contains("projection width"), "{line}");
+    let line = error_line(&run(&["train", "--model", "lightgcn", "--layers", "9"]));
+    assert!(line.contains("--layers"), "{line}");
+    let line = error_line(&run(&["train", "--model", "bpr", "--layers", "2"]));
+    assert!(line.contains("--layers is LightGCN's"), "{line}");
 }
 
 #[test]

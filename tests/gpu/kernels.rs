@@ -9,7 +9,7 @@ use cobrar_gpu::gpu::plan::PlanBuilder;
 use cobrar_gpu::kernels::adam_dense::{self, AdamConfig};
 use cobrar_gpu::kernels::{
     Activation, Dropout, adam_table, bpr_loss, column_sums, dense_backward_data,
-    dense_backward_weight, dense_forward, score_loss, spmm,
+    dense_backward_weight, dense_forward, propagate, score_loss, spmm,
 };
 use rand::RngExt;
 
@@ -471,15 +471,19 @@ fn score_loss_matches_cpu_twin() {
 #[test]
 fn bpr_loss_matches_cpu_twin() {
     let mut rng = rng("bpr_loss");
-    // (users, items, triples, dim, λ, spread of the entries: small and large scores, σ both ways)
-    for (nu, ni, n, dim, lambda, spread) in [
-        (1, 2, 1, 4, 0.0, 0.5),
-        (7, 19, 40, 12, 1e-2, 0.5),
-        (60, 300, 256, 64, 1e-3, 0.2),
-        (30, 50, 100, 128, 0.1, 2.0),
+    // (users, items, triples, dim, λ, spread of the entries: small and large scores, σ both ways,
+    // whether the scored rows are the regularised ones (BPR-MF) or not (LightGCN))
+    for (nu, ni, n, dim, lambda, spread, reg_rows) in [
+        (1, 2, 1, 4, 0.0, 0.5, true),
+        (7, 19, 40, 12, 1e-2, 0.5, true),
+        (60, 300, 256, 64, 1e-3, 0.2, true),
+        (30, 50, 100, 128, 0.1, 2.0, true),
+        (30, 50, 100, 16, 0.1, 1.0, false),
     ] {
         let users = uniform(&mut rng, nu * dim, -spread, spread);
         let items = uniform(&mut rng, ni * dim, -spread, spread);
+        let reg_users = uniform(&mut rng, nu * dim, -spread, spread);
+        let reg_items = uniform(&mut rng, ni * dim, -spread, spread);
         let pick = |rng: &mut _, k: usize| -> Vec<u32> {
             (0..n)
                 .map(|_| rand::RngExt::random_range(rng, 0..k as u32))
@@ -498,10 +502,13 @@ fn bpr_loss_matches_cpu_twin() {
             gu_off,
             gi_off,
             lambda,
+            reg_rows,
         };
         let bufs = Buffers::default()
             .f32("users", users)
             .f32("items", items)
+            .f32("reg_users", reg_users)
+            .f32("reg_items", reg_items)
             .u32("batch", batch)
             .f32("grads_act", vec![f32::NAN; 4 + 3 * n * dim])
             .f32("pair_loss", vec![f32::NAN; n])
@@ -514,6 +521,8 @@ fn bpr_loss_matches_cpu_twin() {
                 b(pb, "batch"),
                 b(pb, "grads_act"),
                 b(pb, "pair_loss"),
+                b(pb, if reg_rows { "users" } else { "reg_users" }),
+                b(pb, if reg_rows { "items" } else { "reg_items" }),
             ];
             pb.dispatch(&bpr_loss::GRAD, &binds, &p, grid);
             let sum = score_loss::Params {
@@ -530,7 +539,9 @@ fn bpr_loss_matches_cpu_twin() {
         };
         let g = run_gpu(&bufs, None, &build);
         let c = crate::common::run_cpu(&bufs, None, &build);
-        let what = format!("bpr loss users {nu} items {ni} triples {n} dim {dim} λ {lambda}");
+        let what = format!(
+            "bpr loss users {nu} items {ni} triples {n} dim {dim} λ {lambda} reg rows {reg_rows}"
+        );
         // Each gradient element is σ(−s)·(a row difference)/B + λ·row/B: f32 rounding of s (a sum of
         // 2·dim products) moves σ by ~1e-7·Σ|products|; bounded relative to the largest element.
         let want = &c["grads_act"][4..];
@@ -566,6 +577,70 @@ fn bpr_loss_matches_cpu_twin() {
             g["loss_ring"][2], -1.0,
             "{what}: other ring slots untouched"
         );
+    }
+}
+
+#[test]
+fn propagation_layers_and_the_regulariser_match_cpu_twins() {
+    let mut rng = rng("propagate");
+    // (rows of this side, rows of the other side, dim, max row length, total scale)
+    for (rows, others, dim, max_len, total_scale) in [
+        (1, 1, 4, 1, 1.0),
+        (37, 23, 12, 9, 1.0),
+        (300, 120, 64, 40, 0.25),
+        (20, 70, 1028, 30, 0.5),
+    ] {
+        let (ptr, idx) = random_csr(&mut rng, rows, others, max_len);
+        let mut degree = |n: usize| -> Vec<u32> {
+            (0..n)
+                .map(|_| propagate::degree_scale(rng.random_range(0..50usize)).to_bits())
+                .collect()
+        };
+        let (s_out, s_in) = (degree(rows), degree(others));
+        // A fake gradient index over this side's rows, as a batch holds it after 5 words of other data.
+        let counts: Vec<u32> = (0..rows).map(|_| rng.random_range(0..3u32)).collect();
+        let mut batch = vec![7u32; 5];
+        batch.push(0);
+        for c in &counts {
+            let last = *batch.last().unwrap();
+            batch.push(last + c);
+        }
+        let bufs = Buffers::default()
+            .u32("ptr", ptr)
+            .u32("idx", idx)
+            .u32("s_out", s_out)
+            .u32("s_in", s_in)
+            .f32("x", uniform(&mut rng, others * dim, -1.0, 1.0))
+            .f32("y", vec![f32::NAN; rows * dim])
+            .f32("total", uniform(&mut rng, rows * dim, -1.0, 1.0))
+            .f32("e0", uniform(&mut rng, rows * dim, -1.0, 1.0))
+            .u32("batch", batch)
+            .f32("grad", uniform(&mut rng, rows * dim, -1.0, 1.0));
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (p, grid) = propagate::layer_params(rows, dim, total_scale, pb.max_per_dim);
+            let binds = ["ptr", "idx", "s_out", "s_in", "x", "y", "total"].map(|n| b(pb, n));
+            pb.dispatch(&propagate::LAYER, &binds, &p, grid);
+            let (p, grid) = propagate::regularise_params(rows, dim, 5, 0.01, pb.max_per_dim);
+            pb.dispatch(
+                &propagate::REGULARISE,
+                &["e0", "batch", "grad"].map(|n| b(pb, n)),
+                &p,
+                grid,
+            );
+        };
+        let (g, c, scale) = run_three(&bufs, None, &build);
+        let what = format!("propagate rows {rows} others {others} dim {dim}");
+        // Sums of up to max_len terms in f32 against f64.
+        for out in ["y", "total", "grad"] {
+            assert_close_scaled(
+                &format!("{what}: {out}"),
+                &g[out],
+                &c[out],
+                &scale[out],
+                1e-6,
+                1e-5,
+            );
+        }
     }
 }
 

@@ -26,6 +26,7 @@ fn config(model: ModelKind, sampler: SamplerKind) -> TrainConfig {
         max_steps_per_epoch: Some(40),
         no_validation: false,
         batch_index: Default::default(),
+        layers: 3,
     }
 }
 

@@ -1,0 +1,327 @@
+//! LightGCN (He et al., SIGIR 2020; SPEC §7): layer-0 embeddings E⁰ of every user and item, propagated
+//! K times over the training graph, E^{k+1} = Â·E^k with Â = D^{-1/2} A D^{-1/2} (degrees + 1e-7, as
+//! Elliot); the final embedding is the mean of E⁰…E^K, scored by the dot product and trained with the
+//! BPR loss on the `bpr` sampler's triples, the regulariser (λ/2)·‖·‖²/B on the layer-0 rows used.
+//!
+//! A step: the forward propagation (2K launches: each side's layer from the other side's previous
+//! layer, the running mean in `lgcn.total.*`), the BPR loss on the final rows, the loss sum, the loss
+//! gradient gathered into a dense gradient per side (through the batch's index), the backward
+//! propagation — Â is symmetric, so the gradient of the layer mean is the same mean of Â^k applied to
+//! the gradient: the same 2K launches —, the regulariser on the rows used, and a dense Adam step of both
+//! tables. Everything is a gather in a fixed order: deterministic.
+
+use std::sync::Arc;
+
+use super::bpr::{self, BprBatch};
+use super::params::ParamLayout;
+use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
+use crate::data::Csr;
+use crate::eval::ranking::Scorer;
+use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
+use crate::gpu::plan::PlanBuilder;
+use crate::kernels::adam_dense::{self, AdamConfig};
+use crate::kernels::{adam_table, bpr_loss, propagate, score_loss};
+use crate::sampler::Pair;
+
+/// Per side (users, items): the layer mean, the two ping-pong layers, the dense gradient, the degree
+/// factors, and the training CSR of the side.
+const TOTAL: [&str; 2] = ["lgcn.total.u", "lgcn.total.i"];
+const LAYER: [[&str; 2]; 2] = [["lgcn.u.0", "lgcn.u.1"], ["lgcn.i.0", "lgcn.i.1"]];
+const GRAD: [&str; 2] = ["lgcn.grad.u", "lgcn.grad.i"];
+const SCALE: [&str; 2] = ["lgcn.s.u", "lgcn.s.i"];
+const CSR: [[&str; 2]; 2] = [
+    [buffers::EXCLUDE_PTR, buffers::EXCLUDE_IDX],
+    ["train.by_item.ptr", "train.by_item.idx"],
+];
+
+/// The most propagation layers accepted.
+pub const MAX_LAYERS: usize = 4;
+
+/// LightGCN's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LightGcnConfig {
+    pub dim: usize,
+    /// Propagation layers K.
+    pub layers: usize,
+    /// λ of the regulariser on the layer-0 rows used.
+    pub lambda: f32,
+    pub lr: f64,
+}
+
+/// LightGCN on a training split.
+pub struct LightGcn<'d> {
+    pub cfg: LightGcnConfig,
+    by_user: &'d Csr,
+    by_item: &'d Csr,
+    /// Degree factors (f32 bits) of users and items.
+    scales: [Vec<u32>; 2],
+    pub max_triples: usize,
+    params: Arc<ParamLayout>,
+}
+
+impl<'d> LightGcn<'d> {
+    pub fn new(
+        cfg: LightGcnConfig,
+        by_user: &'d Csr,
+        by_item: &'d Csr,
+        max_triples: usize,
+    ) -> LightGcn<'d> {
+        assert!(
+            (1..=MAX_LAYERS).contains(&cfg.layers),
+            "1 to {MAX_LAYERS} layers"
+        );
+        let scale = |csr: &Csr| -> Vec<u32> {
+            (0..csr.n_rows())
+                .map(|r| propagate::degree_scale(csr.row_len(r)).to_bits())
+                .collect()
+        };
+        let params = Arc::new(bpr::param_layout(
+            cfg.dim,
+            by_user.n_rows(),
+            by_item.n_rows(),
+        ));
+        LightGcn {
+            cfg,
+            by_user,
+            by_item,
+            scales: [scale(by_user), scale(by_item)],
+            max_triples: max_triples.max(1),
+            params,
+        }
+    }
+
+    fn rows(&self, side: usize) -> usize {
+        [self.by_user.n_rows(), self.by_item.n_rows()][side]
+    }
+
+    /// The layer mean of the propagation of `x0` (per side) into the `TOTAL` buffers.
+    fn propagate(&self, pb: &mut PlanBuilder<'_, '_>, x0: [BufId; 2]) {
+        let (d, k_max) = (self.cfg.dim, self.cfg.layers);
+        for side in 0..2 {
+            pb.copy(x0[side], 0, pb.id(TOTAL[side]), 0, self.rows(side) * d);
+        }
+        let edges = self.by_user.nnz() as u64;
+        for k in 0..k_max {
+            let scale = if k + 1 == k_max {
+                1.0 / (k_max as f32 + 1.0)
+            } else {
+                1.0
+            };
+            for side in 0..2 {
+                let other = 1 - side;
+                let x = if k == 0 {
+                    x0[other]
+                } else {
+                    pb.id(LAYER[other][k % 2])
+                };
+                let (p, grid) = propagate::layer_params(self.rows(side), d, scale, pb.max_per_dim);
+                let binds = [
+                    pb.id(CSR[side][0]).into(),
+                    pb.id(CSR[side][1]).into(),
+                    pb.id(SCALE[side]).into(),
+                    pb.id(SCALE[other]).into(),
+                    x.into(),
+                    pb.id(LAYER[side][(k + 1) % 2]).into(),
+                    pb.id(TOTAL[side]).into(),
+                ];
+                let cost = propagate::layer_cost(&p, edges);
+                pb.dispatch_costed(&propagate::LAYER, &binds, &p, grid, cost);
+            }
+        }
+    }
+
+    /// Forward, loss and backward of batch `b` at step `t`: each table's full gradient in `TOTAL`.
+    fn forward_backward<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
+        let d = self.cfg.dim;
+        let tables = [pb.id(bpr::USERS), pb.id(bpr::ITEMS)];
+        let (batch, grads, pair_loss) = (pb.id("batch"), pb.id("grads_act"), pb.id("pair_loss"));
+        pb.upload(batch, 0, &b.image);
+        self.propagate(pb, tables);
+        let r = &b.regions;
+        let launch = bpr_loss::Launch {
+            n: b.n,
+            dim: d,
+            u_off: r[0],
+            i_off: r[1],
+            j_off: r[2],
+            gu_off: 0,
+            gi_off: b.n * d,
+            lambda: self.cfg.lambda,
+            reg_rows: false,
+        };
+        let (p, grid) = launch.params(pb.max_per_dim);
+        let binds = [
+            pb.id(TOTAL[0]).into(),
+            pb.id(TOTAL[1]).into(),
+            batch.into(),
+            grads.into(),
+            pair_loss.into(),
+            tables[0].into(),
+            tables[1].into(),
+        ];
+        pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
+        let sum = score_loss::Params {
+            n_pairs: b.n as u32,
+            ring_slot: ring_slot(t) as u32,
+            ..Default::default()
+        };
+        let binds = [pair_loss.into(), pb.id(buffers::LOSS_RING).into()];
+        pb.dispatch_costed(
+            &score_loss::SUM,
+            &binds,
+            &sum,
+            [1, 1, 1],
+            score_loss::cost(&sum).1,
+        );
+
+        // The final rows' gradients, gathered per table row (every row written, zero if unused).
+        let index = [(r[3], r[4], 0), (r[5], r[6], b.n * d)];
+        let unused = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
+        for side in 0..2 {
+            let (ptr, list, dh_off) = index[side];
+            let rows = (0, self.rows(side));
+            let (p, grid) =
+                adam_table::params(rows, d, (ptr, list), dh_off, unused, pb.max_per_dim);
+            let binds = [batch.into(), grads.into(), pb.id(GRAD[side]).into()];
+            pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
+        }
+        self.propagate(pb, [pb.id(GRAD[0]), pb.id(GRAD[1])]);
+        let coef = self.cfg.lambda / b.n.max(1) as f32;
+        for side in 0..2 {
+            let (p, grid) = propagate::regularise_params(
+                self.rows(side),
+                d,
+                index[side].0,
+                coef,
+                pb.max_per_dim,
+            );
+            let binds = [tables[side].into(), batch.into(), pb.id(TOTAL[side]).into()];
+            pb.dispatch(&propagate::REGULARISE, &binds, &p, grid);
+        }
+    }
+}
+
+impl Model for LightGcn<'_> {
+    type Batch = BprBatch;
+
+    fn label(&self) -> String {
+        format!("lightgcn {} K={}", self.cfg.dim, self.cfg.layers)
+    }
+
+    fn kind(&self) -> ModelKind {
+        ModelKind::Lightgcn
+    }
+
+    fn params(&self) -> &Arc<ParamLayout> {
+        &self.params
+    }
+
+    fn buffers(&self, mode: Mode) -> Vec<BufferSpec> {
+        let d = self.cfg.dim;
+        let mut specs = Vec::new();
+        for side in 0..2 {
+            let len = self.rows(side) * d;
+            specs.push(BufferSpec::f32(TOTAL[side], len, Role::Work));
+            for name in LAYER[side] {
+                specs.push(BufferSpec::f32(name, len, Role::Work));
+            }
+            if mode != Mode::Infer {
+                specs.push(BufferSpec::f32(GRAD[side], len, Role::Work));
+            }
+        }
+        if mode != Mode::Infer {
+            let (n, m, b) = (self.rows(0), self.rows(1), self.max_triples);
+            specs.push(BufferSpec::u32(
+                "batch",
+                bpr::image_len(b, n, m),
+                Role::Input,
+            ));
+            specs.push(BufferSpec::f32("grads_act", 3 * b * d, Role::Work));
+            specs.push(BufferSpec::f32("pair_loss", b, Role::Work));
+        }
+        for (name, data) in self.resident() {
+            specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
+        }
+        specs
+    }
+
+    fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()> {
+        bpr::check_tables_unchunked(layout, "LightGCN")
+    }
+
+    fn resident(&self) -> Vec<(&'static str, &[u32])> {
+        vec![
+            (CSR[0][0], &self.by_user.offsets[..]),
+            (CSR[0][1], &self.by_user.indices[..]),
+            (CSR[1][0], &self.by_item.offsets[..]),
+            (CSR[1][1], &self.by_item.indices[..]),
+            (SCALE[0], &self.scales[0][..]),
+            (SCALE[1], &self.scales[1][..]),
+        ]
+    }
+
+    fn n_users(&self) -> usize {
+        self.rows(0)
+    }
+
+    fn n_items(&self) -> usize {
+        self.rows(1)
+    }
+
+    fn dim(&self) -> usize {
+        self.cfg.dim
+    }
+
+    fn scorer(&self) -> Scorer {
+        Scorer::Dot
+    }
+
+    fn build_batch(&self, pairs: &[Pair]) -> BprBatch {
+        BprBatch::build(pairs, self.rows(0), self.rows(1))
+    }
+
+    fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
+        self.forward_backward(pb, b, t);
+        // λ is in the loss (layer-0 rows used only), so Adam adds no weight decay.
+        let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
+        for (side, name) in [bpr::USERS, bpr::ITEMS].into_iter().enumerate() {
+            let (table, grad) = (pb.id(name), pb.id(TOTAL[side]));
+            let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
+            let (p, grid) =
+                adam_dense::params(self.rows(side) * self.cfg.dim, step, pb.max_per_dim);
+            let binds = [table.into(), grad.into(), m.into(), v.into()];
+            pb.dispatch_costed(&adam_dense::DEF, &binds, &p, grid, adam_dense::cost(&p));
+        }
+    }
+
+    fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
+        self.forward_backward(pb, b, t);
+        for (side, name) in [bpr::USERS, bpr::ITEMS].into_iter().enumerate() {
+            let len = self.rows(side) * self.cfg.dim;
+            pb.copy(pb.id(TOTAL[side]), 0, pb.id(&grad_buffer(name)), 0, len);
+        }
+    }
+
+    fn embed_rows(&self, _mode: Mode) -> usize {
+        self.rows(0).max(self.rows(1))
+    }
+
+    fn embed_block<'a>(
+        &'a self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        side: Side,
+        ids: &'a [u32],
+        first: usize,
+    ) {
+        // One block per side (`embed_rows` covers both): propagate, then copy the side's layer mean.
+        debug_assert_eq!((first, ids.len()), (0, ids.len()));
+        let tables = [pb.id(bpr::USERS), pb.id(bpr::ITEMS)];
+        self.propagate(pb, tables);
+        let (s, dst) = match side {
+            Side::Users => (0, buffers::USER_EMBEDDINGS),
+            Side::Items => (1, buffers::ITEM_EMBEDDINGS),
+        };
+        let len = self.rows(s) * self.cfg.dim;
+        pb.copy(pb.id(TOTAL[s]), 0, pb.id(dst), 0, len);
+    }
+}
