@@ -47,7 +47,7 @@ struct GridFile {
 }
 
 /// `--key value` arguments for one TOML value (`true` → a bare flag, `false` → nothing).
-fn flag_args(key: &str, value: &toml::Value) -> anyhow::Result<Vec<String>> {
+pub(crate) fn flag_args(key: &str, value: &toml::Value) -> anyhow::Result<Vec<String>> {
     let flag = format!("--{}", key.replace('_', "-"));
     Ok(match value {
         toml::Value::Boolean(true) => vec![flag],
@@ -76,7 +76,9 @@ fn value_text(v: &toml::Value) -> String {
 }
 
 /// Every combination of the grid's lists, in a fixed order (keys sorted, last key fastest).
-fn combinations(grid: &BTreeMap<String, Vec<toml::Value>>) -> Vec<Vec<(String, toml::Value)>> {
+pub(crate) fn combinations(
+    grid: &BTreeMap<String, Vec<toml::Value>>,
+) -> Vec<Vec<(String, toml::Value)>> {
     let mut out = vec![Vec::new()];
     for (key, values) in grid {
         let mut next = Vec::new();
@@ -218,7 +220,7 @@ struct TrainFlags {
     cmd: TrainCommand,
 }
 
-fn describe(combo: &[(String, toml::Value)]) -> String {
+pub(crate) fn describe(combo: &[(String, toml::Value)]) -> String {
     combo
         .iter()
         .map(|(k, v)| format!("{k}={}", value_text(v)))

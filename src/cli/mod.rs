@@ -43,6 +43,7 @@ pub mod evaluate;
 pub mod export;
 pub mod grid;
 pub mod recommend;
+pub mod reproduce;
 pub mod train;
 
 /// Train and evaluate CoBraR / DeepMF recommenders on any GPU through WGSL compute shaders.
@@ -81,7 +82,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Train CoBraR or DeepMF with early stopping, evaluate on test, write a run directory.
+    /// Train a model (CoBraR, DeepMF or a baseline) with early stopping, evaluate on test, write a
+    /// run directory.
     Train(Box<train::TrainCommand>),
     /// Recompute every metric of a run from its saved weights and split.
     Evaluate(evaluate::EvaluateCommand),
@@ -93,6 +95,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Train every combination of a hyper-parameter grid; select on validation NDCG@5.
     Grid(grid::GridCommand),
+    /// The study in one command: every model's grid, Table 2, parameter counts, the timing table.
+    Reproduce(Box<reproduce::ReproduceCommand>),
     /// Benchmark: training steps/s, per-kernel GPU times and one full evaluation, as JSON.
     Bench(Box<bench::BenchCommand>),
     /// Dataset statistics (the paper's Table 1) and split files.
@@ -111,5 +115,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(cmd) => export::run(cmd, &cli.gpu),
         Command::Compare(args) => compare::run(args),
         Command::Grid(cmd) => grid::run(cmd, &cli.gpu),
+        Command::Reproduce(cmd) => reproduce::run(*cmd, &cli.gpu),
     }
 }

@@ -198,6 +198,10 @@ pub struct TrainCommand {
     /// No progress bar or epoch lines (errors and the final summary still print)
     #[arg(long, short)]
     pub quiet: bool,
+    /// No final summary on stdout either: set by commands that train many runs and print their own
+    /// report (`reproduce`)
+    #[arg(skip)]
+    pub no_summary: bool,
 }
 
 /// Flags of `train` that `--resume` accepts beside itself (the run's configuration is its own).
@@ -207,7 +211,7 @@ pub fn run(cmd: TrainCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     if let Some(dir) = &cmd.resume {
         reject_flags_beside_resume()?;
-        return resume(dir, cmd.quiet, gpu, started).map(|_| ());
+        return resume(dir, cmd.quiet, true, gpu, started).map(|_| ());
     }
     cmd.train.config()?; // flag errors before the data loads
     let ds = cmd.dataset.load()?;
@@ -303,13 +307,22 @@ pub fn execute(
     crate::data::write_split(ds, &out.join(run::SPLIT_DIR))?;
     // config.json last: its presence marks a run directory that `--resume` can continue.
     run::write_json(&out.join(run::CONFIG_FILE), &config)?;
-    run_training(&out, &config, ds, ctx, None, cmd.quiet, started)
+    run_training(
+        &out,
+        &config,
+        ds,
+        ctx,
+        None,
+        (cmd.quiet, !cmd.no_summary),
+        started,
+    )
 }
 
 /// Continues the interrupted run in `dir`.
 pub fn resume(
     dir: &Path,
     quiet: bool,
+    summary: bool,
     gpu: &GpuArgs,
     started: Instant,
 ) -> anyhow::Result<RunMetrics> {
@@ -347,7 +360,7 @@ pub fn resume(
             String::new()
         }
     );
-    run_training(dir, &config, &ds, ctx, progress, quiet, started)
+    run_training(dir, &config, &ds, ctx, progress, (quiet, summary), started)
 }
 
 /// Trains (from scratch or from `start`), checkpointing every epoch, then evaluates the best epoch on
@@ -358,7 +371,7 @@ fn run_training(
     ds: &Dataset,
     ctx: std::sync::Arc<crate::gpu::GpuContext>,
     start: train::Start,
-    quiet: bool,
+    (quiet, summary): (bool, bool),
     started: Instant,
 ) -> anyhow::Result<RunMetrics> {
     let cfg = &config.train;
@@ -493,7 +506,9 @@ fn run_training(
     // metrics.json last: its presence marks a finished run, which needs no resumable state.
     run::write_json(&out.join(table::METRICS_FILE), &metrics)?;
     let _ = std::fs::remove_dir_all(out.join(state::STATE_DIR));
-    print_summary(out, &metrics)?;
+    if summary {
+        print_summary(out, &metrics)?;
+    }
     Ok(metrics)
 }
 

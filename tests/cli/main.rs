@@ -6,4 +6,5 @@ mod common;
 mod compare;
 mod data;
 mod reliability;
+mod reproduce;
 mod resume;

@@ -1,0 +1,522 @@
+//! `cobrar-gpu reproduce --dataset D --out DIR [--grid fast|paper|study|FILE.toml] [--models …]`: the
+//! study in one command. Every model's grid is trained with the study's protocol (selection on
+//! validation NDCG@5, early stopping), every run kept under `DIR/runs/`, and the reports written:
+//! Table 2 (markdown and CSV, significance after Bonferroni), the parameter counts, the timing table
+//! that answers the open question (does CoBraR's shared branch need longer training than DeepMF's two?),
+//! every run's numbers, and `report.md` tying them together.
+//!
+//! A run's directory is named by a hash of its configuration and dataset flags, so an interrupted
+//! `reproduce` continues where it stopped: a finished run is never trained twice, an interrupted one
+//! resumes from its last completed epoch, and only the rest is trained.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, ValueEnum};
+use sha2::{Digest, Sha256};
+
+use super::GpuArgs;
+use super::data::DatasetArgs;
+use super::grid::{combinations, describe, flag_args};
+use super::train::{TrainArgs, TrainCommand};
+use crate::models::ModelKind;
+use crate::models::arch::group_digits;
+use crate::report::run::{RunConfig, RunMetrics};
+use crate::report::table;
+use crate::train::{EpochRecord, TrainConfig};
+use crate::util::write_atomic;
+
+#[derive(Debug, Args)]
+pub struct ReproduceCommand {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Folder for every run (`runs/`) and the reports
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The grid: fast (small machines), paper (the study's printed grid), study (the paper's grid
+    /// with lr 1e-3/1e-4), or a TOML file of the same form (see grids/ in the repository)
+    #[arg(long, value_name = "GRID", default_value = "fast")]
+    pub grid: String,
+    /// Only these models (comma-separated) [default: every model in the grid]
+    #[arg(long, value_name = "MODEL,…", value_delimiter = ',')]
+    pub models: Option<Vec<ModelKind>>,
+    /// List the runs (and which are finished) and exit
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The grids built into the binary: name, file text.
+const GRIDS: [(&str, &str); 3] = [
+    ("fast", include_str!("../../grids/fast.toml")),
+    ("paper", include_str!("../../grids/paper.toml")),
+    ("study", include_str!("../../grids/study.toml")),
+];
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GridFile {
+    /// Flags of every run.
+    #[serde(default)]
+    train: BTreeMap<String, toml::Value>,
+    /// Per model: its flags; a list is a grid over its values.
+    #[serde(default)]
+    models: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+/// `train`'s model and training flags, parsed from a grid line as if typed on the command line.
+#[derive(Debug, Parser)]
+struct TrainOnly {
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+/// One run of the study.
+pub struct Planned {
+    pub model: ModelKind,
+    /// The grid values of this run (`lr=0.001 weight-decay=0.01`).
+    pub setting: String,
+    pub config: TrainConfig,
+    pub dir: PathBuf,
+    args: TrainArgs,
+}
+
+/// The grid's name and text: a built-in one, or a file.
+fn grid_source(grid: &str) -> anyhow::Result<(String, String)> {
+    if let Some((name, text)) = GRIDS.iter().find(|(n, _)| *n == grid) {
+        return Ok((name.to_string(), text.to_string()));
+    }
+    let path = Path::new(grid);
+    if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the grid file {}", path.display()))?;
+        return Ok((path.display().to_string(), text));
+    }
+    let names: Vec<&str> = GRIDS.iter().map(|g| g.0).collect();
+    bail!(
+        "--grid {grid:?}: not a built-in grid ({}) nor a .toml file",
+        names.join(", ")
+    )
+}
+
+/// The runs of grid `text` (called `name` in messages) for `models` (all when `None`), each in a
+/// folder of `out/runs` named by a hash of its configuration and `dataset`'s flags.
+pub fn plan(
+    text: &str,
+    name: &str,
+    dataset: &DatasetArgs,
+    out: &Path,
+    models: Option<&[ModelKind]>,
+) -> anyhow::Result<Vec<Planned>> {
+    let file: GridFile =
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {}", e.to_string().trim()))?;
+    for key in ["model", "out", "quiet", "overwrite", "resume"] {
+        if file.train.contains_key(key) || file.models.values().any(|m| m.contains_key(key)) {
+            bail!("{name}: `{key}` is set by reproduce itself");
+        }
+    }
+    let mut runs = Vec::new();
+    let mut seen = Vec::new();
+    for (model_name, flags) in &file.models {
+        let model = ModelKind::from_str(model_name, true).map_err(|_| {
+            let known: Vec<String> = ModelKind::value_variants()
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
+            anyhow::anyhow!(
+                "{name}: unknown model [models.{model_name}] (known: {})",
+                known.join(", ")
+            )
+        })?;
+        seen.push(model);
+        if models.is_some_and(|m| !m.contains(&model)) {
+            continue;
+        }
+        let (mut fixed, mut grid) = (Vec::new(), BTreeMap::new());
+        for (k, v) in flags {
+            match v {
+                toml::Value::Array(values) => {
+                    if values.is_empty() {
+                        bail!("{name}: models.{model_name}.{k} has no values");
+                    }
+                    grid.insert(k.clone(), values.clone());
+                }
+                other => fixed.push((k.clone(), other.clone())),
+            }
+        }
+        for combo in combinations(&grid) {
+            let mut args = vec!["train".to_string(), "--model".into(), model.to_string()];
+            for (k, v) in file.train.iter().chain(fixed.iter().map(|(k, v)| (k, v))) {
+                args.extend(flag_args(k, v)?);
+            }
+            for (k, v) in &combo {
+                args.extend(flag_args(k, v)?);
+            }
+            let setting = describe(&combo);
+            let what = format!("{name}: {model} {setting}");
+            let parsed = TrainOnly::try_parse_from(&args)
+                .map_err(|e| anyhow::anyhow!("{what}: {}", e.to_string().trim()))?;
+            let config = parsed.train.config().with_context(|| what.clone())?;
+            let dir = out
+                .join("runs")
+                .join(format!("{model}-{}", run_hash(&config, dataset)?));
+            runs.push(Planned {
+                model,
+                setting,
+                config,
+                dir,
+                args: parsed.train,
+            });
+        }
+    }
+    if let Some(wanted) = models
+        && let Some(m) = wanted.iter().find(|m| !seen.contains(m))
+    {
+        bail!("{name} has no [models.{m}] table");
+    }
+    if runs.is_empty() {
+        bail!("{name}: no runs (add [models.NAME] tables)");
+    }
+    Ok(runs)
+}
+
+/// 12 hex digits of the SHA-256 of a run's configuration and dataset flags.
+fn run_hash(config: &TrainConfig, dataset: &DatasetArgs) -> anyhow::Result<String> {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(config)?);
+    h.update(format!("{dataset:?}").as_bytes());
+    let digest = h.finalize();
+    Ok(digest[..6].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Where a planned run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Finished,
+    /// Interrupted after writing its configuration: resumable.
+    Interrupted,
+    New,
+}
+
+fn state(run: &Planned) -> anyhow::Result<State> {
+    let config = run.dir.join(crate::report::run::CONFIG_FILE);
+    if !config.exists() {
+        return Ok(State::New);
+    }
+    let saved = RunConfig::load(&run.dir)?;
+    if serde_json::to_value(&saved.train)? != serde_json::to_value(&run.config)? {
+        bail!(
+            "{} holds another configuration than the grid's {} {}; move it away",
+            run.dir.display(),
+            run.model,
+            run.setting
+        );
+    }
+    Ok(if run.dir.join(table::METRICS_FILE).exists() {
+        State::Finished
+    } else {
+        State::Interrupted
+    })
+}
+
+fn load_metrics(dir: &Path) -> anyhow::Result<RunMetrics> {
+    let path = dir.join(table::METRICS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a metrics file", path.display()))
+}
+
+pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    let (grid_name, text) = grid_source(&cmd.grid)?;
+    let runs = plan(
+        &text,
+        &grid_name,
+        &cmd.dataset,
+        &cmd.out,
+        cmd.models.as_deref(),
+    )?;
+    let states = runs.iter().map(state).collect::<anyhow::Result<Vec<_>>>()?;
+    let finished = states.iter().filter(|s| **s == State::Finished).count();
+    eprintln!(
+        "reproduce: grid {grid_name}, {} runs ({finished} finished, {} to train) in {}",
+        runs.len(),
+        runs.len() - finished,
+        cmd.out.display()
+    );
+    if cmd.dry_run {
+        for (r, s) in runs.iter().zip(&states) {
+            let s = format!("{s:?}").to_lowercase();
+            outln!("{}  {s:<11}  {} {}", r.dir.display(), r.model, r.setting);
+        }
+        return Ok(());
+    }
+    let ds = cmd.dataset.load()?;
+    std::fs::create_dir_all(cmd.out.join("runs"))
+        .with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let started = Instant::now();
+    let (mut trained, mut train_seconds) = (0usize, 0.0f64);
+    let to_train = runs.len() - finished;
+    let mut results = Vec::with_capacity(runs.len());
+    for (n, (r, s)) in runs.iter().zip(&states).enumerate() {
+        let eta = if trained > 0 {
+            let left = (to_train - trained) as f64 * train_seconds / trained as f64;
+            format!(" · ETA {}", hms(left))
+        } else {
+            String::new()
+        };
+        let head = format!(
+            "reproduce: run {}/{}: {} {}",
+            n + 1,
+            runs.len(),
+            r.model,
+            r.setting
+        );
+        let t = Instant::now();
+        let metrics = match s {
+            State::Finished => {
+                eprintln!("{head} · finished earlier");
+                load_metrics(&r.dir)?
+            }
+            State::Interrupted => {
+                eprintln!("{head} · resuming{eta}");
+                super::train::resume(&r.dir, true, false, gpu, t)?
+            }
+            State::New => {
+                eprintln!("{head}{eta}");
+                let tc = TrainCommand {
+                    dataset: cmd.dataset.clone(),
+                    train: r.args.clone(),
+                    out: Some(r.dir.clone()),
+                    // A folder without config.json is a run killed before it started: ours to reuse.
+                    overwrite: r.dir.exists(),
+                    resume: None,
+                    quiet: true,
+                    no_summary: true,
+                };
+                super::train::execute(&tc, gpu, &ds, t)?
+            }
+        };
+        if *s != State::Finished {
+            trained += 1;
+            train_seconds += t.elapsed().as_secs_f64();
+        }
+        results.push(metrics);
+    }
+    let reports = Reports::build(&runs, &results, &grid_name)?;
+    reports.write(&cmd.out)?;
+    eprintln!(
+        "reproduce: {} runs ({trained} trained in {}); reports in {}",
+        runs.len(),
+        hms(started.elapsed().as_secs_f64()),
+        cmd.out.display()
+    );
+    outln!("{}", reports.table2_markdown);
+    Ok(())
+}
+
+fn hms(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Validation NDCG at the run's selection cutoff.
+fn val_ndcg(m: &RunMetrics) -> f64 {
+    let k = m.hyperparameters.select_k;
+    m.validation
+        .as_ref()
+        .and_then(|v| v.at(k))
+        .map_or(f64::NEG_INFINITY, |c| c.ndcg)
+}
+
+/// Index of the best run by validation NDCG among `idx` (the first of equals).
+fn best_of(idx: impl Iterator<Item = usize>, results: &[RunMetrics]) -> Option<usize> {
+    idx.fold(None, |best: Option<usize>, i| match best {
+        Some(b) if val_ndcg(&results[b]) >= val_ndcg(&results[i]) => Some(b),
+        _ => Some(i),
+    })
+}
+
+/// Epochs, optimizer steps and wall seconds of a run up to and including its best epoch.
+fn to_best(dir: &Path, best_epoch: usize) -> anyhow::Result<(usize, f64)> {
+    let path = dir.join(crate::report::run::TRAIN_LOG_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut steps, mut seconds) = (0usize, 0.0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let r: EpochRecord = serde_json::from_str(line)
+            .with_context(|| format!("{}: not a training log line", path.display()))?;
+        if r.epoch <= best_epoch {
+            steps += r.steps;
+            seconds += r.seconds;
+        }
+    }
+    Ok((steps, seconds))
+}
+
+/// The reports of a finished study.
+pub struct Reports {
+    pub table2_markdown: String,
+    table2_csv: String,
+    parameters: String,
+    timing: String,
+    runs: String,
+    report: String,
+}
+
+impl Reports {
+    fn build(runs: &[Planned], results: &[RunMetrics], grid: &str) -> anyhow::Result<Reports> {
+        let mut models: Vec<ModelKind> = Vec::new();
+        for r in runs {
+            if !models.contains(&r.model) {
+                models.push(r.model);
+            }
+        }
+        let selected: Vec<usize> = models
+            .iter()
+            .filter_map(|m| best_of((0..runs.len()).filter(|&i| runs[i].model == *m), results))
+            .collect();
+        let dirs: Vec<PathBuf> = selected.iter().map(|&i| runs[i].dir.clone()).collect();
+        let k = 5;
+        let t = table::compare(&dirs, k)?;
+        let table2_markdown = table::render_markdown(&t);
+        let table2_csv = table::render_csv(&t);
+
+        let mut parameters = String::from(
+            "| model | parameters | user side | item side | branch weights |\n|---|---:|---:|---:|---:|\n",
+        );
+        for &i in &selected {
+            let p = &results[i].parameters;
+            let _ = writeln!(
+                parameters,
+                "| {} | {} | {} | {} | {} |",
+                results[i].label,
+                group_digits(p.total),
+                group_digits(p.user_projection),
+                group_digits(p.item_projection),
+                group_digits(p.branch_weights)
+            );
+        }
+
+        let timing = timing_table(runs, results)?;
+
+        let mut all = String::from(
+            "| run | model | setting | val NDCG@5 | test NDCG@5 | best epoch / run | seconds | selected |\n|---|---|---|---:|---:|---:|---:|---|\n",
+        );
+        for (i, (r, m)) in runs.iter().zip(results).enumerate() {
+            let test = m.test.at(k).map_or(f64::NAN, |c| c.ndcg);
+            let _ = writeln!(
+                all,
+                "| {} | {} | {} | {:.4} | {test:.4} | {} / {} | {:.0} | {} |",
+                r.dir.file_name().unwrap_or_default().to_string_lossy(),
+                r.model,
+                if r.setting.is_empty() {
+                    "–"
+                } else {
+                    &r.setting
+                },
+                val_ndcg(m),
+                m.best_epoch,
+                m.epochs_run,
+                m.timings.total_seconds,
+                if selected.contains(&i) { "✓" } else { "" }
+            );
+        }
+        let first = &results[0];
+        let report = format!(
+            "# The study on {ds}\n\nGrid `{grid}`: {n} runs, each model's best selected on validation \
+             NDCG@{sk}; test metrics of the selected runs, full ranking with training items excluded. \
+             Adapter: {adapter} ({backend}); cobrar-gpu {version} ({rev}).\n\n\
+             ## Table 2\n\n{table2_markdown}\n\n## Parameters (RQ2)\n\n{parameters}\n\
+             ## Does the shared branch need longer training? (the open question)\n\n{timing}\n\
+             ## Every run\n\n{all}\nFigure 2 (per-user NDCG@5 box plots) is not drawn yet: \
+             `user_metrics.tsv` in each run folder holds its numbers.\n",
+            ds = first.dataset,
+            n = runs.len(),
+            sk = first.hyperparameters.select_k,
+            adapter = first.adapter.name,
+            backend = first.adapter.backend,
+            version = first.version,
+            rev = first.git_revision,
+        );
+        Ok(Reports {
+            table2_markdown,
+            table2_csv,
+            parameters,
+            timing,
+            runs: all,
+            report,
+        })
+    }
+
+    fn write(&self, out: &Path) -> anyhow::Result<()> {
+        for (name, text) in [
+            ("table2.md", &self.table2_markdown),
+            ("table2.csv", &self.table2_csv),
+            ("parameters.md", &self.parameters),
+            ("timing.md", &self.timing),
+            ("runs.md", &self.runs),
+            ("report.md", &self.report),
+        ] {
+            write_atomic(&out.join(name), text.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// CoBraR against DeepMF at every architecture both were trained with (each model's best run at that
+/// architecture): epochs, optimizer steps and wall time to the best validation epoch.
+fn timing_table(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<String> {
+    let mut archs: Vec<String> = Vec::new();
+    for r in runs.iter().filter(|r| r.model == ModelKind::Cobrar) {
+        let a = r.config.arch.to_string();
+        let deepmf = runs
+            .iter()
+            .any(|d| d.model == ModelKind::Deepmf && d.config.arch.to_string() == a);
+        if deepmf && !archs.contains(&a) {
+            archs.push(a);
+        }
+    }
+    if archs.is_empty() {
+        return Ok("No architecture was trained for both CoBraR and DeepMF.\n".into());
+    }
+    let mut s = String::from(
+        "| architecture | model | val NDCG@5 | best epoch / run | steps to best | seconds to best | training seconds |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut ratios = Vec::new();
+    for a in &archs {
+        let mut pair = Vec::new();
+        for model in [ModelKind::Cobrar, ModelKind::Deepmf] {
+            let idx = (0..runs.len())
+                .filter(|&i| runs[i].model == model && runs[i].config.arch.to_string() == *a);
+            let Some(i) = best_of(idx, results) else {
+                continue;
+            };
+            let m = &results[i];
+            let (steps, secs) = to_best(&runs[i].dir, m.best_epoch)?;
+            let _ = writeln!(
+                s,
+                "| {a} | {model} | {:.4} | {} / {} | {} | {secs:.1} | {:.1} |",
+                val_ndcg(m),
+                m.best_epoch,
+                m.epochs_run,
+                group_digits(steps as u64),
+                m.timings.train_seconds
+            );
+            pair.push((m.best_epoch, secs));
+        }
+        if let [(ec, sc), (ed, sd)] = pair[..] {
+            ratios.push(format!(
+                "{a}: CoBraR's best epoch came after {:.2}× DeepMF's epochs and {:.2}× its wall time",
+                ec as f64 / ed.max(1) as f64,
+                sc / sd.max(1e-9)
+            ));
+        }
+    }
+    s.push('\n');
+    for r in ratios {
+        let _ = writeln!(s, "- {r}");
+    }
+    Ok(s)
+}

@@ -1,0 +1,182 @@
+//! `reproduce`: a small grid over every model on the embedded dataset writes Table 2, the parameter
+//! counts, the timing table and the report; a second call trains nothing; a study killed mid-run
+//! continues where it stopped.
+
+use std::path::Path;
+
+use crate::common::{bin, error_line, run, stderr, stdout};
+
+const GRID: &str = r#"
+[train]
+epochs = 2
+max-steps-per-epoch = 4
+patience = 0
+
+[models.mostpop]
+
+[models.bpr]
+arch = "8"
+weight-decay = [1e-3, 1e-2]
+
+[models.lightgcn]
+arch = "8"
+layers = 1
+
+[models.cobrar]
+arch = ["16,8"]
+
+[models.deepmf]
+arch = ["16,8"]
+"#;
+
+fn reproduce(grid: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "reproduce",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    run(&args)
+}
+
+fn mtimes(out: &Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path().join("metrics.json");
+            let t = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p.display().to_string(), t)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn reproduce_runs_every_model_once_and_writes_the_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(&grid, GRID).unwrap();
+    let out = tmp.path().join("study");
+    let o = reproduce(&grid, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("6 runs (0 finished, 6 to train)"), "{err}");
+    assert!(err.contains("run 6/6") && err.contains("ETA"), "{err}");
+    let table2 = std::fs::read_to_string(out.join("table2.md")).unwrap();
+    for label in [
+        "mostpop",
+        "bpr 8",
+        "lightgcn 8 K=1",
+        "cobrar 16,8",
+        "deepmf 16,8",
+    ] {
+        assert!(
+            table2.contains(&format!("| {label} |")),
+            "{label} missing:\n{table2}"
+        );
+    }
+    assert_eq!(stdout(&o).trim(), table2.trim());
+    assert!(
+        std::fs::read_to_string(out.join("table2.csv"))
+            .unwrap()
+            .lines()
+            .count()
+            >= 6
+    );
+    let params = std::fs::read_to_string(out.join("parameters.md")).unwrap();
+    // CoBraR 16,8 on 2000 users and 999 items: W_U 999·16 + 16, W_T 2000·16 + 16, branch 16·8 + 8.
+    assert!(params.contains("| cobrar 16,8 | 48,152 |"), "{params}");
+    let timing = std::fs::read_to_string(out.join("timing.md")).unwrap();
+    assert!(
+        timing.contains("| 16,8 | cobrar |") && timing.contains("| 16,8 | deepmf |"),
+        "{timing}"
+    );
+    assert!(
+        timing.contains("CoBraR's best epoch came after"),
+        "{timing}"
+    );
+    let runs = std::fs::read_to_string(out.join("runs.md")).unwrap();
+    assert_eq!(
+        runs.lines().filter(|l| l.contains("✓")).count(),
+        5,
+        "{runs}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Table 2") && report.contains("open question"),
+        "{report}"
+    );
+
+    // Everything is finished: nothing is trained again, the reports are rewritten the same.
+    let before = mtimes(&out);
+    let o = reproduce(&grid, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("6 runs (6 finished, 0 to train)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(mtimes(&out), before, "finished runs were trained again");
+    assert_eq!(
+        std::fs::read_to_string(out.join("table2.md")).unwrap(),
+        table2
+    );
+
+    // --models selects; --dry-run lists.
+    let o = reproduce(&grid, &out, &["--models", "bpr", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o)
+            .lines()
+            .filter(|l| l.contains("finished"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn an_interrupted_study_continues_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(&grid, GRID).unwrap();
+    let out = tmp.path().join("study");
+    let args = [
+        "reproduce",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    // Killed at the end of the second epoch of the first trained run (BPR-MF, after MostPop).
+    let o = bin()
+        .args(args)
+        .args(["--models", "bpr,cobrar"])
+        .env("COBRAR_KILL_AT", "epoch:2")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let o = run(&[&args[..], &["--models", "bpr,cobrar"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("3 runs (0 finished, 3 to train)"), "{err}");
+    assert!(
+        err.contains("run 1/3: bpr weight-decay=0.001 · resuming"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(out.join("runs")).unwrap().count(), 3);
+
+    let line = error_line(&run(&[
+        "reproduce",
+        "--grid",
+        "nosuch",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(line.contains("not a built-in grid"), "{line}");
+    std::fs::write(&grid, "[models.nosuch]\n").unwrap();
+    let line = error_line(&run(&args));
+    assert!(line.contains("unknown model [models.nosuch]"), "{line}");
+}
