@@ -363,6 +363,13 @@ pub struct Reports {
     timing: String,
     runs: String,
     report: String,
+    figure2: Option<Figure2>,
+}
+
+/// Figure 2's data: per paired architecture, CoBraR's and DeepMF's per-user test NDCG@5.
+struct Figure2 {
+    title: String,
+    groups: Vec<(String, Vec<Vec<f64>>)>,
 }
 
 impl Reports {
@@ -400,6 +407,7 @@ impl Reports {
         }
 
         let timing = timing_table(runs, results)?;
+        let figure2 = figure2(runs, results)?;
 
         let mut all = String::from(
             "| run | model | setting | val NDCG@5 | test NDCG@5 | best epoch / run | seconds | selected |\n|---|---|---|---:|---:|---:|---:|---|\n",
@@ -430,8 +438,7 @@ impl Reports {
              Adapter: {adapter} ({backend}); cobrar-gpu {version} ({rev}).\n\n\
              ## Table 2\n\n{table2_markdown}\n\n## Parameters (RQ2)\n\n{parameters}\n\
              ## Does the shared branch need longer training? (the open question)\n\n{timing}\n\
-             ## Every run\n\n{all}\nFigure 2 (per-user NDCG@5 box plots) is not drawn yet: \
-             `user_metrics.tsv` in each run folder holds its numbers.\n",
+             ## Figure 2\n\n{fig}\n\n## Every run\n\n{all}",
             ds = first.dataset,
             n = runs.len(),
             sk = first.hyperparameters.select_k,
@@ -439,6 +446,12 @@ impl Reports {
             backend = first.adapter.backend,
             version = first.version,
             rev = first.git_revision,
+            fig = if figure2.is_some() {
+                "Per-user test NDCG@5 of CoBraR and DeepMF at each architecture both were trained \
+                 with (each model's best run there): ![Figure 2](figure2.svg) (also `figure2.png`)."
+            } else {
+                "Not drawn: no architecture was trained for both CoBraR and DeepMF."
+            },
         );
         Ok(Reports {
             table2_markdown,
@@ -447,6 +460,7 @@ impl Reports {
             timing,
             runs: all,
             report,
+            figure2,
         })
     }
 
@@ -461,13 +475,22 @@ impl Reports {
         ] {
             write_atomic(&out.join(name), text.as_bytes())?;
         }
+        if let Some(f) = &self.figure2 {
+            let fig = crate::report::figure::BoxFigure {
+                title: &f.title,
+                y_desc: "per-user test NDCG@5",
+                series: &["cobrar", "deepmf"],
+                groups: &f.groups,
+            };
+            write_atomic(&out.join("figure2.svg"), fig.svg()?.as_bytes())?;
+            fig.write_png(&out.join("figure2.png"))?;
+        }
         Ok(())
     }
 }
 
-/// CoBraR against DeepMF at every architecture both were trained with (each model's best run at that
-/// architecture): epochs, optimizer steps and wall time to the best validation epoch.
-fn timing_table(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<String> {
+/// The architectures both CoBraR and DeepMF were trained with, in grid order.
+fn paired_archs(runs: &[Planned]) -> Vec<String> {
     let mut archs: Vec<String> = Vec::new();
     for r in runs.iter().filter(|r| r.model == ModelKind::Cobrar) {
         let a = r.config.arch.to_string();
@@ -478,6 +501,57 @@ fn timing_table(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<Stri
             archs.push(a);
         }
     }
+    archs
+}
+
+/// The best run of `model` at architecture `arch`.
+fn best_at(
+    runs: &[Planned],
+    results: &[RunMetrics],
+    model: ModelKind,
+    arch: &str,
+) -> Option<usize> {
+    let idx = (0..runs.len())
+        .filter(|&i| runs[i].model == model && runs[i].config.arch.to_string() == arch);
+    best_of(idx, results)
+}
+
+/// Figure 2: per-user test NDCG@5 box plots of CoBraR and DeepMF at every paired architecture.
+fn figure2(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<Option<Figure2>> {
+    let archs = paired_archs(runs);
+    if archs.is_empty() {
+        return Ok(None);
+    }
+    let mut groups = Vec::new();
+    for a in &archs {
+        let mut per_model = Vec::new();
+        for model in [ModelKind::Cobrar, ModelKind::Deepmf] {
+            let Some(i) = best_at(runs, results, model, a) else {
+                per_model.push(Vec::new());
+                continue;
+            };
+            let path = runs[i].dir.join(table::USER_METRICS_FILE);
+            let values = table::read_user_metrics(&path, Some(5))?;
+            let ndcg = values
+                .get(&("ndcg".to_string(), 5))
+                .with_context(|| format!("{}: no NDCG@5 values", path.display()))?;
+            per_model.push(ndcg.values().copied().collect());
+        }
+        groups.push((a.clone(), per_model));
+    }
+    Ok(Some(Figure2 {
+        title: format!(
+            "CoBraR and DeepMF on {}: per-user test NDCG@5",
+            results[0].dataset
+        ),
+        groups,
+    }))
+}
+
+/// CoBraR against DeepMF at every architecture both were trained with (each model's best run at that
+/// architecture): epochs, optimizer steps and wall time to the best validation epoch.
+fn timing_table(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<String> {
+    let archs = paired_archs(runs);
     if archs.is_empty() {
         return Ok("No architecture was trained for both CoBraR and DeepMF.\n".into());
     }
@@ -488,9 +562,7 @@ fn timing_table(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<Stri
     for a in &archs {
         let mut pair = Vec::new();
         for model in [ModelKind::Cobrar, ModelKind::Deepmf] {
-            let idx = (0..runs.len())
-                .filter(|&i| runs[i].model == model && runs[i].config.arch.to_string() == *a);
-            let Some(i) = best_of(idx, results) else {
+            let Some(i) = best_at(runs, results, model, a) else {
                 continue;
             };
             let m = &results[i];

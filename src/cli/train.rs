@@ -501,7 +501,7 @@ fn run_training(
         ds.name,
         metrics.adapter.name
     );
-    let svg = plot::training_curve(&title, &losses, &ndcg, cfg.select_k, outcome.best_epoch);
+    let svg = plot::training_curve(&title, &losses, &ndcg, cfg.select_k, outcome.best_epoch)?;
     write_atomic(&out.join(run::CURVE_FILE), svg.as_bytes())?;
     // metrics.json last: its presence marks a finished run, which needs no resumable state.
     run::write_json(&out.join(table::METRICS_FILE), &metrics)?;

@@ -2,6 +2,7 @@
 //! (`table`), the training-curve plot (`plot`), and embeddings for serving (`export`).
 
 pub mod export;
+pub mod figure;
 pub mod plot;
 pub mod run;
 pub mod table;

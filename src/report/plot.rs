@@ -1,147 +1,89 @@
-//! A dependency-free SVG training curve: the epoch loss and the validation NDCG@k side by side.
+//! The training curve (`training_curve.svg`): the epoch loss and the validation NDCG@k side by side,
+//! the best epoch marked, drawn with `plotters`.
 
-use std::fmt::Write;
+use plotters::prelude::*;
 
-/// One panel's series: (x, y) points.
+/// One panel's series: (epoch, value) points.
 struct Panel<'a> {
     title: &'a str,
     points: Vec<(f64, f64)>,
-    colour: &'a str,
+    colour: RGBColor,
 }
 
-const W: f64 = 420.0;
-const H: f64 = 300.0;
-const M: f64 = 48.0; // margin for axes and labels
+const PANEL: (u32, u32) = (420, 300);
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn nice(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
-    }
-}
-
-fn panel(svg: &mut String, x0: f64, p: &Panel<'_>, best_epoch: Option<usize>) {
-    let _ = write!(svg, r#"<g transform="translate({x0},0)">"#);
-    let _ = write!(
-        svg,
-        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#,
-        W / 2.0,
-        escape(p.title)
-    );
-    let (pw, ph) = (W - 2.0 * M, H - 2.0 * M);
-    let _ = write!(
-        svg,
-        r##"<rect x="{M}" y="{M}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
-    );
-    if p.points.is_empty() {
-        svg.push_str("</g>");
-        return;
-    }
-    let (xmin, xmax) = p
-        .points
+/// A value range around `points` with a little room, never empty.
+fn span(points: &[(f64, f64)]) -> std::ops::Range<f64> {
+    let (lo, hi) = points
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |a, q| {
-            (a.0.min(q.0), a.1.max(q.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
         });
-    let (mut ymin, mut ymax) = p
-        .points
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |a, q| {
-            (a.0.min(q.1), a.1.max(q.1))
-        });
-    if ymax - ymin < 1e-12 {
-        ymin -= 0.5 * ymin.abs().max(1e-3);
-        ymax += 0.5 * ymax.abs().max(1e-3);
+    if !lo.is_finite() {
+        return 0.0..1.0;
     }
-    let span = (xmax - xmin).max(1.0);
-    let sx = |x: f64| M + (x - xmin) / span * pw;
-    let sy = |y: f64| M + ph - (y - ymin) / (ymax - ymin) * ph;
-    for t in 0..=4 {
-        let y = ymin + (ymax - ymin) * t as f64 / 4.0;
-        let yy = sy(y);
-        let _ = write!(
-            svg,
-            r##"<line x1="{M}" x2="{}" y1="{yy}" y2="{yy}" stroke="#ddd"/>"##,
-            M + pw
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="end" font-size="10">{}</text>"#,
-            M - 4.0,
-            sy(y) + 3.0,
-            nice(y)
-        );
-    }
-    let _ = write!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-size="11">epoch</text>"#,
-        M + pw / 2.0,
-        H - 10.0
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="{M}" y="{}" text-anchor="middle" font-size="10">{}</text>"#,
-        M + ph + 14.0,
-        nice(xmin)
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-size="10">{}</text>"#,
-        M + pw,
-        M + ph + 14.0,
-        nice(xmax)
-    );
-    if let Some(b) = best_epoch {
-        let x = sx(b as f64);
-        let _ = write!(
-            svg,
-            r##"<line x1="{x}" x2="{x}" y1="{M}" y2="{}" stroke="#999" stroke-dasharray="4 3"/>"##,
-            M + ph
-        );
-    }
-    let pts: Vec<String> = p
-        .points
-        .iter()
-        .map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y)))
-        .collect();
-    let _ = write!(
-        svg,
-        r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
-        p.colour,
-        pts.join(" ")
-    );
-    for &(x, y) in &p.points {
-        let _ = write!(
-            svg,
-            r#"<circle cx="{:.2}" cy="{:.2}" r="2.5" fill="{}"/>"#,
-            sx(x),
-            sy(y),
-            p.colour
-        );
-    }
-    svg.push_str("</g>");
+    let pad = ((hi - lo) * 0.08).max(1e-6);
+    (lo - pad)..(hi + pad)
+}
+
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    p: &Panel<'_>,
+    epochs: usize,
+    best_epoch: usize,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing the curve: {e}");
+    let x = 0.5..(epochs.max(1) as f64 + 0.5);
+    let y = span(&p.points);
+    let mut chart = ChartBuilder::on(area)
+        .caption(p.title, ("sans-serif", 14))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x, y.clone())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_labels(epochs.clamp(2, 10))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    let best = best_epoch as f64;
+    chart
+        .draw_series(LineSeries::new(
+            [(best, y.start), (best, y.end)],
+            BLACK.mix(0.3).stroke_width(1),
+        ))
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            p.points.iter().copied(),
+            p.colour.stroke_width(2),
+        ))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            p.points
+                .iter()
+                .map(|&q| Circle::new(q, 3, p.colour.filled())),
+        )
+        .map_err(err)?;
+    Ok(())
 }
 
 /// The training curve: `losses[e]` and `ndcg[e]` (validation NDCG@`k`, when evaluated) per epoch `e + 1`,
-/// with the best epoch marked.
+/// with the best epoch marked by a vertical line.
 pub fn training_curve(
     title: &str,
     losses: &[f64],
     ndcg: &[Option<f64>],
     k: usize,
     best_epoch: usize,
-) -> String {
+) -> anyhow::Result<String> {
     let loss = Panel {
         title: "training loss",
         points: losses
@@ -149,7 +91,7 @@ pub fn training_curve(
             .enumerate()
             .map(|(e, &l)| ((e + 1) as f64, l))
             .collect(),
-        colour: "#1f77b4",
+        colour: RGBColor(0x1f, 0x77, 0xb4),
     };
     let ndcg_title = format!("validation NDCG@{k}");
     let val = Panel {
@@ -159,26 +101,31 @@ pub fn training_curve(
             .enumerate()
             .filter_map(|(e, v)| v.map(|v| ((e + 1) as f64, v)))
             .collect(),
-        colour: "#d62728",
+        colour: RGBColor(0xd6, 0x27, 0x28),
     };
+    crate::report::figure::fonts();
     let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif">"#,
-        2.0 * W,
-        H + 24.0
-    );
-    let _ = write!(
-        svg,
-        r##"<rect width="100%" height="100%" fill="white"/><text x="{}" y="{}" text-anchor="middle" font-size="12" fill="#555">{}</text>"##,
-        W,
-        H + 16.0,
-        escape(title)
-    );
-    panel(&mut svg, 0.0, &loss, Some(best_epoch));
-    panel(&mut svg, W, &val, Some(best_epoch));
-    svg.push_str("</svg>\n");
-    svg
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (2 * PANEL.0, PANEL.1 + 24)).into_drawing_area();
+        let err =
+            |e: DrawingAreaErrorKind<std::io::Error>| anyhow::anyhow!("drawing the curve: {e}");
+        root.fill(&WHITE).map_err(err)?;
+        let (top, bottom) = root.split_vertically(PANEL.1);
+        let panels = top.split_evenly((1, 2));
+        panel(&panels[0], &loss, losses.len(), best_epoch)?;
+        panel(&panels[1], &val, losses.len(), best_epoch)?;
+        bottom
+            .titled(
+                title,
+                ("sans-serif", 12)
+                    .into_font()
+                    .color(&RGBColor(0x55, 0x55, 0x55)),
+            )
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
 }
 
 #[cfg(test)]
@@ -191,10 +138,26 @@ mod tests {
             &[Some(0.1), Some(0.2), Some(0.19)],
             5,
             2,
+        )
+        .unwrap();
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+        let lower = s.to_lowercase();
+        let series = |colour: &str| {
+            lower
+                .lines()
+                .filter(|l| l.contains("<polyline") && l.contains(colour))
+                .count()
+        };
+        assert_eq!(
+            (series("#1f77b4"), series("#d62728")),
+            (1, 1),
+            "one line per panel"
         );
-        assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
-        assert_eq!(s.matches("<polyline").count(), 2);
-        assert!(s.contains("a &lt;run&gt;"));
+        assert_eq!(s.matches("<circle").count(), 6);
+        assert!(s.contains("a &lt;run&gt;"), "the title is escaped");
         assert!(s.contains("validation NDCG@5"));
+        // A single epoch, and no validation, still draw.
+        let one = super::training_curve("x", &[0.5], &[None], 5, 1).unwrap();
+        assert!(one.contains("training loss"));
     }
 }

@@ -1,5 +1,5 @@
 //! `reproduce`: a small grid over every model on the embedded dataset writes Table 2, the parameter
-//! counts, the timing table and the report; a second call trains nothing; a study killed mid-run
+//! counts, the timing table, Figure 2 and the report; a second call trains nothing; a study killed mid-run
 //! continues where it stopped.
 
 use std::path::Path;
@@ -104,7 +104,14 @@ fn reproduce_runs_every_model_once_and_writes_the_reports() {
         5,
         "{runs}"
     );
+    let svg = std::fs::read_to_string(out.join("figure2.svg")).unwrap();
+    assert!(svg.contains("16,8") && svg.contains("cobrar") && svg.contains("deepmf"));
+    assert_eq!(
+        &std::fs::read(out.join("figure2.png")).unwrap()[1..4],
+        b"PNG"
+    );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("![Figure 2](figure2.svg)"), "{report}");
     assert!(
         report.contains("## Table 2") && report.contains("open question"),
         "{report}"
