@@ -14,7 +14,7 @@ use super::params::{Init, ParamLayout, TensorSpec};
 use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
 use crate::data::Csr;
 use crate::eval::ranking::Scorer;
-use crate::gpu::memory::{BufferSpec, MemoryLayout, Role};
+use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::AdamConfig;
 use crate::kernels::{adam_table, bpr_loss, score_loss};
@@ -116,6 +116,74 @@ pub(crate) fn check_tables_unchunked(layout: &MemoryLayout, model: &str) -> anyh
     Ok(())
 }
 
+/// Records the BPR loss of batch `b` (already uploaded to `batch`) at step `t`: the scores of the
+/// `scored` user and item rows, the regulariser on the `regularised` ones — its gradient in the
+/// gradient rows only when they are the same rows (BPR-MF) — and the mean into the loss ring.
+pub(crate) fn record_loss(
+    pb: &mut PlanBuilder<'_, '_>,
+    b: &BprBatch,
+    t: u64,
+    dim: usize,
+    lambda: f32,
+    scored: [BufId; 2],
+    regularised: [BufId; 2],
+) {
+    let (batch, grads, pair_loss) = (pb.id("batch"), pb.id("grads_act"), pb.id("pair_loss"));
+    let r = &b.regions;
+    let launch = bpr_loss::Launch {
+        n: b.n,
+        dim,
+        u_off: r[0],
+        i_off: r[1],
+        j_off: r[2],
+        gu_off: 0,
+        gi_off: b.n * dim,
+        lambda,
+        reg_rows: scored == regularised,
+    };
+    let (p, grid) = launch.params(pb.max_per_dim);
+    let binds = [
+        scored[0].into(),
+        scored[1].into(),
+        batch.into(),
+        grads.into(),
+        pair_loss.into(),
+        regularised[0].into(),
+        regularised[1].into(),
+    ];
+    pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
+    let sum = score_loss::Params {
+        n_pairs: b.n as u32,
+        ring_slot: ring_slot(t) as u32,
+        ..Default::default()
+    };
+    let binds = [pair_loss.into(), pb.id(buffers::LOSS_RING).into()];
+    let (_, cost) = score_loss::cost(&sum);
+    pb.dispatch_costed(&score_loss::SUM, &binds, &sum, [1, 1, 1], cost);
+}
+
+/// The buffers a model trained on triples needs beside its own in `mode`: the batch image, the
+/// triples' gradient rows and their losses (training and checks only), and its resident data.
+pub(crate) fn triple_buffers(
+    mode: Mode,
+    (n_users, n_items, dim): (usize, usize, usize),
+    max_triples: usize,
+    resident: Vec<(&'static str, &[u32])>,
+) -> Vec<BufferSpec> {
+    let mut specs = Vec::new();
+    if mode != Mode::Infer {
+        let b = max_triples;
+        let image = image_len(b, n_users, n_items);
+        specs.push(BufferSpec::u32("batch", image, Role::Input));
+        specs.push(BufferSpec::f32("grads_act", 3 * b * dim, Role::Work));
+        specs.push(BufferSpec::f32("pair_loss", b, Role::Work));
+    }
+    for (name, data) in resident {
+        specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
+    }
+    specs
+}
+
 /// The parameter tensors: Xavier-uniform embeddings (PyTorch's bound for an N × d weight).
 pub fn param_layout(dim: usize, n_users: usize, n_items: usize) -> ParamLayout {
     ParamLayout::new(vec![
@@ -160,40 +228,9 @@ impl<'d> Bpr<'d> {
 
     /// The loss stage of batch `b` (gradient rows into `grads_act`, losses into the ring).
     fn loss<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        let (batch, grads, pair_loss) = (pb.id("batch"), pb.id("grads_act"), pb.id("pair_loss"));
-        pb.upload(batch, 0, &b.image);
-        let r = &b.regions;
-        let launch = bpr_loss::Launch {
-            n: b.n,
-            dim: self.cfg.dim,
-            u_off: r[0],
-            i_off: r[1],
-            j_off: r[2],
-            gu_off: 0,
-            gi_off: b.n * self.cfg.dim,
-            lambda: self.cfg.lambda,
-            reg_rows: true,
-        };
-        let (p, grid) = launch.params(pb.max_per_dim);
-        let (users, items) = (pb.id(USERS), pb.id(ITEMS));
-        let binds = [
-            users.into(),
-            items.into(),
-            batch.into(),
-            grads.into(),
-            pair_loss.into(),
-            users.into(),
-            items.into(),
-        ];
-        pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
-        let sum = score_loss::Params {
-            n_pairs: b.n as u32,
-            ring_slot: ring_slot(t) as u32,
-            ..Default::default()
-        };
-        let binds = [pair_loss.into(), pb.id(buffers::LOSS_RING).into()];
-        let (_, cost) = score_loss::cost(&sum);
-        pb.dispatch_costed(&score_loss::SUM, &binds, &sum, [1, 1, 1], cost);
+        pb.upload(pb.id("batch"), 0, &b.image);
+        let tables = [pb.id(USERS), pb.id(ITEMS)];
+        record_loss(pb, b, t, self.cfg.dim, self.cfg.lambda, tables, tables);
     }
 
     /// Per table: its buffer, where its index lies in the image, where its gradient rows start, and
@@ -223,21 +260,8 @@ impl Model for Bpr<'_> {
     }
 
     fn buffers(&self, mode: Mode) -> Vec<BufferSpec> {
-        let mut specs = Vec::new();
-        if mode != Mode::Infer {
-            let (n, m, b) = (self.n_users(), self.n_items(), self.max_triples);
-            specs.push(BufferSpec::u32("batch", image_len(b, n, m), Role::Input));
-            specs.push(BufferSpec::f32(
-                "grads_act",
-                3 * b * self.cfg.dim,
-                Role::Work,
-            ));
-            specs.push(BufferSpec::f32("pair_loss", b, Role::Work));
-        }
-        for (name, data) in self.resident() {
-            specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
-        }
-        specs
+        let shape = (self.n_users(), self.n_items, self.cfg.dim);
+        triple_buffers(mode, shape, self.max_triples, self.resident())
     }
 
     fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()> {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use super::bpr::{self, BprBatch};
 use super::params::ParamLayout;
-use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
+use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
 use crate::data::Csr;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig};
-use crate::kernels::{adam_table, bpr_loss, propagate, score_loss};
+use crate::kernels::{adam_table, propagate};
 use crate::sampler::Pair;
 
 /// Per side (users, items): the layer mean, the two ping-pong layers, the dense gradient, the degree
@@ -134,45 +134,12 @@ impl<'d> LightGcn<'d> {
     fn forward_backward<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
         let d = self.cfg.dim;
         let tables = [pb.id(bpr::USERS), pb.id(bpr::ITEMS)];
-        let (batch, grads, pair_loss) = (pb.id("batch"), pb.id("grads_act"), pb.id("pair_loss"));
+        let (batch, grads) = (pb.id("batch"), pb.id("grads_act"));
         pb.upload(batch, 0, &b.image);
         self.propagate(pb, tables);
+        let finals = [pb.id(TOTAL[0]), pb.id(TOTAL[1])];
+        bpr::record_loss(pb, b, t, d, self.cfg.lambda, finals, tables);
         let r = &b.regions;
-        let launch = bpr_loss::Launch {
-            n: b.n,
-            dim: d,
-            u_off: r[0],
-            i_off: r[1],
-            j_off: r[2],
-            gu_off: 0,
-            gi_off: b.n * d,
-            lambda: self.cfg.lambda,
-            reg_rows: false,
-        };
-        let (p, grid) = launch.params(pb.max_per_dim);
-        let binds = [
-            pb.id(TOTAL[0]).into(),
-            pb.id(TOTAL[1]).into(),
-            batch.into(),
-            grads.into(),
-            pair_loss.into(),
-            tables[0].into(),
-            tables[1].into(),
-        ];
-        pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
-        let sum = score_loss::Params {
-            n_pairs: b.n as u32,
-            ring_slot: ring_slot(t) as u32,
-            ..Default::default()
-        };
-        let binds = [pair_loss.into(), pb.id(buffers::LOSS_RING).into()];
-        pb.dispatch_costed(
-            &score_loss::SUM,
-            &binds,
-            &sum,
-            [1, 1, 1],
-            score_loss::cost(&sum).1,
-        );
 
         // The final rows' gradients, gathered per table row (every row written, zero if unused).
         let index = [(r[3], r[4], 0), (r[5], r[6], b.n * d)];
@@ -229,19 +196,13 @@ impl Model for LightGcn<'_> {
                 specs.push(BufferSpec::f32(GRAD[side], len, Role::Work));
             }
         }
-        if mode != Mode::Infer {
-            let (n, m, b) = (self.rows(0), self.rows(1), self.max_triples);
-            specs.push(BufferSpec::u32(
-                "batch",
-                bpr::image_len(b, n, m),
-                Role::Input,
-            ));
-            specs.push(BufferSpec::f32("grads_act", 3 * b * d, Role::Work));
-            specs.push(BufferSpec::f32("pair_loss", b, Role::Work));
-        }
-        for (name, data) in self.resident() {
-            specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
-        }
+        let shape = (self.rows(0), self.rows(1), d);
+        specs.extend(bpr::triple_buffers(
+            mode,
+            shape,
+            self.max_triples,
+            self.resident(),
+        ));
         specs
     }
 

@@ -30,6 +30,102 @@ fn triples(by_user: &Csr, n_items: usize, batch: usize, seed: u64) -> Vec<(u32, 
     s.epoch(1).next().unwrap()
 }
 
+/// Checks the gradient plan of `mdl` at `p0` on `batch` against central finite differences of its
+/// loss (CPU executor, f64), every `stride(len)`-th parameter of each buffer of `len` values; returns
+/// the gradients.
+pub fn check_finite_differences<M: Model>(
+    mdl: M,
+    batch: &M::Batch,
+    p0: &Weights<f64>,
+    stride: impl Fn(usize) -> usize,
+    (atol, rtol): (f64, f64),
+    what: &str,
+) -> Weights<f64> {
+    let mut s = cpu_session(mdl, Mode::Check, p0, 1 << 30, None).unwrap();
+    s.grad_step(batch, 1).unwrap();
+    let g = s.read_grads().unwrap();
+    let mut loss_at = |w: &Weights<f64>| {
+        s.write_weights(w).unwrap();
+        s.grad_step(batch, 1).unwrap();
+        s.read_losses(1, 1).unwrap()[0]
+    };
+    let h = 1e-6;
+    for part in 0..p0.data.len() {
+        let len = p0.data[part].len();
+        for k in (0..len).step_by(stride(len)) {
+            let mut plus = p0.clone();
+            plus.data[part][k] += h;
+            let mut minus = p0.clone();
+            minus.data[part][k] -= h;
+            let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
+            let an = g.data[part][k];
+            assert!(
+                (fd - an).abs() <= atol + rtol * fd.abs().max(an.abs()),
+                "{what}: {} index {k}: finite difference {fd} vs analytic {an}",
+                p0.layout.buffers[part].name
+            );
+        }
+    }
+    g
+}
+
+/// Trains `mdl()` for four steps of `bpr` triples on the GPU and on the CPU twins from the same
+/// weights; the losses and every parameter's change must agree. Adam moves a parameter by about ±lr
+/// per step, so a wrong gradient moves it ~lr the other way: changes agree within 25% of lr, and all
+/// but 0.5% within 1% (a gradient that nearly cancels, |g| ~ f32 rounding, may take another sign).
+fn gpu_steps_match_cpu<M: Model<Batch = cobrar_gpu::models::bpr::BprBatch>>(
+    mdl: impl Fn() -> M,
+    by_user: &Csr,
+    n_items: usize,
+    lr: f32,
+    what: &str,
+) {
+    let w0 = Weights::init(mdl().params(), 4);
+    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, None).unwrap();
+    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, gpu().max_binding(), None).unwrap();
+    let steps = 4;
+    let reference = mdl();
+    for t in 1..=steps {
+        // A smaller last batch too (an epoch's remainder).
+        let size = if t == steps { 13 } else { 32 };
+        let batch = reference.build_batch(&triples(by_user, n_items, size, t));
+        gpu_s.step(&batch, false).unwrap();
+        cpu_s.step(&batch, false).unwrap();
+    }
+    let (gl, cl) = (
+        gpu_s.read_losses(1, steps).unwrap(),
+        cpu_s.read_losses(1, steps).unwrap(),
+    );
+    assert_close(&format!("{what} losses"), &gl, &cl, 1e-6, 1e-4);
+    let (got, want) = (gpu_s.read_weights().unwrap(), cpu_s.read_weights().unwrap());
+    for (b, spec) in w0.layout.buffers.iter().enumerate() {
+        let change = |w: &Weights<f32>| -> Vec<f32> {
+            w.data[b]
+                .iter()
+                .zip(&w0.data[b])
+                .map(|(a, z)| a - z)
+                .collect()
+        };
+        let (dg, dc) = (change(&got), change(&want));
+        let name = format!("{what} {} change", spec.name);
+        assert_close(&name, &dg, &dc, 0.25 * lr, 0.0);
+        let loose = dg
+            .iter()
+            .zip(&dc)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-2 * lr)
+            .count();
+        assert!(
+            loose as f64 <= 0.005 * dg.len() as f64 + 1.0,
+            "{name}: {loose} of {} differ by more than 1% of lr",
+            dg.len()
+        );
+        assert!(
+            dc.iter().any(|d| d.abs() > 0.1 * lr),
+            "{name}: nothing moved"
+        );
+    }
+}
+
 #[test]
 fn bpr_gradients_of_the_step_plan_match_finite_differences() {
     let mut rng = rand_pcg::Pcg64Mcg::new(0xb9b9);
@@ -42,33 +138,8 @@ fn bpr_gradients_of_the_step_plan_match_finite_differences() {
         // Larger than the initialisation, so that σ is away from ½ and λ's term is visible.
         let mut p0 = Weights::init(mdl.params(), 9).convert::<f64>();
         p0.data.iter_mut().flatten().for_each(|v| *v *= 4.0);
-        let mut s = cpu_session(mdl, Mode::Check, &p0, 1 << 30, None).unwrap();
-        s.grad_step(&batch, 1).unwrap();
-        let g = s.read_grads().unwrap();
-        let mut loss_at = |w: &Weights<f64>| {
-            s.write_weights(w).unwrap();
-            s.grad_step(&batch, 1).unwrap();
-            s.read_losses(1, 1).unwrap()[0]
-        };
-        let h = 1e-6;
-        let mut checked = 0;
-        for part in 0..p0.data.len() {
-            for k in 0..p0.data[part].len() {
-                let mut plus = p0.clone();
-                plus.data[part][k] += h;
-                let mut minus = p0.clone();
-                minus.data[part][k] -= h;
-                let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
-                let an = g.data[part][k];
-                assert!(
-                    (fd - an).abs() <= 1e-7 + 1e-5 * fd.abs().max(an.abs()),
-                    "bpr dim {dim} λ {lambda}: {} index {k}: finite difference {fd} vs analytic {an}",
-                    p0.layout.buffers[part].name
-                );
-                checked += 1;
-            }
-        }
-        assert_eq!(checked, (n + m) * dim);
+        let what = format!("bpr dim {dim} λ {lambda}");
+        let g = check_finite_differences(mdl, &batch, &p0, |_| 1, (1e-7, 1e-5), &what);
         // Rows no triple uses have no gradient; the used ones do.
         let nonzero = g.values().filter(|v| v.abs() > 1e-9).count();
         assert!(nonzero >= dim * 2, "gradients are (nearly) all zero");
@@ -78,52 +149,10 @@ fn bpr_gradients_of_the_step_plan_match_finite_differences() {
 #[test]
 fn bpr_gpu_steps_match_the_cpu_twins() {
     let mut rng = rng("bpr steps");
-    let (n, m, dim) = (57, 43, 16);
+    let (n, m) = (57, 43);
     let (by_user, _) = toy_data(&mut rng, n, m, 0.15);
-    let mdl = || Bpr::new(bpr_config(dim, 1e-2), &by_user, m, 32);
-    let w0 = Weights::init(mdl().params(), 4);
-    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, None).unwrap();
-    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, gpu().max_binding(), None).unwrap();
-    let steps = 4;
-    let reference = mdl();
-    for t in 1..=steps {
-        // A smaller last batch too (an epoch's remainder).
-        let size = if t == steps { 13 } else { 32 };
-        let batch = reference.build_batch(&triples(&by_user, m, size, t));
-        gpu_s.step(&batch, false).unwrap();
-        cpu_s.step(&batch, false).unwrap();
-    }
-    let (gl, cl) = (
-        gpu_s.read_losses(1, steps).unwrap(),
-        cpu_s.read_losses(1, steps).unwrap(),
-    );
-    assert_close("bpr losses", &gl, &cl, 1e-6, 1e-4);
-    let (got, want) = (gpu_s.read_weights().unwrap(), cpu_s.read_weights().unwrap());
-    // Adam moves each used row's parameters by about ±lr per step: compare the changes, within 1% of lr
-    // (a wrong gradient moves a parameter by ~lr the other way).
-    let lr = 1e-2f32;
-    for (b, spec) in w0.layout.buffers.iter().enumerate() {
-        let change = |w: &Weights<f32>| -> Vec<f32> {
-            w.data[b]
-                .iter()
-                .zip(&w0.data[b])
-                .map(|(a, z)| a - z)
-                .collect()
-        };
-        let (dg, dc) = (change(&got), change(&want));
-        assert_close(
-            &format!("bpr {} change", spec.name),
-            &dg,
-            &dc,
-            1e-2 * lr,
-            1e-3,
-        );
-        assert!(
-            dc.iter().any(|d| d.abs() > 0.1 * lr),
-            "{} did not move",
-            spec.name
-        );
-    }
+    let mdl = || Bpr::new(bpr_config(16, 1e-2), &by_user, m, 32);
+    gpu_steps_match_cpu(mdl, &by_user, m, 1e-2, "bpr");
 }
 
 fn bpr_train_config() -> TrainConfig {
@@ -309,30 +338,8 @@ fn lightgcn_gradients_of_the_step_plan_match_finite_differences() {
         let batch = mdl.build_batch(&pairs);
         let mut p0 = Weights::init(mdl.params(), 9).convert::<f64>();
         p0.data.iter_mut().flatten().for_each(|v| *v *= 4.0);
-        let mut s = cpu_session(mdl, Mode::Check, &p0, 1 << 30, None).unwrap();
-        s.grad_step(&batch, 1).unwrap();
-        let g = s.read_grads().unwrap();
-        let mut loss_at = |w: &Weights<f64>| {
-            s.write_weights(w).unwrap();
-            s.grad_step(&batch, 1).unwrap();
-            s.read_losses(1, 1).unwrap()[0]
-        };
-        let h = 1e-6;
-        for part in 0..p0.data.len() {
-            for k in 0..p0.data[part].len() {
-                let mut plus = p0.clone();
-                plus.data[part][k] += h;
-                let mut minus = p0.clone();
-                minus.data[part][k] -= h;
-                let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
-                let an = g.data[part][k];
-                assert!(
-                    (fd - an).abs() <= 1e-7 + 1e-5 * fd.abs().max(an.abs()),
-                    "lightgcn K={layers} λ {lambda}: {} index {k}: finite difference {fd} vs analytic {an}",
-                    p0.layout.buffers[part].name
-                );
-            }
-        }
+        let what = format!("lightgcn K={layers} λ {lambda}");
+        let g = check_finite_differences(mdl, &batch, &p0, |_| 1, (1e-7, 1e-5), &what);
         // Propagation spreads the gradient beyond the rows the batch uses.
         let nonzero = g.values().filter(|v| v.abs() > 1e-9).count();
         assert!(
@@ -345,62 +352,10 @@ fn lightgcn_gradients_of_the_step_plan_match_finite_differences() {
 #[test]
 fn lightgcn_gpu_steps_match_the_cpu_twins() {
     let mut rng = rng("lightgcn steps");
-    let (n, m, dim) = (57, 43, 16);
+    let (n, m) = (57, 43);
     let (by_user, by_item) = toy_data(&mut rng, n, m, 0.15);
-    let mdl = || LightGcn::new(lightgcn_config(dim, 3, 1e-2), &by_user, &by_item, 32);
-    let w0 = Weights::init(mdl().params(), 4);
-    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, None).unwrap();
-    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, gpu().max_binding(), None).unwrap();
-    let steps = 4;
-    let reference = mdl();
-    for t in 1..=steps {
-        let size = if t == steps { 13 } else { 32 };
-        let batch = reference.build_batch(&triples(&by_user, m, size, t));
-        gpu_s.step(&batch, false).unwrap();
-        cpu_s.step(&batch, false).unwrap();
-    }
-    let (gl, cl) = (
-        gpu_s.read_losses(1, steps).unwrap(),
-        cpu_s.read_losses(1, steps).unwrap(),
-    );
-    assert_close("lightgcn losses", &gl, &cl, 1e-6, 1e-4);
-    let (got, want) = (gpu_s.read_weights().unwrap(), cpu_s.read_weights().unwrap());
-    // Dense Adam moves every parameter by about ±lr per step: compare the changes, within 1% of lr
-    // but for the few whose gradient nearly cancels (|g| ~ f32 rounding), which may take another sign.
-    let lr = 1e-2f32;
-    for (b, spec) in w0.layout.buffers.iter().enumerate() {
-        let change = |w: &Weights<f32>| -> Vec<f32> {
-            w.data[b]
-                .iter()
-                .zip(&w0.data[b])
-                .map(|(a, z)| a - z)
-                .collect()
-        };
-        let (dg, dc) = (change(&got), change(&want));
-        assert_close(
-            &format!("lightgcn {} change", spec.name),
-            &dg,
-            &dc,
-            0.25 * lr,
-            0.0,
-        );
-        let loose = dg
-            .iter()
-            .zip(&dc)
-            .filter(|(a, b)| (*a - *b).abs() > 1e-2 * lr)
-            .count();
-        assert!(
-            loose as f64 <= 0.005 * dg.len() as f64 + 1.0,
-            "lightgcn {}: {loose} of {} changes differ by more than 1% of lr",
-            spec.name,
-            dg.len()
-        );
-        assert!(
-            dc.iter().any(|d| d.abs() > 0.1 * lr),
-            "{} did not move",
-            spec.name
-        );
-    }
+    let mdl = || LightGcn::new(lightgcn_config(16, 3, 1e-2), &by_user, &by_item, 32);
+    gpu_steps_match_cpu(mdl, &by_user, m, 1e-2, "lightgcn");
 }
 
 #[test]

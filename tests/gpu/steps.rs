@@ -118,34 +118,16 @@ fn gradients_of_the_step_plan_match_finite_differences() {
         let mdl = model(kind, arch, dropout, &by_user, &by_item, pairs.len());
         let batch = mdl.build_batch(&pairs);
         let p0 = Weights::init(mdl.params(), 5).convert::<f64>();
-        let mut s = cpu_session(mdl, Mode::Check, &p0, 1 << 30, None).unwrap();
-        s.grad_step(&batch, 1).unwrap();
-        let g = s.read_grads().unwrap();
-        let mut loss_at = |w: &Weights<f64>| {
-            s.write_weights(w).unwrap();
-            s.grad_step(&batch, 1).unwrap();
-            s.read_losses(1, 1).unwrap()[0]
-        };
-        let h = 1e-6;
-        let mut checked = 0;
-        for part in 0..p0.data.len() {
-            let len = p0.data[part].len();
-            for k in (0..len).step_by(1 + len / 40) {
-                let mut plus = p0.clone();
-                plus.data[part][k] += h;
-                let mut minus = p0.clone();
-                minus.data[part][k] -= h;
-                let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
-                let an = g.data[part][k];
-                assert!(
-                    (fd - an).abs() <= 1e-6 + 1e-4 * fd.abs().max(an.abs()),
-                    "{kind} dropout {dropout} arch {arch}: buffer {} index {k}: finite difference {fd} vs analytic {an}",
-                    p0.layout.buffers[part].name
-                );
-                checked += 1;
-            }
-        }
-        assert!(checked > 60);
+        let what = format!("{kind} dropout {dropout} arch {arch}");
+        let stride = |len: usize| 1 + len / 40;
+        let g = crate::baselines::check_finite_differences(
+            mdl,
+            &batch,
+            &p0,
+            stride,
+            (1e-6, 1e-4),
+            &what,
+        );
         assert!(g.values().any(|v| v.abs() > 1e-6), "gradients are all zero");
     }
 }
