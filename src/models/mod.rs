@@ -53,6 +53,14 @@ pub mod buffers {
     /// The exclusion CSR of the ranking (the training interactions by user).
     pub const EXCLUDE_PTR: &str = "train.by_user.ptr";
     pub const EXCLUDE_IDX: &str = "train.by_user.idx";
+
+    /// The exclusion CSR as resident data: the training interactions by user.
+    pub fn exclusion(by_user: &crate::data::Csr) -> Vec<(&'static str, &[u32])> {
+        vec![
+            (EXCLUDE_PTR, &by_user.offsets[..]),
+            (EXCLUDE_IDX, &by_user.indices[..]),
+        ]
+    }
 }
 
 /// Steps whose losses the ring keeps between read-backs.

@@ -82,10 +82,7 @@ impl Model for MostPop<'_> {
     }
 
     fn resident(&self) -> Vec<(&'static str, &[u32])> {
-        vec![
-            (buffers::EXCLUDE_PTR, &self.by_user.offsets[..]),
-            (buffers::EXCLUDE_IDX, &self.by_user.indices[..]),
-        ]
+        buffers::exclusion(self.by_user)
     }
 
     fn n_users(&self) -> usize {
