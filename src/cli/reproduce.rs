@@ -266,12 +266,12 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         };
+        let what = format!("{} {}", r.model, r.setting);
         let head = format!(
-            "reproduce: run {}/{}: {} {}",
+            "reproduce: run {}/{}: {}",
             n + 1,
             runs.len(),
-            r.model,
-            r.setting
+            what.trim_end()
         );
         let t = Instant::now();
         let metrics = match s {
