@@ -71,6 +71,17 @@ impl BprBatch {
             regions: [0, n, 2 * n, user_ptr, user_rows, item_ptr, item_rows],
         }
     }
+
+    /// Per table (users, items): where its gradient index lies in the image (row offsets, rows), where
+    /// its gradient rows start in `grads_act` for `dim`-wide rows (users' first, one per triple, then
+    /// items', two per triple), and how many rows it gathers.
+    pub fn gathers(&self, dim: usize) -> [((usize, usize), usize, u64); 2] {
+        let (r, n) = (&self.regions, self.n);
+        [
+            ((r[3], r[4]), 0, n as u64),
+            ((r[5], r[6]), n * dim, 2 * n as u64),
+        ]
+    }
 }
 
 /// Appends the CSR (row → positions in `keys`, ascending) of `keys` over `rows` rows; returns where
@@ -130,14 +141,15 @@ pub(crate) fn record_loss(
 ) {
     let (batch, grads, pair_loss) = (pb.id("batch"), pb.id("grads_act"), pb.id("pair_loss"));
     let r = &b.regions;
+    let [(_, gu_off, _), (_, gi_off, _)] = b.gathers(dim);
     let launch = bpr_loss::Launch {
         n: b.n,
         dim,
         u_off: r[0],
         i_off: r[1],
         j_off: r[2],
-        gu_off: 0,
-        gi_off: b.n * dim,
+        gu_off,
+        gi_off,
         lambda,
         reg_rows: scored == regularised,
     };
@@ -236,11 +248,8 @@ impl<'d> Bpr<'d> {
     /// Per table: its buffer, where its index lies in the image, where its gradient rows start, and
     /// how many gradient rows it gathers.
     fn tables(&self, b: &BprBatch) -> [(&'static str, (usize, usize), usize, u64); 2] {
-        let r = &b.regions;
-        [
-            (USERS, (r[3], r[4]), 0, b.n as u64),
-            (ITEMS, (r[5], r[6]), b.n * self.cfg.dim, 2 * b.n as u64),
-        ]
+        let [(ui, ud, un), (ii, id, in_)] = b.gathers(self.cfg.dim);
+        [(USERS, ui, ud, un), (ITEMS, ii, id, in_)]
     }
 }
 

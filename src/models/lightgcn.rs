@@ -139,16 +139,13 @@ impl<'d> LightGcn<'d> {
         self.propagate(pb, tables);
         let finals = [pb.id(TOTAL[0]), pb.id(TOTAL[1])];
         bpr::record_loss(pb, b, t, d, self.cfg.lambda, finals, tables);
-        let r = &b.regions;
-
         // The final rows' gradients, gathered per table row (every row written, zero if unused).
-        let index = [(r[3], r[4], 0), (r[5], r[6], b.n * d)];
+        let index = b.gathers(d);
         let unused = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
         for side in 0..2 {
-            let (ptr, list, dh_off) = index[side];
+            let (ptr_rows, dh_off, _) = index[side];
             let rows = (0, self.rows(side));
-            let (p, grid) =
-                adam_table::params(rows, d, (ptr, list), dh_off, unused, pb.max_per_dim);
+            let (p, grid) = adam_table::params(rows, d, ptr_rows, dh_off, unused, pb.max_per_dim);
             let binds = [batch.into(), grads.into(), pb.id(GRAD[side]).into()];
             pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
         }
@@ -158,7 +155,7 @@ impl<'d> LightGcn<'d> {
             let (p, grid) = propagate::regularise_params(
                 self.rows(side),
                 d,
-                index[side].0,
+                index[side].0.0,
                 coef,
                 pb.max_per_dim,
             );
