@@ -16,7 +16,8 @@ struct Params {
     g_off0: u32, g_off1: u32,     // d[W ; b] ((d_in + 1) × d_out) in `grads`, vec4 units
     d_in: u32,
     d_out: u32,
-    _pad0: u32, _pad1: u32,
+    accumulate: u32,              // 1: add to the gradient there (a later row block of one batch)
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> acts: array<vec4<f32>>;
@@ -99,7 +100,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (n4 >= out4) {
                 break;
             }
-            grads[g_off + k * out4 + n4] = acc[i * 2u + h];
+            let at = g_off + k * out4 + n4;
+            if (p.accumulate == 1u) {
+                grads[at] = grads[at] + acc[i * 2u + h];
+            } else {
+                grads[at] = acc[i * 2u + h];
+            }
         }
     }
 }

@@ -3,6 +3,8 @@
 // for each batch row r, whose entity id_r is read from `batch`. A fully connected layer applied to a
 // binary interaction vector is exactly this sum of weight rows; the dense row is never materialised.
 // The bias is optional; s_r is 1, or 1/√|row| (the L2 normalisation of a binary row, `row_scale` = 1).
+// With dropout (MultVAE's input), an entry (r, j) is dropped when its hash is below `drop_threshold`
+// (the hash of `Dropout::keep` in kernels/mod.rs) and s_r is multiplied by 1/(1 − rate).
 //
 // Tables larger than one storage binding are split into row chunks and this kernel runs once per chunk:
 // the first chunk starts from the bias (or zero), later ones add to the partial sums, the last applies
@@ -22,10 +24,14 @@ struct Params {
     chunk_hi: u32,
     b_off: u32,      // bias in `params`, vec4 units
     first: u32,      // 1: start from the bias (without a row scale) or from zero
-    last: u32,       // 1: apply the row scale, the bias (with a row scale) and the activation
+    last: u32,       // 1: apply the row scale, the bias (when scaled) and the activation
     groups_x: u32,   // workgroups along x (row = x + y * groups_x)
     has_bias: u32,   // 1: add the bias at b_off
     row_scale: u32,  // 0: none; 1: multiply the sum by 1/sqrt(row length)
+    drop_threshold: u32, // 0: no dropout
+    drop_seed: u32,
+    drop_salt: u32,
+    drop_scale: f32, // 1 / (1 − rate)
 }
 
 @group(0) @binding(0) var<storage, read> table: array<vec4<f32>>;
@@ -37,6 +43,21 @@ struct Params {
 @group(0) @binding(6) var<uniform> p: Params;
 
 const WG: u32 = 64u;
+
+fn mix32(x_in: u32) -> u32 {
+    var x = x_in;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+fn kept(row: u32, col: u32) -> bool {
+    return p.drop_threshold == 0u
+        || mix32(p.drop_seed ^ mix32(p.drop_salt ^ mix32(row ^ mix32(col)))) >= p.drop_threshold;
+}
 const MAX_V: u32 = 4u;
 
 fn activate(v: vec4<f32>) -> vec4<f32> {
@@ -72,8 +93,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     let start = lo;
     let len = end - csr_ptr[id];
-    let scale = select(0.0, inverseSqrt(f32(len)), len > 0u);
-    let bias_first = p.has_bias == 1u && p.row_scale == 0u;
+    var scale = 1.0;
+    if (p.row_scale == 1u) {
+        scale = select(0.0, inverseSqrt(f32(len)), len > 0u);
+    }
+    if (p.drop_threshold > 0u) {
+        scale *= p.drop_scale;
+    }
+    let scaled = p.row_scale == 1u || p.drop_threshold > 0u;
+    let bias_first = p.has_bias == 1u && !scaled;
     for (var base = 0u; base < p.d4; base += WG * MAX_V) {
         var acc: array<vec4<f32>, 4>;
         for (var j = 0u; j < MAX_V; j++) {
@@ -92,6 +120,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (t >= p.chunk_hi) {
                 break;
             }
+            if (!kept(row, t)) {
+                continue;
+            }
             let src = (t - p.chunk_lo) * p.d4;
             for (var j = 0u; j < MAX_V; j++) {
                 let c = base + tid + j * WG;
@@ -105,7 +136,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (c < p.d4) {
                 var v = acc[j];
                 if (p.last == 1u) {
-                    if (p.row_scale == 1u) {
+                    if (scaled) {
                         v = v * scale;
                         if (p.has_bias == 1u) {
                             v = v + params[p.b_off + c];

@@ -38,6 +38,9 @@ pub const COPY: ShaderSource = shader!("copy");
 pub const BATCH_INDEX: ShaderSource = shader!("batch_index");
 pub const BPR_LOSS: ShaderSource = shader!("bpr_loss");
 pub const PROPAGATE: ShaderSource = shader!("propagate");
+pub const SPMM_TRANSPOSE: ShaderSource = shader!("spmm_transpose");
+pub const VAE: ShaderSource = shader!("vae");
+pub const STRIDED_COPY: ShaderSource = shader!("strided_copy");
 
 /// Every shader of the engine (the naga test walks this list and the `shaders/` folder).
 pub const ALL: &[ShaderSource] = &[
@@ -55,6 +58,9 @@ pub const ALL: &[ShaderSource] = &[
     BATCH_INDEX,
     BPR_LOSS,
     PROPAGATE,
+    SPMM_TRANSPOSE,
+    VAE,
+    STRIDED_COPY,
 ];
 
 /// Parses and validates WGSL with naga. The error carries naga's own message, with file and line.

@@ -17,7 +17,8 @@ crate::param_block! {
 // Bindings: `grads_act` (read: the rows), `grads` (read_write: the sums).
 crate::kernel_def! { pub DEF = "column_sums", shaders::COLUMN_SUMS, "main", Params, twin }
 
-/// `blocks[z] = (rows, first row's offset in grads_act, sums' offset in grads)`, f32 elements.
+/// `blocks[z] = (rows, first row's offset in grads_act, sums' offset in grads)`, f32 elements. A
+/// launch of one block sets the grid's z to 1.
 pub fn params(blocks: [(usize, usize, usize); 2], dim: usize) -> (Params, [u32; 3]) {
     assert!(dim.is_multiple_of(4));
     let p = Params {
@@ -56,7 +57,7 @@ pub fn cpu<T: Real>(x: &[T], rows: usize, dim: usize) -> Vec<T> {
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let dim = at4(p.d4);
-    for z in 0..2 {
+    for z in 0..c.workgroups[2] as usize {
         let (rows, src, dst) = (p.rows[z], p.dh_off[z], p.g_off[z]);
         let x = c.f(0)[at4(src)..][..rows as usize * dim].to_vec();
         let s = cpu(&x, rows as usize, dim);

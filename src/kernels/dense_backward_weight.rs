@@ -1,5 +1,6 @@
 //! Dense layer backward, weight side (`shaders/dense_backward_weight.wgsl`): d[W ; b] = [X | 1]ᵀ · dZ,
-//! and its CPU twin.
+//! written, or added to the gradient already there (`accumulate`: row blocks of one batch, as MultVAE's
+//! chunked output layer), and its CPU twin.
 
 use super::dense_forward::{TILE, per_segment};
 use super::{Real, at4, u32_of, vec4_offset};
@@ -24,7 +25,7 @@ pub struct Segment {
 crate::param_block! {
     pub struct Params {
         pub rows: [u32; 2], pub x_off: [u32; 2], pub dz_off: [u32; 2], pub g_off: [u32; 2],
-        pub d_in: u32, pub d_out: u32, pub _pad: [u32; 2],
+        pub d_in: u32, pub d_out: u32, pub accumulate: u32, pub _pad: u32,
     }
 }
 
@@ -44,7 +45,8 @@ pub fn params(segments: &[Segment], d_in: usize, d_out: usize) -> (Params, [u32;
         g_off: per_segment(segments, |s| vec4_offset(s.g_off)),
         d_in: u32_of(d_in),
         d_out: u32_of(d_out),
-        _pad: [0; 2],
+        accumulate: 0,
+        _pad: 0,
     };
     (
         p,
@@ -93,6 +95,13 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
         let x = c.f(0)[at4(x_off)..][..rows * d_in].to_vec();
         let dz = c.f(1)[at4(dz_off)..][..rows * d_out].to_vec();
         let g = cpu(&x, &dz, rows, d_in, d_out);
-        c.f_mut(2)[at4(g_off)..][..g.len()].copy_from_slice(&g);
+        let out = &mut c.f_mut(2)[at4(g_off)..][..g.len()];
+        if p.accumulate == 1 {
+            for (o, v) in out.iter_mut().zip(&g) {
+                *o = T::from_f64(o.to_f64() + v.to_f64());
+            }
+        } else {
+            out.copy_from_slice(&g);
+        }
     }
 }

@@ -21,6 +21,9 @@ pub mod rank_topk;
 pub mod reduce;
 pub mod score_loss;
 pub mod spmm;
+pub mod spmm_transpose;
+pub mod strided_copy;
+pub mod vae;
 
 pub use crate::gpu::cpu::Real;
 
@@ -58,6 +61,11 @@ pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
     &bpr_loss::GRAD,
     &propagate::LAYER,
     &propagate::REGULARISE,
+    &spmm_transpose::DEF,
+    &vae::REPARAM,
+    &vae::KL,
+    &vae::SOFTMAX,
+    &strided_copy::DEF,
 ];
 
 /// Marks an id that is not in the batch in the id → batch-row maps (`NONE` in the shaders).

@@ -1,7 +1,8 @@
 //! Sparse row sums over a CSR (`shaders/spmm.wgsl`): h[r] = act(b + s_r · Σ_{j ∈ row(id_r)} W[j, :]),
-//! one launch per row chunk of W; the CPU twin mirrors the chunked accumulation.
+//! one launch per row chunk of W, optionally with dropout on the entries (MultVAE's input); the CPU
+//! twin mirrors the chunked accumulation.
 
-use super::{Activation, Real, at4, u32_of, vec4_offset};
+use super::{Activation, Dropout, Real, at4, u32_of, vec4_offset};
 use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::kernel::KernelDef;
@@ -12,7 +13,8 @@ crate::param_block! {
     pub struct Params {
         pub n_rows: u32, pub ids_off: u32, pub h_off: u32, pub d4: u32, pub chunk_lo: u32,
         pub chunk_hi: u32, pub b_off: u32, pub first: u32, pub last: u32, pub groups_x: u32,
-        pub has_bias: u32, pub row_scale: u32,
+        pub has_bias: u32, pub row_scale: u32, pub drop_threshold: u32, pub drop_seed: u32,
+        pub drop_salt: u32, pub drop_scale: f32,
     }
 }
 
@@ -46,6 +48,8 @@ pub struct Launch {
     pub last: bool,
     /// Multiply each row's sum by 1/√(row length).
     pub row_scale: bool,
+    /// Dropout on the entries, keyed by (batch row, table row); kept entries count 1/(1 − rate).
+    pub dropout: Dropout,
 }
 
 impl Launch {
@@ -69,6 +73,10 @@ impl Launch {
             groups_x: grid.groups_x,
             has_bias: self.bias.is_some() as u32,
             row_scale: self.row_scale as u32,
+            drop_threshold: self.dropout.threshold,
+            drop_seed: self.dropout.seed,
+            drop_salt: self.dropout.salt,
+            drop_scale: self.dropout.scale,
         };
         (p, grid.workgroups)
     }
@@ -104,10 +112,17 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let table = c.f(0).to_vec();
     let (lo, hi) = (p.chunk_lo, p.chunk_hi);
     let h = &mut c.f_mut(5)[at4(p.h_off)..];
+    let drop = Dropout {
+        threshold: p.drop_threshold,
+        scale: p.drop_scale,
+        seed: p.drop_seed,
+        salt: p.drop_salt,
+    };
     let mut acc = vec![0f64; dim];
     for (r, &id) in ids.iter().enumerate() {
         let row = &mut h[r * dim..(r + 1) * dim];
-        let bias_first = p.has_bias == 1 && p.row_scale == 0;
+        let scaled = p.row_scale == 1 || p.drop_threshold > 0;
+        let bias_first = p.has_bias == 1 && !scaled;
         for (k, a) in acc.iter_mut().enumerate() {
             *a = if p.first == 0 {
                 row[k].to_f64()
@@ -118,21 +133,25 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
             };
         }
         let entries = &idx[ptr[id as usize] as usize..ptr[id as usize + 1] as usize];
-        for &t in entries.iter().filter(|&&t| t >= lo && t < hi) {
+        let kept = |t: u32| drop.keep(r as u32, t);
+        for &t in entries.iter().filter(|&&t| t >= lo && t < hi && kept(t)) {
             let w = &table[(t - lo) as usize * dim..][..dim];
             for (a, v) in acc.iter_mut().zip(w) {
                 *a += v.to_f64();
             }
         }
-        let scale = if entries.is_empty() {
-            0.0
-        } else {
-            1.0 / (entries.len() as f64).sqrt()
+        let mut scale = match (p.row_scale, entries.len()) {
+            (0, _) => 1.0,
+            (_, 0) => 0.0,
+            (_, n) => 1.0 / (n as f64).sqrt(),
         };
+        if p.drop_threshold > 0 {
+            scale *= p.drop_scale as f64;
+        }
         for (k, (o, a)) in row.iter_mut().zip(&acc).enumerate() {
             let mut v = *a;
             if p.last == 1 {
-                if p.row_scale == 1 {
+                if scaled {
                     v = v * scale + bias[k] * (p.has_bias as f64);
                 }
                 v = act.apply(v);

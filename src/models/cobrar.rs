@@ -269,6 +269,7 @@ impl<'d> TwoTower<'d> {
                 first: c == 0,
                 last: c + 1 == n_chunks,
                 row_scale: false,
+                dropout: Dropout::NONE,
             };
             let (p, grid) = launch.params(pb.max_per_dim);
             let binds = [

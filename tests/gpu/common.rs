@@ -134,6 +134,11 @@ pub struct Buffers {
 }
 
 impl Buffers {
+    /// The f32 contents given for `name`.
+    pub fn f32_of(&self, name: &str) -> &[f32] {
+        &self.f[name]
+    }
+
     pub fn f32(mut self, name: &str, data: Vec<f32>) -> Self {
         self.specs
             .push(BufferSpec::f32(name, data.len(), Role::Work));

@@ -26,17 +26,53 @@ fn b(pb: &PlanBuilder<'_, '_>, name: &str) -> Bind {
 fn spmm_matches_cpu_twin_over_chunks_scales_and_activations() {
     let mut rng = rng("spmm");
     // (entities, table rows, dim, batch rows, max row length, rows per chunk, activation, row scale,
-    // bias)
+    // bias, dropout on the entries)
     let cases = [
-        (10, 7, 4, 1, 7, 7, Activation::Relu, false, true),
-        (50, 300, 36, 20, 40, 300, Activation::Relu, false, true),
-        (200, 90, 2056, 64, 30, 90, Activation::Relu, false, true),
-        (80, 301, 12, 33, 60, 64, Activation::Relu, false, true),
-        (80, 301, 12, 33, 60, 64, Activation::Tanh, true, true),
-        (40, 120, 20, 17, 50, 50, Activation::Identity, true, false),
-        (40, 120, 20, 17, 50, 120, Activation::Tanh, false, false),
+        (10, 7, 4, 1, 7, 7, Activation::Relu, false, true, 0.0),
+        (50, 300, 36, 20, 40, 300, Activation::Relu, false, true, 0.0),
+        (
+            200,
+            90,
+            2056,
+            64,
+            30,
+            90,
+            Activation::Relu,
+            false,
+            true,
+            0.0,
+        ),
+        (80, 301, 12, 33, 60, 64, Activation::Relu, false, true, 0.0),
+        (80, 301, 12, 33, 60, 64, Activation::Tanh, true, true, 0.0),
+        (
+            40,
+            120,
+            20,
+            17,
+            50,
+            50,
+            Activation::Identity,
+            true,
+            false,
+            0.0,
+        ),
+        (
+            40,
+            120,
+            20,
+            17,
+            50,
+            120,
+            Activation::Tanh,
+            false,
+            false,
+            0.0,
+        ),
+        (80, 301, 600, 33, 60, 64, Activation::Tanh, true, true, 0.5),
+        (40, 120, 20, 17, 50, 120, Activation::Relu, false, true, 0.3),
     ];
-    for (n_ent, t_rows, dim, n_rows, max_len, chunk_rows, act, row_scale, bias) in cases {
+    for (n_ent, t_rows, dim, n_rows, max_len, chunk_rows, act, row_scale, bias, rate) in cases {
+        let dropout = Dropout::new(rate, rng.random(), rng.random_range(1..1000), 0);
         let (ptr, idx) = random_csr(&mut rng, n_ent, t_rows, max_len);
         let ids: Vec<u32> = (0..n_rows)
             .map(|_| rng.random_range(0..n_ent as u32))
@@ -65,6 +101,7 @@ fn spmm_matches_cpu_twin_over_chunks_scales_and_activations() {
                     first: c == 0,
                     last: c + 1 == n,
                     row_scale,
+                    dropout,
                 };
                 let (p, grid) = launch.params(pb.max_per_dim);
                 let binds = [
@@ -80,7 +117,8 @@ fn spmm_matches_cpu_twin_over_chunks_scales_and_activations() {
         };
         let (g, c, s) = run_three(&bufs, Some(chunk_rows), &build);
         let what = format!(
-            "spmm {n_rows} rows, dim {dim}, chunks of {chunk_rows}, {act:?}, scale {row_scale}"
+            "spmm {n_rows} rows, dim {dim}, chunks of {chunk_rows}, {act:?}, scale {row_scale}, \
+             dropout {rate}"
         );
         // tanh's slope is at most 1, so the sums' magnitudes still bound the error.
         assert_close_scaled(
@@ -330,6 +368,71 @@ fn dense_backward_weight_matches_cpu_twin() {
             1e-6,
             2e-6,
         );
+    }
+}
+
+#[test]
+fn dense_backward_weight_accumulates_onto_the_gradient_there() {
+    let mut rng = rng("dense_backward_weight.accumulate");
+    for (rows, d_in, d_out) in [(5, 8, 12), (130, 64, 1684)] {
+        let glen = (d_in + 1) * d_out;
+        let segments = [dense_backward_weight::Segment {
+            rows,
+            x_off: 4,
+            dz_off: 4,
+            g_off: 4,
+        }];
+        let bufs = Buffers::default()
+            .f32(
+                "acts",
+                [vec![0f32; 4], relu_like(&mut rng, rows * d_in)].concat(),
+            )
+            .f32(
+                "grads_act",
+                [vec![0f32; 4], uniform(&mut rng, rows * d_out, -1.0, 1.0)].concat(),
+            )
+            .f32(
+                "grads",
+                [vec![0f32; 4], uniform(&mut rng, glen, -1.0, 1.0)].concat(),
+            );
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let (mut p, grid) = dense_backward_weight::params(&segments, d_in, d_out);
+            p.accumulate = 1;
+            let binds = [b(pb, "acts"), b(pb, "grads_act"), b(pb, "grads")];
+            pb.dispatch(&dense_backward_weight::DEF, &binds, &p, grid);
+        };
+        let (g, c, s) = run_three(&bufs, None, &build);
+        let what = format!("dense backward weight, accumulating, {rows} rows {d_in}→{d_out}");
+        assert_close_scaled(
+            &what,
+            &g["grads"][4..],
+            &c["grads"][4..],
+            &s["grads"][4..],
+            1e-6,
+            2e-6,
+        );
+        // The sum really was added: the result differs from a fresh gradient.
+        let fresh = dense_backward_weight::cpu::<f64>(
+            &bufs.f32_of("acts")[4..]
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+            &bufs.f32_of("grads_act")[4..]
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+            rows,
+            d_in,
+            d_out,
+        );
+        let start = bufs.f32_of("grads");
+        for k in 0..glen {
+            let want = start[4 + k] as f64 + fresh[k];
+            assert!(
+                (c["grads"][4 + k] as f64 - want).abs() < 1e-4,
+                "{what}: element {k} is not the old gradient plus the new"
+            );
+        }
     }
 }
 
