@@ -10,6 +10,9 @@
 //!   positives, one of its positives, one uniform non-interacted item — emitted as the two pairs
 //!   (u, i, 1) and (u, j, 0), in that order; a batch is `batch_size` triples and an epoch |train|
 //!   triples. `n_neg` does not apply.
+//! - `users` (MultVAE, SPEC §7): an epoch visits every user with training interactions once, in a
+//!   fresh shuffle; a batch is `batch_size` users, each emitted as (u, 0, 0) (the model reads the
+//!   user's whole training row). `n_neg` does not apply.
 
 use anyhow::bail;
 use rand::RngExt;
@@ -30,6 +33,8 @@ pub enum SamplerKind {
     Authors,
     /// Pairwise triples (u, i, j) for the BPR loss: uniform user, one positive, one negative.
     Bpr,
+    /// Whole users (MultVAE): every user with training interactions once per epoch, shuffled.
+    Users,
 }
 
 impl SamplerKind {
@@ -70,6 +75,7 @@ impl<'a> Sampler<'a> {
             bail!("the training split is empty");
         }
         if (n_neg > 0 || kind.pairwise())
+            && kind != SamplerKind::Users
             && let Some(u) = (0..train.n_rows()).find(|&u| train.row_len(u) >= n_items)
         {
             bail!("user {u} has interacted with every item: no negative can be sampled for it");
@@ -90,6 +96,7 @@ impl<'a> Sampler<'a> {
             SamplerKind::Alg1 => self.batch_size * (1 + self.n_neg),
             SamplerKind::Authors => self.batch_size,
             SamplerKind::Bpr => 2 * self.batch_size,
+            SamplerKind::Users => self.batch_size,
         }
     }
 
@@ -99,7 +106,13 @@ impl<'a> Sampler<'a> {
             SamplerKind::Alg1 => self.train.nnz().div_ceil(self.batch_size),
             SamplerKind::Authors => ((1 + self.n_neg) * self.train.nnz()).div_ceil(self.batch_size),
             SamplerKind::Bpr => self.train.nnz().div_ceil(self.batch_size),
+            SamplerKind::Users => self.active_users().count().div_ceil(self.batch_size),
         }
+    }
+
+    /// Users with training interactions.
+    fn active_users(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.train.n_rows() as u32).filter(|&u| self.train.row_len(u as usize) > 0)
     }
 
     /// The batches of epoch `epoch` (1-based), each a list of scored pairs.
@@ -111,18 +124,21 @@ impl<'a> Sampler<'a> {
                 all.shuffle(&mut rng);
                 all
             }
+            SamplerKind::Users => {
+                let mut users: Vec<(u32, u32)> = self.active_users().map(|u| (u, 0)).collect();
+                users.shuffle(&mut rng);
+                users
+            }
             SamplerKind::Authors | SamplerKind::Bpr => Vec::new(),
         };
         let total = match self.kind {
-            SamplerKind::Alg1 => order.len(),
+            SamplerKind::Alg1 | SamplerKind::Users => order.len(),
             SamplerKind::Authors => (1 + self.n_neg) * self.train.nnz(),
             SamplerKind::Bpr => self.train.nnz(),
         };
         // Users a triple can start from (a user without training positives has no pair to rank).
         let users = match self.kind {
-            SamplerKind::Bpr => (0..self.train.n_rows() as u32)
-                .filter(|&u| self.train.row_len(u as usize) > 0)
-                .collect(),
+            SamplerKind::Bpr => self.active_users().collect(),
             _ => Vec::new(),
         };
         EpochBatches {
@@ -190,6 +206,9 @@ impl Iterator for EpochBatches<'_, '_> {
                         pairs.push((u, i, 1.0));
                     }
                 }
+            }
+            SamplerKind::Users => {
+                pairs.extend(self.order[self.next..end].iter().map(|&(u, _)| (u, 0, 0.0)));
             }
             SamplerKind::Bpr => {
                 for _ in self.next..end {
@@ -273,6 +292,26 @@ mod tests {
         for &(u, i, y) in &all {
             assert_eq!(y == 1.0, train.contains(u as usize, i));
         }
+    }
+
+    #[test]
+    fn users_sampler_visits_every_active_user_once_per_epoch() {
+        let train = Csr::from_rows(&[vec![0u32, 2], vec![], vec![1], vec![0, 1, 2], vec![2]]);
+        let s = Sampler::new(SamplerKind::Users, &train, 3, 2, 0, 4).unwrap();
+        assert_eq!(s.steps_per_epoch(), 2);
+        assert_eq!(s.max_pairs(), 2);
+        let mut orders = Vec::new();
+        for epoch in 1..=6 {
+            let batches: Vec<Vec<Pair>> = s.epoch(epoch).collect();
+            assert_eq!(batches.len(), 2);
+            assert!(batches.iter().all(|b| b.len() <= 2));
+            let mut users: Vec<u32> = batches.iter().flatten().map(|p| p.0).collect();
+            orders.push(users.clone());
+            users.sort();
+            assert_eq!(users, vec![0, 2, 3, 4], "user 1 has no training row");
+        }
+        orders.dedup();
+        assert!(orders.len() > 1, "each epoch is a fresh shuffle");
     }
 
     #[test]
