@@ -21,6 +21,7 @@ use crate::models::bpr::{Bpr, BprConfig};
 use crate::models::cobrar::{StepConfig, TwoTower};
 use crate::models::lightgcn::{LightGcn, LightGcnConfig};
 use crate::models::mostpop::MostPop;
+use crate::models::multvae::{MultVae, MultVaeConfig};
 use crate::models::session::gpu_session;
 use crate::models::{
     Architecture, LOSS_RING, Mode, Model, ModelKind, Net, ParamLayout, Session, Weights,
@@ -66,6 +67,23 @@ pub struct TrainConfig {
     /// LightGCN's propagation layers K.
     #[serde(default = "default_layers")]
     pub layers: usize,
+    /// MultVAE's final KL weight β and the updates its linear annealing takes.
+    #[serde(default = "default_anneal_cap")]
+    pub anneal_cap: f32,
+    #[serde(default = "default_anneal_steps")]
+    pub anneal_steps: u64,
+}
+
+/// MultVAE's β schedule when not given (Liang et al.'s and Elliot's).
+pub const DEFAULT_ANNEAL_CAP: f32 = 0.2;
+pub const DEFAULT_ANNEAL_STEPS: u64 = 200_000;
+
+fn default_anneal_cap() -> f32 {
+    DEFAULT_ANNEAL_CAP
+}
+
+fn default_anneal_steps() -> u64 {
+    DEFAULT_ANNEAL_STEPS
 }
 
 /// LightGCN's K when not given (Elliot's and the study's middle value).
@@ -94,21 +112,38 @@ impl TrainConfig {
     /// Checks every setting against its valid range (before anything is loaded or written).
     pub fn validate(&self) -> anyhow::Result<()> {
         self.model.check_arch(&self.arch)?;
-        if self.model != ModelKind::Cobrar && self.dropout > 0.0 {
+        let has_dropout = matches!(self.model, ModelKind::Cobrar | ModelKind::Multvae);
+        if !has_dropout && self.dropout > 0.0 {
             bail!(
-                "{} trains without dropout (only CoBraR's branch has it); drop --dropout or set it \
-                 to 0",
+                "{} trains without dropout (CoBraR's branch and MultVAE's input have it); drop \
+                 --dropout or set it to 0",
                 self.model
             );
         }
-        let pairwise_model = matches!(self.model, ModelKind::Bpr | ModelKind::Lightgcn);
-        if pairwise_model != self.sampler.pairwise() && self.model != ModelKind::Mostpop {
+        let wanted = match self.model {
+            ModelKind::Bpr | ModelKind::Lightgcn => Some(SamplerKind::Bpr),
+            ModelKind::Multvae => Some(SamplerKind::Users),
+            ModelKind::Cobrar | ModelKind::Deepmf => None,
+            ModelKind::Mostpop => Some(self.sampler),
+        };
+        let suits = match wanted {
+            Some(k) => k == self.sampler,
+            None => matches!(self.sampler, SamplerKind::Alg1 | SamplerKind::Authors),
+        };
+        if !suits {
             bail!(
                 "--sampler {} does not suit {}: bpr and lightgcn train on the bpr sampler's \
-                 triples, cobrar and deepmf on alg1 or authors",
+                 triples, multvae on users, cobrar and deepmf on alg1 or authors",
                 self.sampler_name(),
                 self.model
             );
+        }
+        if !(self.anneal_cap >= 0.0 && self.anneal_cap.is_finite()) {
+            return Err(out_of_range(
+                "--anneal-cap",
+                "a finite number ≥ 0",
+                self.anneal_cap,
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(out_of_range("--dropout", "in [0, 1)", self.dropout));
@@ -135,7 +170,7 @@ impl TrainConfig {
                 self.layers,
             ));
         }
-        if self.negatives == 0 && !self.sampler.pairwise() {
+        if self.negatives == 0 && matches!(self.sampler, SamplerKind::Alg1 | SamplerKind::Authors) {
             return Err(out_of_range(
                 "--negatives",
                 "at least 1 (a pointwise loss needs negatives)",
@@ -560,6 +595,19 @@ pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> Ne
                 max_triples,
             ))
         }
+        ModelKind::Multvae => {
+            let vae = MultVaeConfig {
+                hidden: cfg.arch.d1(),
+                latent: cfg.arch.embedding(),
+                dropout: cfg.dropout,
+                anneal_cap: cfg.anneal_cap,
+                anneal_steps: cfg.anneal_steps,
+                adam: AdamConfig::new(cfg.lr, cfg.weight_decay),
+                seed: cfg.seed,
+                logit_rows: None,
+            };
+            Net::MultVae(MultVae::new(vae, &ds.train, ds.n_items(), max_pairs))
+        }
         ModelKind::Mostpop => Net::MostPop(MostPop::new(&ds.train, &ds.train_by_item)),
     }
 }
@@ -572,6 +620,9 @@ pub fn param_layout(cfg: &TrainConfig, n_users: usize, n_items: usize) -> ParamL
         }
         ModelKind::Bpr | ModelKind::Lightgcn => {
             crate::models::bpr::param_layout(cfg.arch.embedding(), n_users, n_items)
+        }
+        ModelKind::Multvae => {
+            crate::models::multvae::param_layout(cfg.arch.d1(), cfg.arch.embedding(), n_items)
         }
         ModelKind::Mostpop => crate::models::mostpop::param_layout(n_items),
     }

@@ -28,17 +28,19 @@ use crate::util::write_atomic;
 #[command(next_help_heading = "Model and training")]
 pub struct TrainArgs {
     /// The model: cobrar (one collaborative branch shared by users and items), deepmf (one branch
-    /// per side), or the baselines bpr (BPR-MF), lightgcn and mostpop
+    /// per side), or the baselines bpr (BPR-MF), lightgcn, multvae and mostpop
     #[arg(long, value_enum, default_value_t = ModelKind::Cobrar)]
     pub model: ModelKind,
 
     /// Layer widths: projection width, hidden layers, embedding size — "2048,128" (shallow) or
-    /// "512,512,256,256,128" (deep); for bpr and lightgcn the embedding size alone. Multiples of 4
-    /// [default: 512,64; 64 for bpr and lightgcn]
+    /// "512,512,256,256,128" (deep); for bpr and lightgcn the embedding size alone; for multvae the
+    /// hidden width and the latent size. Multiples of 4 [default: 512,64; 64 for bpr and lightgcn;
+    /// 600,200 for multvae]
     #[arg(long, value_name = "WIDTHS")]
     pub arch: Option<Architecture>,
 
-    /// Dropout after every branch layer, CoBraR only [default: 0.1 for cobrar, 0 otherwise]
+    /// Dropout after every branch layer (cobrar) or on the input's entries (multvae) [default: 0.1
+    /// for cobrar, 0.5 for multvae, 0 otherwise]
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout: Option<f32>,
 
@@ -73,13 +75,22 @@ pub struct TrainArgs {
     pub batch_size: usize,
 
     /// alg1: the paper's Algorithm 1; authors: the released code's sampler; bpr: (user, positive,
-    /// negative) triples [default: bpr for bpr, alg1 otherwise]
+    /// negative) triples; users: whole users [default: bpr for bpr and lightgcn, users for multvae,
+    /// alg1 otherwise]
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerKind>,
 
     /// LightGCN's propagation layers K (1 to 4) [default: 3]
     #[arg(long, value_name = "K")]
     pub layers: Option<usize>,
+
+    /// MultVAE's final KL weight β [default: 0.2]
+    #[arg(long, value_name = "BETA")]
+    pub anneal_cap: Option<f32>,
+
+    /// MultVAE's updates over which β rises linearly from 0 to its cap [default: 200000]
+    #[arg(long, value_name = "N")]
+    pub anneal_steps: Option<u64>,
 
     /// Maximum number of epochs
     #[arg(long, alias = "max-epochs", value_name = "N", default_value_t = 100)]
@@ -123,6 +134,7 @@ impl TrainArgs {
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
         let dropout = match (self.model, self.dropout) {
             (ModelKind::Cobrar, d) => d.unwrap_or(0.1),
+            (ModelKind::Multvae, d) => d.unwrap_or(0.5),
             (ModelKind::Deepmf, Some(d)) if d > 0.0 => {
                 anyhow::bail!("DeepMF trains without dropout (as in the study); drop --dropout")
             }
@@ -134,8 +146,17 @@ impl TrainArgs {
                 self.model
             );
         }
+        if (self.anneal_cap.is_some() || self.anneal_steps.is_some())
+            && self.model != ModelKind::Multvae
+        {
+            anyhow::bail!(
+                "--anneal-cap and --anneal-steps are MultVAE's; {} has no KL term",
+                self.model
+            );
+        }
         let sampler = self.sampler.unwrap_or(match self.model {
             ModelKind::Bpr | ModelKind::Lightgcn => SamplerKind::Bpr,
+            ModelKind::Multvae => SamplerKind::Users,
             _ => SamplerKind::Alg1,
         });
         let arch = self
@@ -173,6 +194,10 @@ impl TrainArgs {
             max_steps_per_epoch: self.max_steps_per_epoch,
             no_validation: self.no_validation,
             batch_index: self.batch_index,
+            anneal_cap: self.anneal_cap.unwrap_or(crate::train::DEFAULT_ANNEAL_CAP),
+            anneal_steps: self
+                .anneal_steps
+                .unwrap_or(crate::train::DEFAULT_ANNEAL_STEPS),
             layers: self.layers.unwrap_or(train::DEFAULT_LAYERS),
         })
         .and_then(|c| c.validate().map(|()| c))

@@ -21,6 +21,8 @@ pub enum ModelKind {
     Bpr,
     /// Graph propagation over the training graph with the BPR loss (--arch is the embedding size)
     Lightgcn,
+    /// Variational autoencoder over users' rows, multinomial likelihood (--arch is hidden,latent)
+    Multvae,
     /// Items by training popularity; nothing is trained
     Mostpop,
 }
@@ -31,7 +33,7 @@ impl ModelKind {
         match self {
             ModelKind::Cobrar => 1,
             ModelKind::Deepmf => 2,
-            ModelKind::Bpr | ModelKind::Lightgcn | ModelKind::Mostpop => 0,
+            ModelKind::Bpr | ModelKind::Lightgcn | ModelKind::Multvae | ModelKind::Mostpop => 0,
         }
     }
 
@@ -45,6 +47,8 @@ impl ModelKind {
         let widths = match self {
             ModelKind::Cobrar | ModelKind::Deepmf => vec![512, 64],
             ModelKind::Bpr | ModelKind::Lightgcn => vec![64],
+            // Liang et al.'s and Elliot's [600, 200].
+            ModelKind::Multvae => vec![600, 200],
             ModelKind::Mostpop => vec![4],
         };
         Architecture { widths }
@@ -62,6 +66,11 @@ impl ModelKind {
                 arch.widths.len() == 1,
                 "{self} takes one width in --arch, its embedding size (e.g. 64), got {arch}"
             ),
+            ModelKind::Multvae => ensure!(
+                arch.widths.len() == 2,
+                "multvae takes two widths in --arch, the hidden layer and the latent size (e.g. \
+                 600,200), got {arch}"
+            ),
             ModelKind::Mostpop => ensure!(
                 arch.widths == [4],
                 "mostpop has no architecture; drop --arch"
@@ -78,6 +87,7 @@ impl fmt::Display for ModelKind {
             ModelKind::Deepmf => "deepmf",
             ModelKind::Bpr => "bpr",
             ModelKind::Lightgcn => "lightgcn",
+            ModelKind::Multvae => "multvae",
             ModelKind::Mostpop => "mostpop",
         })
     }
@@ -215,6 +225,22 @@ impl ParamCounts {
                     branches: 0,
                     branch_weights: 0,
                     total: u + i,
+                };
+            }
+            // The encoder's sparse input layer and the decoder's output layer in the projection
+            // fields (M·h + h each: the output layer of M rows), the two latent layers as the
+            // "branch" (the output layer's padding rows to a multiple of 4 are not counted).
+            ModelKind::Multvae => {
+                let (h, d, m) = (arch.d1() as u64, arch.embedding() as u64, n_items as u64);
+                let (input, output) = (m * h + h, h * m + m);
+                let branch_weights = h * 2 * d + d * h;
+                let branches = branch_weights + 2 * d + h;
+                return ParamCounts {
+                    user_projection: input,
+                    item_projection: output,
+                    branches,
+                    branch_weights,
+                    total: input + output + branches,
                 };
             }
             // Nothing learned: the popularity counts are a statistic of the training split.

@@ -9,6 +9,7 @@ pub mod bpr;
 pub mod cobrar;
 pub mod lightgcn;
 pub mod mostpop;
+pub mod multvae;
 pub mod net;
 pub mod params;
 pub mod session;

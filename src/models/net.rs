@@ -7,6 +7,7 @@ use super::bpr::{Bpr, BprBatch};
 use super::cobrar::TwoTower;
 use super::lightgcn::LightGcn;
 use super::mostpop::MostPop;
+use super::multvae::{MultVae, VaeBatch};
 use super::{Mode, Model, ModelKind, ParamLayout, Side, Weights};
 use crate::batch::HostBatch;
 use crate::eval::ranking::Scorer;
@@ -20,6 +21,7 @@ pub enum Net<'d> {
     TwoTower(TwoTower<'d>),
     Bpr(Bpr<'d>),
     LightGcn(LightGcn<'d>),
+    MultVae(MultVae<'d>),
     MostPop(MostPop<'d>),
 }
 
@@ -28,6 +30,8 @@ pub enum NetBatch {
     TwoTower(HostBatch),
     /// BPR-MF's and LightGCN's triples.
     Bpr(BprBatch),
+    /// MultVAE's users.
+    Vae(VaeBatch),
     None,
 }
 
@@ -38,6 +42,7 @@ macro_rules! each {
             Net::TwoTower($m) => $body,
             Net::Bpr($m) => $body,
             Net::LightGcn($m) => $body,
+            Net::MultVae($m) => $body,
             Net::MostPop($m) => $body,
         }
     };
@@ -102,6 +107,7 @@ impl Model for Net<'_> {
             Net::TwoTower(m) => NetBatch::TwoTower(m.build_batch(pairs)),
             Net::Bpr(m) => NetBatch::Bpr(m.build_batch(pairs)),
             Net::LightGcn(m) => NetBatch::Bpr(m.build_batch(pairs)),
+            Net::MultVae(m) => NetBatch::Vae(m.build_batch(pairs)),
             Net::MostPop(_) => NetBatch::None,
         }
     }
@@ -111,6 +117,7 @@ impl Model for Net<'_> {
             (Net::TwoTower(m), NetBatch::TwoTower(b)) => m.train_step(pb, b, t),
             (Net::Bpr(m), NetBatch::Bpr(b)) => m.train_step(pb, b, t),
             (Net::LightGcn(m), NetBatch::Bpr(b)) => m.train_step(pb, b, t),
+            (Net::MultVae(m), NetBatch::Vae(b)) => m.train_step(pb, b, t),
             (Net::MostPop(m), NetBatch::None) => m.train_step(pb, &(), t),
             _ => mismatch(&self.label()),
         }
@@ -121,6 +128,7 @@ impl Model for Net<'_> {
             (Net::TwoTower(m), NetBatch::TwoTower(b)) => m.grad_step(pb, b, t),
             (Net::Bpr(m), NetBatch::Bpr(b)) => m.grad_step(pb, b, t),
             (Net::LightGcn(m), NetBatch::Bpr(b)) => m.grad_step(pb, b, t),
+            (Net::MultVae(m), NetBatch::Vae(b)) => m.grad_step(pb, b, t),
             (Net::MostPop(m), NetBatch::None) => m.grad_step(pb, &(), t),
             _ => mismatch(&self.label()),
         }

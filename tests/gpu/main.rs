@@ -6,6 +6,7 @@
 mod baselines;
 mod common;
 mod kernels;
+mod multvae;
 mod ranking;
 mod runtime;
 mod shaders;

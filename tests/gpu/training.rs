@@ -27,6 +27,8 @@ fn config(model: ModelKind, sampler: SamplerKind) -> TrainConfig {
         no_validation: false,
         batch_index: Default::default(),
         layers: 3,
+        anneal_cap: 0.2,
+        anneal_steps: 200_000,
     }
 }
 
