@@ -148,7 +148,9 @@ pub fn plan(
         }
         for combo in combinations(&grid) {
             let mut args = vec!["train".to_string(), "--model".into(), model.to_string()];
-            for (k, v) in file.train.iter().chain(fixed.iter().map(|(k, v)| (k, v))) {
+            // A model's own flag replaces [train]'s (e.g. fewer epochs where an epoch is dear).
+            let shared = file.train.iter().filter(|(k, _)| !flags.contains_key(*k));
+            for (k, v) in shared.chain(fixed.iter().map(|(k, v)| (k, v))) {
                 args.extend(flag_args(k, v)?);
             }
             for (k, v) in &combo {
