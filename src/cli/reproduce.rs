@@ -408,6 +408,17 @@ impl Reports {
             );
         }
 
+        if selected
+            .iter()
+            .any(|&i| runs[i].model == ModelKind::Multvae)
+        {
+            parameters.push_str(
+                "\nMultVAE's user side is its encoder's input layer, its item side the decoder's \
+                 output layer (whose columns are the item embeddings), its branch weights the two \
+                 latent layers'.\n",
+            );
+        }
+
         let timing = timing_table(runs, results)?;
         let figure2 = figure2(runs, results)?;
 

@@ -414,7 +414,11 @@ fn run_training(
     for note in ds.dropped_records() {
         eprintln!("  {note}");
     }
-    eprintln!("{}: {}", config.label(), counts);
+    eprintln!(
+        "{}: {}",
+        config.label(),
+        counts.describe(config.train.model)
+    );
     eprintln!(
         "adapter: {} ({}, {:?}); writing to {}",
         ctx.info.name,

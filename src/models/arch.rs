@@ -271,6 +271,22 @@ impl ParamCounts {
     }
 }
 
+impl ParamCounts {
+    /// The counts in `kind`'s own words (MultVAE's parts are not projections and a branch).
+    pub fn describe(&self, kind: ModelKind) -> String {
+        match kind {
+            ModelKind::Multvae => format!(
+                "{} parameters: encoder input layer {}, decoder output layer {}, latent layers {}",
+                group_digits(self.total),
+                group_digits(self.user_projection),
+                group_digits(self.item_projection),
+                group_digits(self.branches)
+            ),
+            _ => self.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ParamCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.total == 0 {
@@ -393,6 +409,22 @@ mod tests {
         assert_eq!(
             b.to_string(),
             "605,184 parameters: user embeddings 386,560, item embeddings 218,624"
+        );
+        // MultVAE 600,200 on ML-1M: input 3416·600 + 600, output 600·3416 + 3416, latent layers
+        // 600·400 + 400 and 200·600 + 600 — the checkpoint's tensors exactly (3416 = M₄).
+        let v = ParamCounts::new(ModelKind::Multvae, &"600,200".parse().unwrap(), 6040, 3416);
+        assert_eq!(
+            (v.user_projection, v.item_projection, v.branches),
+            (2_050_200, 2_053_016, 361_000)
+        );
+        assert_eq!(v.total, 4_464_216);
+        assert_eq!(
+            crate::models::multvae::param_layout(600, 200, 3416).count(),
+            v.total
+        );
+        assert!(
+            v.describe(ModelKind::Multvae)
+                .contains("encoder input layer 2,050,200")
         );
         assert_eq!(group_digits(19_632_256), "19,632,256");
         assert_eq!(group_digits(999), "999");

@@ -217,6 +217,20 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
         lgcn.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let vae = tmp.path().join("multvae");
+    let o = run(&[
+        "train",
+        "--model",
+        "multvae",
+        "--arch",
+        "40,8",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        vae.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&[
         "train",
         "--model",
@@ -236,7 +250,15 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
     assert_eq!(config["train"]["sampler"], "bpr");
     assert_eq!(config["parameters"]["total"], (2000 + 999) * 16);
 
-    for dir in [&bpr, &lgcn, &pop] {
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vae.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["sampler"], "users");
+    assert_eq!(config["train"]["dropout"], 0.5);
+    // Encoder 999·40 + 40 and 40·16 + 16, decoder 8·40 + 40 and 40·999 + 999.
+    let want = 999 * 40 + 40 + 40 * 16 + 16 + 8 * 40 + 40 + 40 * 999 + 999;
+    assert_eq!(config["parameters"]["total"], want);
+
+    for dir in [&bpr, &lgcn, &vae, &pop] {
         let d = dir.to_str().unwrap();
         // evaluate reproduces the run's own test metrics from the checkpoint.
         let o = run(&["evaluate", "--checkpoint", d, "--json"]);
@@ -295,12 +317,15 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
         .collect();
     let want: Vec<&str> = by_pop.iter().take(3).map(|p| p.1).collect();
     assert_eq!(got, want, "{text}");
-    let runs = [&pop, &bpr, &lgcn].map(|d| d.to_str().unwrap());
+    let runs = [&pop, &bpr, &lgcn, &vae].map(|d| d.to_str().unwrap());
     let o = run(&[&["compare"][..], &runs[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let table = stdout(&o);
     assert!(
-        table.contains("mostpop") && table.contains("bpr 16") && table.contains("lightgcn 8 K=2"),
+        table.contains("mostpop")
+            && table.contains("bpr 16")
+            && table.contains("lightgcn 8 K=2")
+            && table.contains("multvae 40,8"),
         "{table}"
     );
 
@@ -314,6 +339,12 @@ fn baselines_train_evaluate_recommend_export_and_compare() {
     assert!(line.contains("--layers"), "{line}");
     let line = error_line(&run(&["train", "--model", "bpr", "--layers", "2"]));
     assert!(line.contains("--layers is LightGCN's"), "{line}");
+    let line = error_line(&run(&["train", "--model", "multvae", "--arch", "64"]));
+    assert!(line.contains("hidden layer and the latent size"), "{line}");
+    let line = error_line(&run(&["train", "--model", "multvae", "--sampler", "bpr"]));
+    assert!(line.contains("multvae on users"), "{line}");
+    let line = error_line(&run(&["train", "--model", "bpr", "--anneal-cap", "0.1"]));
+    assert!(line.contains("MultVAE's"), "{line}");
 }
 
 #[test]

@@ -22,6 +22,10 @@ weight-decay = [1e-3, 1e-2]
 arch = "8"
 layers = 1
 
+[models.multvae]
+arch = "40,8"
+epochs = 1
+
 [models.cobrar]
 arch = ["16,8"]
 
@@ -63,13 +67,14 @@ fn reproduce_runs_every_model_once_and_writes_the_reports() {
     let o = reproduce(&grid, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("6 runs (0 finished, 6 to train)"), "{err}");
-    assert!(err.contains("run 6/6") && err.contains("ETA"), "{err}");
+    assert!(err.contains("7 runs (0 finished, 7 to train)"), "{err}");
+    assert!(err.contains("run 7/7") && err.contains("ETA"), "{err}");
     let table2 = std::fs::read_to_string(out.join("table2.md")).unwrap();
     for label in [
         "mostpop",
         "bpr 8",
         "lightgcn 8 K=1",
+        "multvae 40,8",
         "cobrar 16,8",
         "deepmf 16,8",
     ] {
@@ -84,7 +89,7 @@ fn reproduce_runs_every_model_once_and_writes_the_reports() {
             .unwrap()
             .lines()
             .count()
-            >= 6
+            >= 7
     );
     let params = std::fs::read_to_string(out.join("parameters.md")).unwrap();
     // CoBraR 16,8 on 2000 users and 999 items: W_U 999·16 + 16, W_T 2000·16 + 16, branch 16·8 + 8.
@@ -101,7 +106,7 @@ fn reproduce_runs_every_model_once_and_writes_the_reports() {
     let runs = std::fs::read_to_string(out.join("runs.md")).unwrap();
     assert_eq!(
         runs.lines().filter(|l| l.contains("✓")).count(),
-        5,
+        6,
         "{runs}"
     );
     let svg = std::fs::read_to_string(out.join("figure2.svg")).unwrap();
@@ -122,7 +127,7 @@ fn reproduce_runs_every_model_once_and_writes_the_reports() {
     let o = reproduce(&grid, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("6 runs (6 finished, 0 to train)"),
+        stderr(&o).contains("7 runs (7 finished, 0 to train)"),
         "{}",
         stderr(&o)
     );

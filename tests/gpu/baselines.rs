@@ -81,19 +81,22 @@ fn gpu_steps_match_cpu<M: Model<Batch = cobrar_gpu::models::bpr::BprBatch>>(
     what: &str,
 ) {
     let batch_of = |m: &M, size: usize, t: u64| m.build_batch(&triples(by_user, n_items, size, t));
-    gpu_steps_match_cpu_with(mdl, batch_of, lr, what);
+    gpu_steps_match_cpu_with(mdl, batch_of, lr, None, what);
 }
 
-/// [`gpu_steps_match_cpu`] over batches of `batch_of(model, size, step)`.
+/// [`gpu_steps_match_cpu`] over batches of `batch_of(model, size, step)`, with tables in chunks of
+/// `chunk_rows` rows when given.
 pub fn gpu_steps_match_cpu_with<M: Model>(
     mdl: impl Fn() -> M,
     batch_of: impl Fn(&M, usize, u64) -> M::Batch,
     lr: f32,
+    chunk_rows: Option<usize>,
     what: &str,
 ) {
     let w0 = Weights::init(mdl().params(), 4);
-    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, None).unwrap();
-    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, gpu().max_binding(), None).unwrap();
+    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, chunk_rows).unwrap();
+    let max_binding = gpu().max_binding();
+    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, max_binding, chunk_rows).unwrap();
     let steps = 4;
     let reference = mdl();
     for t in 1..=steps {

@@ -4,18 +4,21 @@
 //! |gpu − cpu| ≤ atol + rtol·Σ|terms| (f32 on the GPU against f64 accumulation in the twins), where
 //! Σ|terms| is the same plan run on the inputs' magnitudes.
 
+use cobrar_gpu::data::Csr;
 use cobrar_gpu::gpu::memory::Bind;
 use cobrar_gpu::gpu::plan::PlanBuilder;
 use cobrar_gpu::kernels::adam_dense::{self, AdamConfig};
 use cobrar_gpu::kernels::{
     Activation, Dropout, adam_table, bpr_loss, column_sums, dense_backward_data,
-    dense_backward_weight, dense_forward, propagate, score_loss, spmm,
+    dense_backward_weight, dense_forward, propagate, score_loss, spmm, spmm_transpose,
+    strided_copy, vae,
 };
+use cobrar_gpu::models::multvae::VaeBatch;
 use rand::RngExt;
 
 use crate::common::{
-    Buffers, assert_close, assert_close_scaled, random_csr, relu_like, rng, run_gpu, run_three,
-    uniform,
+    Buffers, assert_close, assert_close_scaled, random_csr, relu_like, rng, run_cpu, run_gpu,
+    run_three, uniform,
 };
 
 fn b(pb: &PlanBuilder<'_, '_>, name: &str) -> Bind {
@@ -534,7 +537,7 @@ fn score_loss_matches_cpu_twin() {
             pb.dispatch(&score_loss::SUM, &binds, &p, [1, 1, 1]);
         };
         let g = run_gpu(&bufs, None, &build);
-        let c = crate::common::run_cpu(&bufs, None, &build);
+        let c = run_cpu(&bufs, None, &build);
         let what = format!("score/loss users {nu} items {ni} pairs {np} dim {dim}");
         // dE sums pair terms of magnitude ≤ |dcos|·(|other|/(ab) + |own|/a²); bound by the row maxima.
         let want = &c["grads_act"][4..];
@@ -641,7 +644,7 @@ fn bpr_loss_matches_cpu_twin() {
             );
         };
         let g = run_gpu(&bufs, None, &build);
-        let c = crate::common::run_cpu(&bufs, None, &build);
+        let c = run_cpu(&bufs, None, &build);
         let what = format!(
             "bpr loss users {nu} items {ni} triples {n} dim {dim} λ {lambda} reg rows {reg_rows}"
         );
@@ -767,7 +770,7 @@ fn adam_dense_matches_cpu_twin() {
             pb.dispatch(&adam_dense::DEF, &binds, &p, grid);
         };
         let g = run_gpu(&bufs, None, &build);
-        let c = crate::common::run_cpu(&bufs, None, &build);
+        let c = run_cpu(&bufs, None, &build);
         let what = format!("adam n {n} t {t}");
         assert_close(
             &format!("{what}: theta"),
@@ -923,5 +926,197 @@ fn the_gradient_index_built_on_the_gpu_is_the_hosts() {
                 assert_eq!(&index[rows + a..rows + b], want, "{who}: {table} row {t}");
             }
         }
+    }
+}
+
+/// A CSR of `rows` random sorted rows over `cols`, each at least one long.
+fn csr_rows(rng: &mut rand_pcg::Pcg64Mcg, rows: usize, cols: usize, max_len: usize) -> Csr {
+    let (ptr, idx) = random_csr(rng, rows, cols, max_len);
+    let rows: Vec<Vec<u32>> = ptr
+        .windows(2)
+        .map(|w| idx[w[0] as usize..w[1] as usize].to_vec())
+        .map(|r| if r.is_empty() { vec![0] } else { r })
+        .collect();
+    Csr::from_rows(&rows)
+}
+
+#[test]
+fn spmm_transpose_matches_cpu_twin_over_chunks_scales_and_dropout() {
+    let mut rng = rng("spmm_transpose");
+    // (entities, table rows, dim, batch rows, max row length, rows per chunk, row scale, dropout)
+    let cases = [
+        (10, 7, 4, 3, 7, 7, false, 0.0),
+        (80, 301, 12, 33, 60, 64, true, 0.0),
+        (80, 301, 600, 33, 60, 100, true, 0.5),
+        (40, 120, 20, 17, 50, 120, false, 0.3),
+    ];
+    for (n_ent, t_rows, dim, n_rows, max_len, chunk_rows, row_scale, rate) in cases {
+        let csr = csr_rows(&mut rng, n_ent, t_rows, max_len);
+        let users: Vec<u32> = rand::seq::index::sample(&mut rng, n_ent, n_rows)
+            .into_iter()
+            .map(|u| u as u32)
+            .collect();
+        let vb = VaeBatch::build(&users, &csr, t_rows);
+        let dropout = Dropout::new(rate, rng.random(), rng.random_range(1..1000), 0);
+        let bufs = Buffers::default()
+            .u32("batch", vb.image.clone())
+            .u32("ptr", csr.offsets.clone())
+            .f32(
+                "grads_act",
+                [vec![0f32; 4], uniform(&mut rng, n_rows * dim, -1.0, 1.0)].concat(),
+            )
+            .table("grad", dim, vec![f32::NAN; t_rows * dim]);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let grad = pb.id("grad");
+            for c in 0..pb.layout.chunks(grad) {
+                let launch = spmm_transpose::Launch {
+                    chunk: pb.layout.chunk_rows(grad, c),
+                    dim,
+                    ptr_off: vb.ptr_off,
+                    list_off: vb.list_off,
+                    ids_off: 0,
+                    dz_off: 4,
+                    row_scale,
+                    dropout,
+                };
+                let (p, grid) = launch.params(pb.max_per_dim);
+                let binds = [
+                    b(pb, "batch"),
+                    b(pb, "ptr"),
+                    b(pb, "grads_act"),
+                    pb.layout.chunk(grad, c),
+                ];
+                pb.dispatch(&spmm_transpose::DEF, &binds, &p, grid);
+            }
+        };
+        let (g, c, s) = run_three(&bufs, Some(chunk_rows), &build);
+        let what = format!(
+            "spmm_transpose {n_rows} rows, dim {dim}, chunks of {chunk_rows}, scale {row_scale}, \
+             dropout {rate}"
+        );
+        assert_close_scaled(&what, &g["grad"], &c["grad"], &s["grad"], 1e-7, 2e-6);
+        // Table rows no batch row holds are zero, every one written.
+        assert!(c["grad"].iter().all(|v| v.is_finite()), "{what}");
+    }
+}
+
+#[test]
+fn vae_stages_match_cpu_twins() {
+    let mut rng = rng("vae");
+    // (users in the batch, items, latent width, logit rows per block)
+    for (n, m, d, block) in [(1, 5, 4, 1), (9, 43, 8, 4), (33, 1683, 64, 33)] {
+        let csr = csr_rows(&mut rng, n + 3, m, 40);
+        let users: Vec<u32> = (0..n as u32).map(|u| u + 3).collect();
+        let m4 = m.next_multiple_of(4);
+        let (mulv, z, logits) = (4, 4 + n * 2 * d, 4 + n * 3 * d);
+        let len = logits + block * m4;
+        let mut acts = vec![0f32; len];
+        // Logits of one block; padding columns hold a large value the softmax must ignore.
+        for (k, v) in acts[logits..].iter_mut().enumerate() {
+            *v = if k % m4 >= m {
+                50.0
+            } else {
+                rng.random_range(-3.0..3.0)
+            };
+        }
+        for r in 0..n {
+            for k in 0..d {
+                acts[mulv + r * 2 * d + k] = rng.random_range(-1.0..1.0);
+                acts[mulv + r * 2 * d + d + k] = rng.random_range(-2.0..1.0);
+            }
+        }
+        let bufs = Buffers::default()
+            .f32("acts", acts)
+            .f32("grads_act", uniform(&mut rng, len, -1.0, 1.0))
+            .u32("batch", users)
+            .u32("ptr", csr.offsets.clone())
+            .u32("idx", csr.indices.clone())
+            .f32("row_loss", vec![f32::NAN; n]);
+        let lay = vae::Layout {
+            rows: n,
+            d,
+            mulv_off: mulv,
+            z_off: z,
+            ids_off: 0,
+            n_items: m,
+        };
+        let noise = vae::noise_key(7, 3);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let max = pb.max_per_dim;
+            let (p, grid) = lay.reparam(Some(noise), max);
+            pb.dispatch(&vae::REPARAM, &[b(pb, "acts")], &p, grid);
+            for row0 in (0..n).step_by(block) {
+                let rows = block.min(n - row0);
+                let (p, grid) = lay.softmax(row0, rows, logits, max);
+                let binds = [
+                    b(pb, "acts"),
+                    b(pb, "grads_act"),
+                    b(pb, "batch"),
+                    b(pb, "ptr"),
+                    b(pb, "idx"),
+                    b(pb, "row_loss"),
+                ];
+                pb.dispatch(&vae::SOFTMAX, &binds, &p, grid);
+            }
+            let (p, grid) = lay.kl(noise, 0.15, max);
+            let binds = [b(pb, "acts"), b(pb, "grads_act"), b(pb, "row_loss")];
+            pb.dispatch(&vae::KL, &binds, &p, grid);
+        };
+        let (g, c) = (run_gpu(&bufs, None, &build), run_cpu(&bufs, None, &build));
+        let what = format!("vae stages, {n} users, {m} items, d {d}, blocks of {block}");
+        assert_close(&format!("{what}: z"), &g["acts"], &c["acts"], 1e-5, 1e-5);
+        assert_close(
+            &format!("{what}: gradients"),
+            &g["grads_act"],
+            &c["grads_act"],
+            1e-6,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what}: row losses"),
+            &g["row_loss"],
+            &c["row_loss"],
+            1e-4,
+            1e-5,
+        );
+        // The last block's padding columns get no gradient.
+        let last = logits + (n - 1) % block * m4;
+        assert!(
+            g["grads_act"][last + m..last + m4]
+                .iter()
+                .all(|&v| v == 0.0),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn strided_copy_matches_cpu_twin() {
+    let mut rng = rng("strided_copy");
+    // (rows, width, values, row stride, column stride, tail)
+    for (rows, width, n, rs, cs, tail) in [(3, 8, 5, 5, 1, 1.0), (17, 604, 601, 1, 1003, 0.0)] {
+        let src_len = 4 + rows * rs + n * cs;
+        let bufs = Buffers::default()
+            .f32("src", uniform(&mut rng, src_len, -1.0, 1.0))
+            .f32("dst", vec![f32::NAN; 8 + rows * width]);
+        let build = |pb: &mut PlanBuilder<'_, '_>| {
+            let launch = strided_copy::Launch {
+                rows,
+                width,
+                n,
+                src_off: 4,
+                row_stride: rs,
+                col_stride: cs,
+                dst_off: 8,
+                tail,
+            };
+            let (p, grid) = launch.params(pb.max_per_dim);
+            pb.dispatch(&strided_copy::DEF, &[b(pb, "src"), b(pb, "dst")], &p, grid);
+        };
+        let (g, c) = (run_gpu(&bufs, None, &build), run_cpu(&bufs, None, &build));
+        assert_eq!(g["dst"][8..], c["dst"][8..], "strided copy {rows}×{width}");
+        let src = bufs.f32_of("src");
+        assert_eq!(c["dst"][8 + width + 1], src[4 + rs + cs]);
+        assert_eq!(c["dst"][8 + n], tail);
     }
 }

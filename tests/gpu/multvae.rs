@@ -6,7 +6,7 @@
 use cobrar_gpu::data::Csr;
 use cobrar_gpu::kernels::adam_dense::AdamConfig;
 use cobrar_gpu::models::multvae::{MultVae, MultVaeConfig, VaeBatch};
-use cobrar_gpu::models::session::{cpu_session, gpu_session};
+use cobrar_gpu::models::session::gpu_session;
 use cobrar_gpu::models::{Mode, Model, ModelKind, Side, Weights};
 use cobrar_gpu::sampler::SamplerKind;
 use cobrar_gpu::train::TrainConfig;
@@ -73,10 +73,12 @@ fn multvae_gpu_steps_match_the_cpu_twins_over_chunks_and_blocks() {
     let mut rng = rng("multvae steps");
     let (n, m) = (57, 43);
     let (by_user, _) = toy_data(&mut rng, n, m, 0.15);
-    for block in [None, Some(7)] {
+    // Logits in one block or in blocks of 7 rows; the input table whole or in chunks of 10 rows.
+    for (block, chunk_rows) in [(None, None), (Some(7), Some(10))] {
         let mdl = || MultVae::new(config(40, 8, block), &by_user, m, 32);
         let batch_of = |mdl: &MultVae<'_>, size: usize, t: u64| users_batch(mdl, &by_user, size, t);
-        gpu_steps_match_cpu_with(mdl, batch_of, 1e-2, &format!("multvae, blocks {block:?}"));
+        let what = format!("multvae, blocks {block:?}, chunks {chunk_rows:?}");
+        gpu_steps_match_cpu_with(mdl, batch_of, 1e-2, chunk_rows, &what);
     }
 }
 
@@ -99,7 +101,7 @@ fn multvae_embeddings_score_the_decoders_logits_of_the_mean() {
     let mut rng = rng("multvae embeddings");
     let (n, m, h, d) = (11, 10, 600, 4);
     let (by_user, _) = toy_data(&mut rng, n, m, 0.3);
-    // Blocks of 4 users: the embedding pass runs in three.
+    // MultVAE's hidden width; blocks of 4 users: the embedding pass runs in three.
     let mdl = MultVae::new(config(h, d, None), &by_user, m, 4);
     let mut w = Weights::init(mdl.params(), 6);
     // Non-zero biases, so that each one's place is checked.
