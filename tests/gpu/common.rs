@@ -11,6 +11,7 @@ use cobrar_gpu::gpu::exec::GpuExec;
 use cobrar_gpu::gpu::executor::Executor;
 use cobrar_gpu::gpu::memory::{BufferSpec, Elem, MemoryLayout, Role};
 use cobrar_gpu::gpu::plan::PlanBuilder;
+use cobrar_gpu::models::Weights;
 use rand::{RngExt, SeedableRng};
 
 /// The test adapter (`COBRAR_ADAPTER`, else auto), one device shared by the tests of this binary.
@@ -239,4 +240,51 @@ pub fn run_three(
         run_cpu(bufs, chunk_rows, build),
         run_cpu(&bufs.abs(), chunk_rows, build),
     )
+}
+
+/// The GPU's and the CPU's parameter changes from `w0` after `steps` Adam steps at `lr` agree. Adam
+/// moves a parameter by about ±lr a step whatever its gradient's size, so a wrong gradient moves it ~lr
+/// the other way, while a parameter whose gradient cancels to f32 rounding (|g| ~ 1e-16 in f64) may
+/// legitimately take another path. So: all but 0.5% of changes within 1% of lr, all but one in a
+/// thousand within 25% of lr, none beyond Adam's reach (2·lr a step), and something moved.
+pub fn assert_changes_agree(
+    what: &str,
+    w0: &Weights<f32>,
+    (got, want): (&Weights<f32>, &Weights<f32>),
+    lr: f32,
+    steps: usize,
+) {
+    for (b, spec) in w0.layout.buffers.iter().enumerate() {
+        let change = |w: &Weights<f32>| -> Vec<f32> {
+            w.data[b]
+                .iter()
+                .zip(&w0.data[b])
+                .map(|(a, z)| a - z)
+                .collect()
+        };
+        let (dg, dc) = (change(got), change(want));
+        let name = format!("{what}: {} change", spec.name);
+        assert_close(&name, &dg, &dc, 2.0 * lr * steps as f32, 0.0);
+        let beyond = |tol: f32| {
+            dg.iter()
+                .zip(&dc)
+                .filter(|(a, b)| (*a - *b).abs() > tol + 1e-3 * b.abs())
+                .count() as f64
+        };
+        let n = dg.len() as f64;
+        assert!(
+            beyond(0.25 * lr) <= 1e-3 * n + 1.0,
+            "{name}: {} of {n} differ by more than 25% of lr",
+            beyond(0.25 * lr)
+        );
+        assert!(
+            beyond(1e-2 * lr) <= 5e-3 * n + 1.0,
+            "{name}: {} of {n} differ by more than 1% of lr",
+            beyond(1e-2 * lr)
+        );
+        assert!(
+            dc.iter().any(|d| d.abs() > 0.1 * lr),
+            "{name}: nothing moved"
+        );
+    }
 }
