@@ -14,7 +14,7 @@ use cobrar_gpu::models::session::{cpu_session, gpu_session};
 use cobrar_gpu::models::{Architecture, Mode, Model, ModelKind, Weights};
 use rand::RngExt;
 
-use crate::common::{assert_changes_agree, assert_close, gpu, rng};
+use crate::common::{assert_changes_agree, assert_close, gpu, mark_cancelling, rng};
 
 /// A small random interaction matrix (every user and item has at least one interaction) and its
 /// transpose.
@@ -227,9 +227,11 @@ fn gpu_vs_cpu_with(
         assert!(l.chunks(l.id("W_U")) > 1 && (r < n), "tables must be split");
     }
     let reference = mdl();
+    let mut cancelling = Vec::new();
     for t in 1..=steps as u64 {
         let w = cpu_s.read_weights().unwrap();
         let batch = well_conditioned_batch(&mut rng, &reference, &w, t);
+        mark_cancelling(&mut cancelling, mdl(), &w, &batch, t, chunk_rows);
         gpu_s.step(&batch, false).unwrap();
         cpu_s.step(&batch, false).unwrap();
     }
@@ -251,7 +253,7 @@ fn gpu_vs_cpu_with(
     );
     assert_close(&format!("{what}: losses"), &gl, &cl, 1e-5, 1e-4);
     let lr = config(dropout).adam.lr as f32;
-    assert_changes_agree(&what, &w0, (&got, &want), lr, steps);
+    assert_changes_agree(&what, &w0, (&got, &want), lr, steps, &cancelling);
 }
 
 #[test]
