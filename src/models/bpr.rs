@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use super::params::{Init, ParamLayout, TensorSpec};
-use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
+use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
 use crate::data::Csr;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::AdamConfig;
-use crate::kernels::{adam_table, bpr_loss, score_loss};
+use crate::kernels::{adam_table, bpr_loss};
 use crate::sampler::Pair;
 
 /// Buffers of the two tables (LightGCN's layer 0 too).
@@ -164,14 +164,7 @@ pub(crate) fn record_loss(
         regularised[1].into(),
     ];
     pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
-    let sum = score_loss::Params {
-        n_pairs: b.n as u32,
-        ring_slot: ring_slot(t) as u32,
-        ..Default::default()
-    };
-    let binds = [pair_loss.into(), pb.id(buffers::LOSS_RING).into()];
-    let (_, cost) = score_loss::cost(&sum);
-    pb.dispatch_costed(&score_loss::SUM, &binds, &sum, [1, 1, 1], cost);
+    super::record_mean_loss(pb, b.n, t);
 }
 
 /// The buffers a model trained on triples needs beside its own in `mode`: the batch image, the

@@ -123,6 +123,20 @@ pub trait Model: Sync {
     );
 }
 
+/// Records the mean of the first `n` per-sample losses in `pair_loss` into the loss ring at step `t`'s
+/// slot (the models whose loss kernel writes one loss per triple or user).
+pub fn record_mean_loss(pb: &mut PlanBuilder<'_, '_>, n: usize, t: u64) {
+    use crate::kernels::score_loss;
+    let sum = score_loss::Params {
+        n_pairs: u32::try_from(n).expect("batch exceeds u32"),
+        ring_slot: ring_slot(t) as u32,
+        ..Default::default()
+    };
+    let binds = [pb.id("pair_loss").into(), pb.id(buffers::LOSS_RING).into()];
+    let (_, cost) = score_loss::cost(&sum);
+    pb.dispatch_costed(&score_loss::SUM, &binds, &sum, [1, 1, 1], cost);
+}
+
 /// The ring slot of optimizer step `t`.
 pub fn ring_slot(t: u64) -> usize {
     ((t - 1) as usize) % LOSS_RING

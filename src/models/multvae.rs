@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
-use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
+use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
 use crate::data::Csr;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufferSpec, Role};
@@ -24,7 +24,7 @@ use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig};
 use crate::kernels::{
     Activation, Dropout, column_sums, dense_backward_data, dense_backward_weight, dense_forward,
-    score_loss, spmm, spmm_transpose, strided_copy, vae,
+    spmm, spmm_transpose, strided_copy, vae,
 };
 use crate::sampler::Pair;
 
@@ -478,14 +478,7 @@ impl<'d> MultVae<'d> {
             pb.dispatch_costed(&spmm_transpose::DEF, &binds, &p, grid, cost);
         }
 
-        let sum = score_loss::Params {
-            n_pairs: n as u32,
-            ring_slot: ring_slot(t) as u32,
-            ..Default::default()
-        };
-        let binds = [row_loss.into(), pb.id(buffers::LOSS_RING).into()];
-        let (_, cost) = score_loss::cost(&sum);
-        pb.dispatch_costed(&score_loss::SUM, &binds, &sum, [1, 1, 1], cost);
+        super::record_mean_loss(pb, n, t);
     }
 }
 
