@@ -15,5 +15,6 @@ pub mod pipeline;
 pub mod report;
 pub mod rundir;
 pub mod sampler;
+pub mod selftest;
 pub mod train;
 pub mod util;

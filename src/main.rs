@@ -14,6 +14,11 @@ fn main() {
         if err.downcast_ref::<cobrar_gpu::cli::ClosedPipe>().is_some() {
             return; // `… | head`: the reader has what it wanted
         }
+        // A wrong result found by a check (selftest, or a command that ran it first): status 1.
+        if let Some(failed) = err.downcast_ref::<cobrar_gpu::selftest::SelftestFailed>() {
+            eprintln!("error: selftest failed\n{failed}");
+            std::process::exit(1);
+        }
         // One line: the error and its causes joined by ": " (anyhow's alternate form). Never a panic.
         eprintln!("error: {err:#}");
         std::process::exit(2);

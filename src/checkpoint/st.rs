@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::util::hex;
 use anyhow::{Context, bail, ensure};
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
@@ -21,10 +22,6 @@ pub struct Tensor<'a> {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: &'a [f32],
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The file's bytes: 8-byte header length, the JSON header (sorted keys, padded with spaces to a

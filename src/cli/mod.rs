@@ -44,6 +44,7 @@ pub mod export;
 pub mod grid;
 pub mod recommend;
 pub mod reproduce;
+pub mod selftest;
 pub mod train;
 
 /// Train and evaluate CoBraR / DeepMF recommenders on any GPU through WGSL compute shaders.
@@ -99,6 +100,9 @@ pub enum Command {
     Reproduce(Box<reproduce::ReproduceCommand>),
     /// Benchmark: training steps/s, per-kernel GPU times and one full evaluation, as JSON.
     Bench(Box<bench::BenchCommand>),
+    /// Is this GPU computing correctly? Every kernel, every model's steps and the ranking against
+    /// their CPU twins on fresh seeded inputs; exit status 1 names the failing check and its seed.
+    Selftest(selftest::SelftestCommand),
     /// Dataset statistics (the paper's Table 1) and split files.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -116,5 +120,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(args),
         Command::Grid(cmd) => grid::run(cmd, &cli.gpu),
         Command::Reproduce(cmd) => reproduce::run(*cmd, &cli.gpu),
+        Command::Selftest(cmd) => selftest::run(cmd, &cli.gpu),
     }
 }

@@ -283,7 +283,7 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             }
             State::Interrupted => {
                 eprintln!("{head} · resuming{eta}");
-                super::train::resume(&r.dir, true, false, gpu, t)?
+                super::train::resume(&r.dir, true, false, false, gpu, t)?
             }
             State::New => {
                 eprintln!("{head}{eta}");
@@ -295,6 +295,7 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
                     overwrite: r.dir.exists(),
                     resume: None,
                     quiet: true,
+                    selftest: false,
                     no_summary: true,
                 };
                 super::train::execute(&tc, gpu, &ds, t)?

@@ -223,6 +223,11 @@ pub struct TrainCommand {
     /// No progress bar or epoch lines (errors and the final summary still print)
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the full selftest on the adapter first; a failing check stops before anything is written
+    /// (exit status 1). Without it, metrics.json still records whether this adapter, driver and
+    /// binary passed a selftest earlier
+    #[arg(long)]
+    pub selftest: bool,
     /// No final summary on stdout either: set by commands that train many runs and print their own
     /// report (`reproduce`)
     #[arg(skip)]
@@ -230,13 +235,13 @@ pub struct TrainCommand {
 }
 
 /// Flags of `train` that `--resume` accepts beside itself (the run's configuration is its own).
-const RESUME_FLAGS: &[&str] = &["resume", "quiet", "adapter"];
+const RESUME_FLAGS: &[&str] = &["resume", "quiet", "adapter", "selftest"];
 
 pub fn run(cmd: TrainCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     if let Some(dir) = &cmd.resume {
         reject_flags_beside_resume()?;
-        return resume(dir, cmd.quiet, true, gpu, started).map(|_| ());
+        return resume(dir, cmd.quiet, true, cmd.selftest, gpu, started).map(|_| ());
     }
     cmd.train.config()?; // flag errors before the data loads
     let ds = cmd.dataset.load()?;
@@ -300,6 +305,9 @@ pub fn execute(
         None => default_run_dir(&ds.name, cfg.model),
     };
     rundir::check_new_dir(&out, cmd.overwrite, "--out")?;
+    if cmd.selftest {
+        selftest_first(&ctx)?;
+    }
     // Validated: from here on the run directory is written.
     let _lock = RunLock::acquire(&out)?;
     if cmd.overwrite {
@@ -343,11 +351,28 @@ pub fn execute(
     )
 }
 
+/// `--selftest`: the full selftest on `ctx`; a failing check ends the command (status 1).
+fn selftest_first(ctx: &std::sync::Arc<crate::gpu::GpuContext>) -> anyhow::Result<()> {
+    use crate::selftest::{self, Selection};
+    let seed = selftest::fresh_seed();
+    let outcome = super::selftest::run_on(ctx, &Selection::default(), seed)?;
+    if !outcome.passed {
+        let flag = ctx.info.backend.to_string().to_lowercase();
+        return Err(selftest::SelftestFailed(format!(
+            "{}\nnothing was trained: results from this adapter would not be trustworthy",
+            selftest::failure_summary(&outcome, &flag, seed, false)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Continues the interrupted run in `dir`.
 pub fn resume(
     dir: &Path,
     quiet: bool,
     summary: bool,
+    selftest: bool,
     gpu: &GpuArgs,
     started: Instant,
 ) -> anyhow::Result<RunMetrics> {
@@ -368,6 +393,9 @@ pub fn resume(
     let ds = checkpoint::load_dataset(dir, &config)?;
     let ctx = gpu.context()?;
     preflight(&config.train, &ds, &ctx)?;
+    if selftest {
+        selftest_first(&ctx)?;
+    }
     let layout = std::sync::Arc::new(train::param_layout(
         &config.train,
         ds.n_users(),
@@ -402,6 +430,7 @@ fn run_training(
     let cfg = &config.train;
     let counts = config.parameters;
     let adapter = AdapterSummary::from(&ctx.info);
+    let selftest = crate::selftest::cache::lookup(&crate::selftest::AdapterIdentity::of(&ctx));
     eprintln!(
         "{}: {} users, {} items, {} train / {} validation / {} test interactions",
         ds.name,
@@ -505,6 +534,7 @@ fn run_training(
         hyperparameters: cfg.clone(),
         parameters: counts,
         batch_pipeline: Some(outcome.batch_pipeline.clone()),
+        selftest,
     };
     table::write_user_metrics(
         &out.join(table::USER_METRICS_FILE),

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::util::hex;
 use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
@@ -191,10 +192,6 @@ fn with_text<T>(
     io::copy(&mut raw, &mut io::sink()).map_err(|e| src.io_err(e))?;
     let h = raw.into_inner();
     Ok((out, hex(&h.hasher.finalize()), h.bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -24,6 +24,8 @@ pub const ADAPTER_ENV: &str = "COBRAR_ADAPTER";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdapterChoice {
     Auto,
+    /// Every adapter (`selftest` and `bench` only).
+    All,
     Backend(wgpu::Backend),
     /// Case-insensitive substring of the adapter's name.
     Name(String),
@@ -35,6 +37,7 @@ impl FromStr for AdapterChoice {
         let lower = s.trim().to_ascii_lowercase();
         Ok(match lower.as_str() {
             "" | "auto" => AdapterChoice::Auto,
+            "all" => AdapterChoice::All,
             "vulkan" | "vk" => AdapterChoice::Backend(wgpu::Backend::Vulkan),
             "metal" => AdapterChoice::Backend(wgpu::Backend::Metal),
             "dx12" | "d3d12" => AdapterChoice::Backend(wgpu::Backend::Dx12),
@@ -48,6 +51,7 @@ impl fmt::Display for AdapterChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AdapterChoice::Auto => f.write_str("auto"),
+            AdapterChoice::All => f.write_str("all"),
             AdapterChoice::Backend(b) => write!(f, "{b}"),
             AdapterChoice::Name(n) => write!(f, "{n:?}"),
         }
@@ -64,9 +68,50 @@ impl AdapterChoice {
 
     fn accepts(&self, info: &wgpu::AdapterInfo) -> bool {
         match self {
-            AdapterChoice::Auto => true,
+            AdapterChoice::Auto | AdapterChoice::All => true,
             AdapterChoice::Backend(b) => info.backend == *b,
             AdapterChoice::Name(n) => info.name.to_lowercase().contains(&n.to_lowercase()),
+        }
+    }
+}
+
+/// Environment variable that creates devices under WebGPU's default limits (`webgpu`) instead of the
+/// adapter's own (`adapter`, the default): the weakest GPUs the program targets, on any machine.
+pub const LIMITS_ENV: &str = "COBRAR_LIMITS";
+
+/// Which limits a device is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsChoice {
+    /// Everything the adapter offers.
+    Adapter,
+    /// WebGPU's defaults (128 MiB per storage binding, 256 MiB per buffer, 16 KiB of workgroup
+    /// memory, 256 invocations per workgroup, 8 storage buffers per stage), where the adapter offers
+    /// at least that.
+    Webgpu,
+}
+
+impl LimitsChoice {
+    /// From `COBRAR_LIMITS` (unset or empty: the adapter's).
+    pub fn from_env() -> anyhow::Result<LimitsChoice> {
+        match std::env::var(LIMITS_ENV).unwrap_or_default().trim() {
+            "" | "adapter" => Ok(LimitsChoice::Adapter),
+            "webgpu" => Ok(LimitsChoice::Webgpu),
+            other => bail!("{LIMITS_ENV}={other:?}: expected adapter or webgpu"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitsChoice::Adapter => "adapter",
+            LimitsChoice::Webgpu => "webgpu",
+        }
+    }
+
+    /// The limits to request on an adapter offering `offered`.
+    pub fn limits(self, offered: &wgpu::Limits) -> wgpu::Limits {
+        match self {
+            LimitsChoice::Adapter => offered.clone(),
+            LimitsChoice::Webgpu => wgpu::Limits::defaults().or_worse_values_from(offered),
         }
     }
 }
@@ -126,6 +171,12 @@ pub fn describe_adapters(adapters: &[wgpu::Adapter]) -> String {
 
 /// Picks the adapter for `choice`, or explains which adapters exist.
 pub fn select_adapter(choice: &AdapterChoice) -> anyhow::Result<wgpu::Adapter> {
+    if *choice == AdapterChoice::All {
+        bail!(
+            "--adapter all runs every adapter in `selftest` and `bench` only; this command uses one: \
+             auto, vulkan, metal, dx12, gl or part of a name (see `cobrar-gpu adapters`)"
+        );
+    }
     let adapters = enumerate_adapters();
     if adapters.is_empty() {
         bail!(
@@ -157,6 +208,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Whether `limits` are the adapter's or WebGPU's defaults (`COBRAR_LIMITS`).
+    pub limits_choice: LimitsChoice,
     pub features: wgpu::Features,
     /// Runtime bounds checks in the engine's own (index-audited) shaders. Off by default: see
     /// BENCHMARKS.md for the measurement behind that choice. `COBRAR_SHADER_CHECKS=1` turns them on.
@@ -176,6 +229,25 @@ pub enum FaultPoint {
     Allocation,
     /// The n-th submission.
     Submit,
+}
+
+/// `wrong@kernel:NAME`: the kernel(s) named NAME compute nothing (their dispatches are dropped), as a
+/// miscompiled shader would leave wrong results behind without any error. NAME is a kernel's full name
+/// (`spmm.relu`) or the part before a dot (`spmm`: every variant). `selftest` must catch it.
+fn parse_wrong_kernel(s: &str) -> anyhow::Result<String> {
+    let name = s.trim_start_matches("wrong@kernel:").trim();
+    let known = crate::kernels::ALL
+        .iter()
+        .any(|d| super::kernel::name_matches(d.name, name));
+    if !known {
+        let mut names: Vec<&str> = crate::kernels::ALL.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        bail!(
+            "COBRAR_INJECT_FAULT={s:?}: no kernel is named {name:?}; kernels: {}",
+            names.join(", ")
+        );
+    }
+    Ok(name.to_string())
 }
 
 /// A fault the runtime reports as if the device had: `error` at the `at`-th event of `point` (1-based).
@@ -201,7 +273,8 @@ impl InjectedFault {
     pub fn parse(s: &str) -> anyhow::Result<InjectedFault> {
         let bad = || {
             anyhow::anyhow!(
-                "COBRAR_INJECT_FAULT={s:?}: expected oom@alloc:N, oom@submit:N or lost@submit:N"
+                "COBRAR_INJECT_FAULT={s:?}: expected oom@alloc:N, oom@submit:N, lost@submit:N, \
+                     wrong@kernel:NAME or disk@write:N"
             )
         };
         let (kind, rest) = s.split_once('@').ok_or_else(bad)?;
@@ -239,7 +312,8 @@ impl GpuContext {
 
     pub fn from_adapter(adapter: &wgpu::Adapter) -> anyhow::Result<GpuContext> {
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let limits_choice = LimitsChoice::from_env()?;
+        let limits = limits_choice.limits(&adapter.limits());
         let features = adapter.features() & wanted_features();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("cobrar-gpu"),
@@ -256,15 +330,21 @@ impl GpuContext {
         let errors = ErrorSink::default();
         errors.install(&device);
         let registry = KernelRegistry::new(&device, &info, features);
-        let faults = match std::env::var("COBRAR_INJECT_FAULT") {
-            Ok(s) if !s.is_empty() && !s.starts_with("disk@") => vec![InjectedFault::parse(&s)?],
-            _ => Vec::new(),
+        let (faults, wrong_kernel) = match std::env::var("COBRAR_INJECT_FAULT") {
+            Ok(s) if s.starts_with("wrong@kernel:") => (Vec::new(), Some(parse_wrong_kernel(&s)?)),
+            Ok(s) if !s.is_empty() && !s.starts_with("disk@") => {
+                (vec![InjectedFault::parse(&s)?], None)
+            }
+            _ => (Vec::new(), None),
         };
+        let mut registry = registry;
+        registry.set_wrong_kernel(wrong_kernel);
         Ok(GpuContext {
             device,
             queue,
             info,
             limits,
+            limits_choice,
             features,
             shader_checks,
             registry,
@@ -336,9 +416,22 @@ impl GpuContext {
         hit
     }
 
+    /// `adapter` or `webgpu`: which limits the device was created with.
+    pub fn limits_name(&self) -> &'static str {
+        self.limits_choice.name()
+    }
+
     /// `name (backend)` for logs and reports.
     pub fn adapter_label(&self) -> String {
-        format!("{} ({})", self.info.name, self.info.backend)
+        match self.limits_choice {
+            LimitsChoice::Adapter => format!("{} ({})", self.info.name, self.info.backend),
+            LimitsChoice::Webgpu => {
+                format!(
+                    "{} ({}, WebGPU default limits)",
+                    self.info.name, self.info.backend
+                )
+            }
+        }
     }
 
     /// Largest byte size one storage binding may have on this device.

@@ -168,6 +168,16 @@ pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
     pub bindings: Vec<Binding>,
+    /// An injected fault: the kernel's dispatches are dropped (`COBRAR_INJECT_FAULT=wrong@kernel:…`).
+    pub faulty: bool,
+}
+
+/// Whether kernel `name` is the one `pattern` names: the full name, or its part before a dot.
+pub fn name_matches(name: &str, pattern: &str) -> bool {
+    name == pattern
+        || name
+            .strip_prefix(pattern)
+            .is_some_and(|rest| rest.starts_with('.'))
 }
 
 impl Kernel {
@@ -249,7 +259,7 @@ impl Kernel {
         uniform_offset: u32,
         workgroups: [u32; 3],
     ) {
-        if workgroups.contains(&0) {
+        if workgroups.contains(&0) || self.faulty {
             return;
         }
         pass.set_pipeline(&self.pipeline);

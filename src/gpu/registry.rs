@@ -22,6 +22,8 @@ pub struct KernelRegistry {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     cache: Option<DiskCache>,
     compiled: AtomicUsize,
+    /// Kernels compiled to do nothing (`COBRAR_INJECT_FAULT=wrong@kernel:NAME`).
+    wrong_kernel: Option<String>,
 }
 
 /// wgpu's pipeline cache and the file it persists to.
@@ -42,12 +44,25 @@ impl KernelRegistry {
             modules: Mutex::default(),
             cache,
             compiled: AtomicUsize::new(0),
+            wrong_kernel: None,
         }
+    }
+
+    /// Makes the kernels named `name` drop their dispatches (fault injection: see `GpuContext`).
+    pub fn set_wrong_kernel(&mut self, name: Option<String>) {
+        self.wrong_kernel = name;
     }
 
     /// Pipelines compiled so far on this device (each kernel once).
     pub fn compiled(&self) -> usize {
         self.compiled.load(Ordering::Relaxed)
+    }
+
+    /// The names of the kernels compiled so far on this device.
+    pub fn compiled_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.lock_kernels().keys().copied().collect();
+        names.sort_unstable();
+        names
     }
 
     /// Whether pipelines go through wgpu's (disk-backed) pipeline cache.
@@ -136,11 +151,16 @@ impl KernelRegistry {
             cache: self.cache.as_ref().map(|c| &c.cache),
         });
         self.compiled.fetch_add(1, Ordering::Relaxed);
+        let faulty = self
+            .wrong_kernel
+            .as_deref()
+            .is_some_and(|n| super::kernel::name_matches(def.name, n));
         Ok(Kernel {
             def: *def,
             pipeline,
             layout,
             bindings,
+            faulty,
         })
     }
 }

@@ -111,6 +111,10 @@ pub struct RunMetrics {
     /// How batches were built: who built the gradient index and the start-up measurement behind it.
     #[serde(default)]
     pub batch_pipeline: Option<crate::pipeline::IndexProbe>,
+    /// Whether this adapter, driver and binary passed a selftest (`cobrar-gpu selftest`, or
+    /// `train --selftest`), as remembered in the user's cache directory when the run finished.
+    #[serde(default = "crate::selftest::cache::SelftestStatus::not_run")]
+    pub selftest: crate::selftest::cache::SelftestStatus,
 }
 
 /// Writes any serialisable value as pretty JSON, atomically.

@@ -8,3 +8,4 @@ mod data;
 mod reliability;
 mod reproduce;
 mod resume;
+mod selftest;

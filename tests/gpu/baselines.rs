@@ -1,5 +1,6 @@
 //! The study's baselines on the runtime (SPEC §7): BPR-MF's and LightGCN's step plans against finite
-//! differences (CPU executor, f64) and on the GPU against the CPU twins; LightGCN's embeddings against
+//! differences (CPU executor, f64) and on the GPU against the CPU twins (the selftest's model checks,
+//! MostPop's embedding step included); LightGCN's embeddings against
 //! a dense Â computed here; both models' losses fall on the embedded data and they rank far better than
 //! their untrained (random) embeddings; MostPop's lists and metrics on a hand-computed case.
 
@@ -13,8 +14,7 @@ use cobrar_gpu::models::{Mode, Model, ModelKind, Side, Weights};
 use cobrar_gpu::sampler::{Sampler, SamplerKind};
 use cobrar_gpu::train::{TrainConfig, train};
 
-use crate::common::{assert_changes_agree, assert_close, gpu, mark_cancelling, rng};
-use crate::steps::toy_data;
+use crate::common::{assert_close, check, gpu, rng, toy_data};
 
 fn bpr_config(dim: usize, lambda: f32) -> BprConfig {
     BprConfig {
@@ -69,53 +69,6 @@ pub fn check_finite_differences<M: Model>(
     g
 }
 
-/// Trains `mdl()` for four steps of `bpr` triples on the GPU and on the CPU twins from the same
-/// weights; the losses and every parameter's change must agree ([`assert_changes_agree`]).
-fn gpu_steps_match_cpu<M: Model<Batch = cobrar_gpu::models::bpr::BprBatch>>(
-    mdl: impl Fn() -> M,
-    by_user: &Csr,
-    n_items: usize,
-    lr: f32,
-    what: &str,
-) {
-    let batch_of = |m: &M, size: usize, t: u64| m.build_batch(&triples(by_user, n_items, size, t));
-    gpu_steps_match_cpu_with(mdl, batch_of, lr, None, what);
-}
-
-/// [`gpu_steps_match_cpu`] over batches of `batch_of(model, size, step)`, with tables in chunks of
-/// `chunk_rows` rows when given.
-pub fn gpu_steps_match_cpu_with<M: Model>(
-    mdl: impl Fn() -> M,
-    batch_of: impl Fn(&M, usize, u64) -> M::Batch,
-    lr: f32,
-    chunk_rows: Option<usize>,
-    what: &str,
-) {
-    let w0 = Weights::init(mdl().params(), 4);
-    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, chunk_rows).unwrap();
-    let max_binding = gpu().max_binding();
-    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, max_binding, chunk_rows).unwrap();
-    let steps = 4;
-    let reference = mdl();
-    let mut cancelling = Vec::new();
-    for t in 1..=steps {
-        // A smaller last batch too (an epoch's remainder).
-        let size = if t == steps { 13 } else { 32 };
-        let batch = batch_of(&reference, size, t);
-        let w = cpu_s.read_weights().unwrap();
-        mark_cancelling(&mut cancelling, mdl(), &w, &batch, t, chunk_rows);
-        gpu_s.step(&batch, false).unwrap();
-        cpu_s.step(&batch, false).unwrap();
-    }
-    let (gl, cl) = (
-        gpu_s.read_losses(1, steps).unwrap(),
-        cpu_s.read_losses(1, steps).unwrap(),
-    );
-    assert_close(&format!("{what} losses"), &gl, &cl, 1e-6, 1e-4);
-    let (got, want) = (gpu_s.read_weights().unwrap(), cpu_s.read_weights().unwrap());
-    assert_changes_agree(what, &w0, (&got, &want), lr, steps as usize, &cancelling);
-}
-
 #[test]
 fn bpr_gradients_of_the_step_plan_match_finite_differences() {
     let mut rng = rand_pcg::Pcg64Mcg::new(0xb9b9);
@@ -137,12 +90,13 @@ fn bpr_gradients_of_the_step_plan_match_finite_differences() {
 }
 
 #[test]
-fn bpr_gpu_steps_match_the_cpu_twins() {
-    let mut rng = rng("bpr steps");
-    let (n, m) = (57, 43);
-    let (by_user, _) = toy_data(&mut rng, n, m, 0.15);
-    let mdl = || Bpr::new(bpr_config(16, 1e-2), &by_user, m, 32);
-    gpu_steps_match_cpu(mdl, &by_user, m, 1e-2, "bpr");
+fn bpr_gpu_steps_and_embeddings_match_the_cpu_twins() {
+    check("model:bpr");
+}
+
+#[test]
+fn mostpop_embeds_on_the_gpu_as_on_the_cpu() {
+    check("model:mostpop");
 }
 
 pub fn bpr_train_config() -> TrainConfig {
@@ -352,12 +306,8 @@ fn lightgcn_gradients_of_the_step_plan_match_finite_differences() {
 }
 
 #[test]
-fn lightgcn_gpu_steps_match_the_cpu_twins() {
-    let mut rng = rng("lightgcn steps");
-    let (n, m) = (57, 43);
-    let (by_user, by_item) = toy_data(&mut rng, n, m, 0.15);
-    let mdl = || LightGcn::new(lightgcn_config(16, 3, 1e-2), &by_user, &by_item, 32);
-    gpu_steps_match_cpu(mdl, &by_user, m, 1e-2, "lightgcn");
+fn lightgcn_gpu_steps_and_embeddings_match_the_cpu_twins() {
+    check("model:lightgcn");
 }
 
 #[test]

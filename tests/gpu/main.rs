@@ -9,6 +9,7 @@ mod kernels;
 mod multvae;
 mod ranking;
 mod runtime;
+mod selftest;
 mod shaders;
 mod steps;
 mod training;

@@ -3,45 +3,15 @@
 //! input table in row chunks and the logits in blocks; its embeddings' dot products against the
 //! decoder's logits computed here from the weights; loss falls and it beats its random initialisation.
 
-use cobrar_gpu::data::Csr;
-use cobrar_gpu::kernels::adam_dense::AdamConfig;
-use cobrar_gpu::models::multvae::{MultVae, MultVaeConfig, VaeBatch};
+use cobrar_gpu::models::multvae::MultVae;
 use cobrar_gpu::models::session::gpu_session;
 use cobrar_gpu::models::{Mode, Model, ModelKind, Side, Weights};
 use cobrar_gpu::sampler::SamplerKind;
 use cobrar_gpu::train::TrainConfig;
-use rand::seq::SliceRandom;
 
-use crate::baselines::{
-    bpr_train_config, check_finite_differences, gpu_steps_match_cpu_with,
-    loss_falls_and_beats_random,
-};
-use crate::common::{assert_close, gpu, rng};
-use crate::steps::toy_data;
-
-fn config(hidden: usize, latent: usize, logit_rows: Option<usize>) -> MultVaeConfig {
-    MultVaeConfig {
-        hidden,
-        latent,
-        dropout: 0.5,
-        anneal_cap: 0.2,
-        // β at its cap from the first step, so the KL term is checked too.
-        anneal_steps: 0,
-        adam: AdamConfig::new(1e-2, 1e-3),
-        seed: 11,
-        logit_rows,
-    }
-}
-
-/// A batch of `size` distinct users with training rows, drawn with `seed`.
-fn users_batch(mdl: &MultVae<'_>, by_user: &Csr, size: usize, seed: u64) -> VaeBatch {
-    let mut users: Vec<u32> = (0..by_user.n_rows() as u32)
-        .filter(|&u| by_user.row_len(u as usize) > 0)
-        .collect();
-    users.shuffle(&mut rand_pcg::Pcg64Mcg::new(seed as u128 + 1));
-    users.truncate(size);
-    VaeBatch::build(&users, by_user, mdl.n_items())
-}
+use crate::baselines::{bpr_train_config, check_finite_differences, loss_falls_and_beats_random};
+use crate::common::{assert_close, check, gpu, rng, toy_data};
+use cobrar_gpu::selftest::models::{multvae_config as config, users_batch};
 
 #[test]
 fn multvae_gradients_of_the_step_plan_match_finite_differences() {
@@ -69,17 +39,8 @@ fn multvae_gradients_of_the_step_plan_match_finite_differences() {
 }
 
 #[test]
-fn multvae_gpu_steps_match_the_cpu_twins_over_chunks_and_blocks() {
-    let mut rng = rng("multvae steps");
-    let (n, m) = (57, 43);
-    let (by_user, _) = toy_data(&mut rng, n, m, 0.15);
-    // Logits in one block or in blocks of 7 rows; the input table whole or in chunks of 10 rows.
-    for (block, chunk_rows) in [(None, None), (Some(7), Some(10))] {
-        let mdl = || MultVae::new(config(40, 8, block), &by_user, m, 32);
-        let batch_of = |mdl: &MultVae<'_>, size: usize, t: u64| users_batch(mdl, &by_user, size, t);
-        let what = format!("multvae, blocks {block:?}, chunks {chunk_rows:?}");
-        gpu_steps_match_cpu_with(mdl, batch_of, 1e-2, chunk_rows, &what);
-    }
+fn multvae_gpu_steps_and_embeddings_match_the_cpu_twins_over_chunks_and_blocks() {
+    check("model:multvae");
 }
 
 /// tanh(x) row by row for a dense layer y = x·W + b with W stored fan_in × fan_out.

@@ -9,7 +9,8 @@ use cobrar_gpu::gpu::{GpuContext, GpuError, buffers};
 use cobrar_gpu::models::session::gpu_session;
 use cobrar_gpu::models::{Mode, Model, ModelKind, Weights};
 
-use crate::steps::{model_with_pairs, toy_data, toy_pairs};
+use crate::common::{toy_data, toy_pairs};
+use crate::steps::model_with_pairs;
 
 /// A device of its own (these tests count compilations and break devices on purpose).
 fn fresh() -> Arc<GpuContext> {

@@ -1,107 +1,25 @@
 //! Whole-model checks through the one step description: the model's gradient plan run by the CPU
-//! executor in f64 against central finite differences; its training plan run by the GPU executor
-//! against the same plan on the CPU twins (every parameter after Adam), for CoBraR and DeepMF, with and
-//! without dropout, with tables split into several chunks; dispatch counts from the plan; and GPU
-//! determinism.
+//! executor in f64 against central finite differences; the selftest's model checks (training plan on
+//! the GPU against the CPU twins, every parameter after Adam, then the embedding step) for CoBraR and
+//! DeepMF, with and without dropout, tables in chunks and the index built on the GPU; dispatch counts
+//! from the plan; and GPU determinism.
 
 use cobrar_gpu::batch::{HostBatch, IndexStrategy};
-use cobrar_gpu::data::Csr;
-use cobrar_gpu::gpu::executor::Executor;
-use cobrar_gpu::kernels::adam_dense::AdamConfig;
-use cobrar_gpu::kernels::score_loss::{self, Pairs};
-use cobrar_gpu::models::cobrar::{StepConfig, TwoTower};
 use cobrar_gpu::models::session::{cpu_session, gpu_session};
-use cobrar_gpu::models::{Architecture, Mode, Model, ModelKind, Weights};
-use rand::RngExt;
+use cobrar_gpu::models::{Mode, Model, ModelKind, Weights};
+use cobrar_gpu::selftest::models::two_tower;
 
-use crate::common::{assert_changes_agree, assert_close, gpu, mark_cancelling, rng};
-
-/// A small random interaction matrix (every user and item has at least one interaction) and its
-/// transpose.
-pub fn toy_data(rng: &mut impl rand::Rng, n: usize, m: usize, density: f64) -> (Csr, Csr) {
-    let mut rows: Vec<Vec<u32>> = (0..n)
-        .map(|u| {
-            let mut r: Vec<u32> = (0..m as u32).filter(|_| rng.random_bool(density)).collect();
-            if r.is_empty() || u < m {
-                r.push((u % m) as u32);
-            }
-            r.sort_unstable();
-            r.dedup();
-            r
-        })
-        .collect();
-    for i in 0..m {
-        if !rows.iter().any(|r| r.contains(&(i as u32))) {
-            rows[i % n].push(i as u32);
-            rows[i % n].sort_unstable();
-        }
-    }
-    let by_user = Csr::from_rows(&rows);
-    let by_item = by_user.transpose(m);
-    (by_user, by_item)
-}
-
-/// `positives` training pairs with `neg` random negatives each.
-pub fn toy_pairs(
-    rng: &mut impl rand::Rng,
-    by_user: &Csr,
-    m: usize,
-    positives: usize,
-    neg: usize,
-) -> Vec<(u32, u32, f32)> {
-    let n = by_user.n_rows();
-    let mut pairs = Vec::new();
-    for _ in 0..positives {
-        let u = rng.random_range(0..n);
-        let row = by_user.row(u);
-        pairs.push((u as u32, row[rng.random_range(0..row.len())], 1.0));
-        for _ in 0..neg {
-            pairs.push((u as u32, rng.random_range(0..m as u32), 0.0));
-        }
-    }
-    pairs
-}
-
-fn config(dropout: f32) -> StepConfig {
-    StepConfig {
-        mu: 1e-4,
-        dropout,
-        adam: AdamConfig::new(1e-3, 1e-3),
-        seed: 11,
-    }
-}
-
-fn model<'d>(
-    kind: ModelKind,
-    arch: &str,
-    dropout: f32,
-    by_user: &'d Csr,
-    by_item: &'d Csr,
-    max_pairs: usize,
-) -> TwoTower<'d> {
-    let arch: Architecture = arch.parse().unwrap();
-    TwoTower::new(kind, arch, config(dropout), by_user, by_item, max_pairs)
-}
+use crate::common::{check, gpu, toy_data, toy_pairs};
 
 /// A model without dropout whose steps score up to `max_pairs` pairs.
 pub fn model_with_pairs<'d>(
     kind: ModelKind,
     arch: &str,
-    by_user: &'d Csr,
-    by_item: &'d Csr,
+    by_user: &'d cobrar_gpu::data::Csr,
+    by_item: &'d cobrar_gpu::data::Csr,
     max_pairs: usize,
-) -> TwoTower<'d> {
-    model(kind, arch, 0.0, by_user, by_item, max_pairs)
-}
-
-/// A model for ranking tests (no dropout, small steps).
-pub fn model_for_ranking<'d>(
-    kind: ModelKind,
-    arch: &str,
-    by_user: &'d Csr,
-    by_item: &'d Csr,
-) -> TwoTower<'d> {
-    model(kind, arch, 0.0, by_user, by_item, 40)
+) -> cobrar_gpu::models::cobrar::TwoTower<'d> {
+    two_tower(kind, arch, 0.0, by_user, by_item, max_pairs)
 }
 
 #[test]
@@ -115,7 +33,7 @@ fn gradients_of_the_step_plan_match_finite_differences() {
         let (n, m) = (6, 9);
         let (by_user, by_item) = toy_data(&mut rng, n, m, 0.4);
         let pairs = toy_pairs(&mut rng, &by_user, m, 4, 2);
-        let mdl = model(kind, arch, dropout, &by_user, &by_item, pairs.len());
+        let mdl = two_tower(kind, arch, dropout, &by_user, &by_item, pairs.len());
         let batch = mdl.build_batch(&pairs);
         let p0 = Weights::init(mdl.params(), 5).convert::<f64>();
         let what = format!("{kind} dropout {dropout} arch {arch}");
@@ -132,173 +50,14 @@ fn gradients_of_the_step_plan_match_finite_differences() {
     }
 }
 
-/// The cosines of `batch`'s pairs under `w` at step `t` (dropout included), through the model's own
-/// gradient plan on the CPU twins.
-fn cosines(mdl: &TwoTower<'_>, w: &Weights<f32>, batch: &HostBatch, t: u64) -> Vec<f64> {
-    let (by_user, by_item) = mdl.training_split();
-    let copy = TwoTower::new(
-        mdl.kind,
-        mdl.arch.clone(),
-        mdl.cfg,
-        by_user,
-        by_item,
-        mdl.max_pairs,
-    )
-    .with_index(mdl.index);
-    let dim = copy.dim();
-    let widths: usize = copy.arch.widths.iter().sum();
-    let before_last: usize = copy.arch.widths[..copy.arch.n_layers()].iter().sum();
-    let mut s = cpu_session(copy, Mode::Check, w, 1 << 30, None).unwrap();
-    s.grad_step(batch, t).unwrap();
-    let acts = s.exec.read(s.exec.layout().id("acts")).unwrap();
-    let rows = acts.len() / widths;
-    let e = &acts[rows * before_last..][..batch.n_rows() * dim];
-    let pairs = Pairs {
-        user: &batch.pair_user,
-        item: &batch.pair_item,
-        label: &batch.label,
-    };
-    score_loss::cpu(e, batch.n_users(), batch.n_items(), dim, pairs, 1e-4, 1.0).cos
-}
-
-/// A batch none of whose pairs sits at the loss's singularity. As cos → 1 (or → μ, where the clamp
-/// switches on) the true gradient diverges (∂L/∂ŷ = 1/(1−ŷ), clamped only at 1e-12) while ∂cos/∂e
-/// vanishes, and f32 rounding of their product is unbounded: PyTorch behaves the same. Tiny embeddings
-/// hit exactly parallel vectors often, so such pairs are left out (and the batch checked again: with
-/// dropout, a row's mask depends on its place in the batch).
-fn well_conditioned_batch(
-    rng: &mut impl rand::Rng,
-    mdl: &TwoTower<'_>,
-    w: &Weights<f32>,
-    t: u64,
-) -> HostBatch {
-    let (by_user, by_item) = mdl.training_split();
-    let near = |c: f64| (c - 1.0).abs() < 1e-3 || (c - 1e-4).abs() < 1e-5;
-    for _ in 0..50 {
-        let mut pairs = toy_pairs(rng, by_user, by_item.n_rows(), 20, 3);
-        let full = pairs.len();
-        for _ in 0..10 {
-            let batch = mdl.build_batch(&pairs);
-            let cos = cosines(mdl, w, &batch, t);
-            if !cos.iter().any(|&c| near(c)) {
-                return batch;
-            }
-            // Pair q of the batch is pairs[q]: the image keeps the pairs' order.
-            let keep: Vec<_> = pairs
-                .iter()
-                .zip(&cos)
-                .filter(|(_, c)| !near(**c))
-                .map(|(p, _)| *p)
-                .collect();
-            if keep.len() < full / 2 {
-                break;
-            }
-            pairs = keep;
-        }
-    }
-    panic!("no well-conditioned batch found");
-}
-
-fn gpu_vs_cpu(kind: ModelKind, arch: &str, dropout: f32, steps: usize, chunk_rows: Option<usize>) {
-    gpu_vs_cpu_with(kind, arch, dropout, steps, chunk_rows, IndexStrategy::Host);
-}
-
-fn gpu_vs_cpu_with(
-    kind: ModelKind,
-    arch: &str,
-    dropout: f32,
-    steps: usize,
-    chunk_rows: Option<usize>,
-    index: IndexStrategy,
-) {
-    let mut rng = rng(&format!(
-        "train_step {kind} {arch} dropout {dropout} {index:?}"
-    ));
-    let (n, m) = (57, 43);
-    let (by_user, by_item) = toy_data(&mut rng, n, m, 0.15);
-    let max_pairs = 20 * 4;
-    let mdl = || model(kind, arch, dropout, &by_user, &by_item, max_pairs).with_index(index);
-    let seed = rng.random_range(0..1000);
-    let w0 = Weights::init(mdl().params(), seed);
-    let mut gpu_s = gpu_session(gpu(), mdl(), Mode::Train, &w0, chunk_rows).unwrap();
-    let mut cpu_s = cpu_session(mdl(), Mode::Train, &w0, gpu().max_binding(), chunk_rows).unwrap();
-    if let Some(r) = chunk_rows {
-        let l = gpu_s.exec.layout();
-        assert!(l.chunks(l.id("W_U")) > 1 && (r < n), "tables must be split");
-    }
-    let reference = mdl();
-    let mut cancelling = Vec::new();
-    for t in 1..=steps as u64 {
-        let w = cpu_s.read_weights().unwrap();
-        let batch = well_conditioned_batch(&mut rng, &reference, &w, t);
-        mark_cancelling(&mut cancelling, mdl(), &w, &batch, t, chunk_rows);
-        gpu_s.step(&batch, false).unwrap();
-        cpu_s.step(&batch, false).unwrap();
-    }
-    let got = gpu_s.read_weights().unwrap();
-    let want = cpu_s.read_weights().unwrap();
-    let what = format!("{kind} {arch} dropout {dropout} after {steps} step(s)");
-    // The first loss comes from identical weights; later ones from weights that may already differ
-    // a little (see below), so they get a looser tolerance.
-    let (gl, cl) = (
-        gpu_s.read_losses(1, steps as u64).unwrap(),
-        cpu_s.read_losses(1, steps as u64).unwrap(),
-    );
-    assert_close(
-        &format!("{what}: first loss"),
-        &gl[..1],
-        &cl[..1],
-        1e-6,
-        1e-5,
-    );
-    assert_close(&format!("{what}: losses"), &gl, &cl, 1e-5, 1e-4);
-    let lr = config(dropout).adam.lr as f32;
-    assert_changes_agree(&what, &w0, (&got, &want), lr, steps, &cancelling);
+#[test]
+fn gpu_steps_and_embeddings_match_cpu_cobrar() {
+    check("model:cobrar");
 }
 
 #[test]
-fn gpu_step_matches_cpu_cobrar() {
-    gpu_vs_cpu(ModelKind::Cobrar, "16,8", 0.0, 1, None);
-    gpu_vs_cpu(ModelKind::Cobrar, "16,12,8", 0.0, 3, None);
-}
-
-#[test]
-fn gpu_step_matches_cpu_cobrar_dropout() {
-    gpu_vs_cpu(ModelKind::Cobrar, "16,12,8", 0.5, 3, None);
-}
-
-#[test]
-fn gpu_step_matches_cpu_deepmf() {
-    gpu_vs_cpu(ModelKind::Deepmf, "16,8", 0.0, 1, None);
-    gpu_vs_cpu(ModelKind::Deepmf, "20,12,8", 0.0, 3, None);
-}
-
-#[test]
-fn gpu_step_matches_cpu_with_chunked_tables() {
-    // W_U (43 rows) and W_T (57 rows) in chunks of 16 rows: the path of tables above the binding limit.
-    gpu_vs_cpu(ModelKind::Cobrar, "16,8", 0.2, 2, Some(16));
-    gpu_vs_cpu(ModelKind::Deepmf, "16,8", 0.0, 2, Some(16));
-}
-
-#[test]
-fn gpu_step_matches_cpu_with_the_index_built_on_the_gpu() {
-    // The index kernels' twins run in the CPU plan; tables chunked so every chunk reads the index.
-    gpu_vs_cpu_with(
-        ModelKind::Cobrar,
-        "16,12,8",
-        0.3,
-        2,
-        None,
-        IndexStrategy::Gpu,
-    );
-    gpu_vs_cpu_with(
-        ModelKind::Deepmf,
-        "16,8",
-        0.0,
-        2,
-        Some(16),
-        IndexStrategy::Gpu,
-    );
+fn gpu_steps_and_embeddings_match_cpu_deepmf() {
+    check("model:deepmf");
 }
 
 #[test]
@@ -315,7 +74,7 @@ fn both_index_strategies_train_to_the_same_bits() {
         (IndexStrategy::Gpu, None),
         (IndexStrategy::Gpu, Some(20)),
     ] {
-        let mdl = model(
+        let mdl = two_tower(
             ModelKind::Cobrar,
             "24,16,8",
             0.5,
@@ -369,7 +128,7 @@ fn dispatch_counts_come_from_the_plan_and_both_executors_run_them() {
             5 + 1 + 2 + 2 + 1 + 1 + 5,
         ),
     ] {
-        let mdl = model(kind, arch, 0.0, &by_user, &by_item, pairs.len());
+        let mdl = two_tower(kind, arch, 0.0, &by_user, &by_item, pairs.len());
         let batch = mdl.build_batch(&pairs);
         let w = Weights::init(mdl.params(), 1);
         let mut s = cpu_session(mdl, Mode::Train, &w, 1 << 30, chunk_rows).unwrap();
@@ -393,7 +152,7 @@ fn gpu_training_is_deterministic() {
         .map(|_| toy_pairs(&mut rng, &by_user, m, 32, 5))
         .collect();
     let run = || {
-        let mdl = model(
+        let mdl = two_tower(
             ModelKind::Cobrar,
             "32,16,8",
             0.5,
