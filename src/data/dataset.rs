@@ -42,6 +42,8 @@ pub struct LoadOptions {
     pub kcore: u32,
     /// Not applied to pre-split data.
     pub split: SplitConfig,
+    /// A built-in synthetic workload (`data::workload`) instead of `dataset`.
+    pub workload: Option<String>,
 }
 
 impl Default for LoadOptions {
@@ -54,8 +56,23 @@ impl Default for LoadOptions {
             min_rating: None,
             kcore: 5,
             split: SplitConfig::default(),
+            workload: None,
         }
     }
+}
+
+/// The built-in workload a dataset was generated from.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct WorkloadReport {
+    pub name: String,
+    /// SHA-256 of the generated interaction matrix (`Workload::hash`): equal hashes, equal data.
+    pub hash: String,
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+    /// Where its shape comes from.
+    pub source: String,
+    pub generate_seconds: f64,
 }
 
 /// Counts after the k-core filter.
@@ -134,6 +151,9 @@ pub struct PipelineReport {
     pub split: SplitReport,
     /// Present for pre-split input.
     pub pre_split: Option<PreSplitReport>,
+    /// Present for a built-in workload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadReport>,
     pub user_id_order: Option<IdOrder>,
     pub item_id_order: Option<IdOrder>,
 }
@@ -223,6 +243,24 @@ impl Dataset {
 
     pub fn n_items(&self) -> usize {
         self.item_ids.len()
+    }
+
+    /// SHA-256 of what a model trains and is evaluated on: the numbers of users and items and the
+    /// train, validation and test interactions (dense indices). Two runs with the same hash used the
+    /// same data and the same split.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"cobrar-gpu split v1\0");
+        h.update((self.n_users() as u64).to_le_bytes());
+        h.update((self.n_items() as u64).to_le_bytes());
+        for part in [&self.train, &self.val, &self.test] {
+            for words in [&part.offsets, &part.indices] {
+                h.update((words.len() as u64).to_le_bytes());
+                h.update(bytemuck::cast_slice::<u32, u8>(words));
+            }
+        }
+        crate::util::hex(&h.finalize())
     }
 
     /// Dense index of an original user id. A linear scan (O(N)), meant for a handful of look-ups such
@@ -464,6 +502,9 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
         )
         .into());
     }
+    if let Some(w) = &opts.workload {
+        return load_workload(super::workload::find(w)?, opts);
+    }
     let (name, input) = resolve(opts)?;
     let ds = match input {
         Input::Embedded => {
@@ -534,7 +575,7 @@ fn load_single(name: String, src: &Source, opts: &LoadOptions) -> anyhow::Result
         }
         .into());
     }
-    let mut report = PipelineReport {
+    let report = PipelineReport {
         dataset: name.clone(),
         format: format_label(&parser),
         raw: Counts::new(users.len(), items.len(), read.rows as usize),
@@ -542,6 +583,65 @@ fn load_single(name: String, src: &Source, opts: &LoadOptions) -> anyhow::Result
         inputs: vec![read],
         ..Default::default()
     };
+    preprocess(name, report, keys, &users, &items, opts, &file)
+}
+
+/// Loads a built-in workload: generated (no file), then the same pipeline as a file's interactions.
+/// Its ids are "1".."N" for users and items.
+fn load_workload(w: &super::workload::Workload, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    if opts.dataset.is_some() {
+        return Err(DataError::Invalid(
+            "--workload generates its data: drop --dataset (or --workload)".into(),
+        )
+        .into());
+    }
+    if opts.min_rating.is_some() {
+        return Err(DataError::Invalid(
+            "--min-rating: a workload is implicit feedback and has no ratings".into(),
+        )
+        .into());
+    }
+    let started = std::time::Instant::now();
+    let keys = w.generate();
+    let hash = w.hash(&keys);
+    let generate_seconds = started.elapsed().as_secs_f64();
+    let (mut users, mut items) = (Interner::default(), Interner::default());
+    for u in 1..=w.users {
+        users.intern(&u.to_string());
+    }
+    for i in 1..=w.items {
+        items.intern(&i.to_string());
+    }
+    let name = format!("{}-workload", w.name);
+    let report = PipelineReport {
+        dataset: name.clone(),
+        format: "built-in workload".into(),
+        raw: Counts::new(w.users, w.items, keys.len()),
+        workload: Some(WorkloadReport {
+            name: w.name.into(),
+            hash,
+            users: w.users,
+            items: w.items,
+            interactions: keys.len(),
+            source: w.source.into(),
+            generate_seconds,
+        }),
+        ..Default::default()
+    };
+    let file = format!("workload {}", w.name);
+    preprocess(name, report, keys, &users, &items, opts, &file)
+}
+
+/// The SPEC §2 pipeline over interned interactions: implicit, k-core, re-index, split.
+fn preprocess(
+    name: String,
+    mut report: PipelineReport,
+    mut keys: Vec<u64>,
+    users: &Interner,
+    items: &Interner,
+    opts: &LoadOptions,
+    file: &str,
+) -> anyhow::Result<Dataset> {
     pipeline::implicit(&mut keys);
     report.implicit = pipeline::count_keys(&keys, users.len(), items.len());
     if keys.is_empty() {
@@ -571,7 +671,7 @@ fn load_single(name: String, src: &Source, opts: &LoadOptions) -> anyhow::Result
         }
     }
     check_nnz(keys.len())?;
-    let (du, di, dense) = pipeline::reindex(&keys, &users, &items);
+    let (du, di, dense) = pipeline::reindex(&keys, users, items);
     drop(keys);
     report.user_id_order = Some(du.order);
     report.item_id_order = Some(di.order);

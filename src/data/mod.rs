@@ -21,11 +21,13 @@ mod intern;
 mod pipeline;
 mod readers;
 mod split;
+pub mod workload;
+mod workload_tables;
 
 pub use csr::Csr;
 pub use dataset::{
     Dataset, EMBEDDED_BYTES, EMBEDDED_NAME, Input, KcoreReport, LoadOptions, PipelineReport,
-    PreSplitFile, PreSplitReport, SplitReport, load, load_bytes, resolve,
+    PreSplitFile, PreSplitReport, SplitReport, WorkloadReport, load, load_bytes, resolve,
 };
 pub use error::{DataError, KNOWN_DATASETS};
 pub use formats::{DelimitedSpec, Format, Separator, detect_format};

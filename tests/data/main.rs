@@ -5,3 +5,4 @@ mod errors;
 mod pipeline;
 mod readers;
 mod synthetic;
+mod workloads;

@@ -275,3 +275,56 @@ fn ml_1m_partial_ratings_dat() {
         }
     }
 }
+
+/// Each workload's degree distributions against its real file's: the numbers of users, items and
+/// interactions exactly, and both degree distributions within a Kolmogorov–Smirnov distance of 0.005
+/// with the same Gini coefficient to 0.002 (BENCHMARKS.md reports the figures).
+#[test]
+#[ignore = "needs COBRAR_DATA_DIR"]
+fn workloads_match_their_datasets_degree_distributions() {
+    use cobrar_gpu::data::workload::{self, DegreeStats, degrees_of, ks_distance};
+    for (name, rel) in [
+        ("ml-1m", "ml-1m/interactions_all.tsv.gz"),
+        ("amazon-baby", "amazon-baby/reviews.tsv"),
+    ] {
+        let real = load(&LoadOptions {
+            kcore: 0,
+            ..file(rel)
+        })
+        .unwrap();
+        let raw = real.report.raw;
+        let w = workload::find(name).unwrap();
+        assert_eq!(
+            (
+                real.report.implicit.users,
+                real.report.implicit.items,
+                real.report.implicit.interactions
+            ),
+            (w.users, w.items, w.interactions),
+            "{name}: the workload's counts are the file's (raw {raw:?})"
+        );
+        // The real degrees over all three parts of the (unfiltered) split.
+        let (mut ru, mut ri) = (vec![0u32; real.n_users()], vec![0u32; real.n_items()]);
+        for part in [&real.train, &real.val, &real.test] {
+            for (u, deg) in ru.iter_mut().enumerate() {
+                *deg += part.row_len(u) as u32;
+                for &i in part.row(u) {
+                    ri[i as usize] += 1;
+                }
+            }
+        }
+        let keys = w.generate();
+        let (gu, gi) = degrees_of(&keys, w.users, w.items);
+        for (side, g, r) in [("users", &gu, &ru), ("items", &gi, &ri)] {
+            let ks = ks_distance(g, r);
+            let (sg, sr) = (DegreeStats::of(g), DegreeStats::of(r));
+            eprintln!("{name} {side}: KS {ks:.4}; generated {sg:?}; real {sr:?}");
+            assert!(ks < 0.005, "{name} {side}: KS distance {ks}");
+            assert!(
+                (sg.gini - sr.gini).abs() < 0.002,
+                "{name} {side}: Gini {sg:?} vs {sr:?}"
+            );
+            assert_eq!(sg.median, sr.median, "{name} {side}: median");
+        }
+    }
+}
