@@ -3,6 +3,11 @@
 //! own copy bandwidth and, per kernel, the bytes and operations counted from the step's plan against
 //! its measured time (a roofline). One full evaluation is timed too. JSON on stdout (with the adapter's
 //! name, backend and driver, for comparing GPUs across vendors), a table on stderr.
+//!
+//! Every adapter first passes the selftest's quick set (a throughput from a miscompiling driver is not
+//! a result); the outcome is in the JSON. `--workload` benchmarks a built-in synthetic dataset anyone
+//! can generate (its hash in the JSON proves two machines ran the same data); `--adapter all` measures
+//! every adapter in one process; `--standard-models` every model the study trains.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +22,6 @@ use super::train::TrainArgs;
 use crate::batch::{HostBatch, IndexStrategy};
 use crate::eval::Evaluator;
 use crate::gpu::GpuContext;
-use crate::gpu::context::AdapterSummary;
 use crate::gpu::exec::GpuExec;
 use crate::gpu::executor::Executor;
 use crate::gpu::memory::{BufferSpec, MemoryLayout, Role};
@@ -26,6 +30,9 @@ use crate::kernels::copy;
 use crate::models::{Model, ModelKind, NetBatch, ParamCounts};
 use crate::pipeline::{self, IndexProbe, Item};
 use crate::report::run::{git_revision, version, write_json};
+use crate::selftest::cache::SelftestStatus;
+use crate::selftest::{self, AdapterIdentity, Selection, SelftestFailed};
+use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
 pub struct BenchCommand {
@@ -48,13 +55,62 @@ pub struct BenchCommand {
     /// Skip the full evaluation
     #[arg(long)]
     pub no_eval: bool,
+    /// The models of the study in one run instead of --model/--arch: CoBraR 512,64 and 2048,128,
+    /// DeepMF 512,64, BPR-MF 64, LightGCN 64 (K = 3) and MultVAE 600,200, each with its defaults
+    #[arg(long, conflicts_with_all = ["model", "arch"])]
+    pub standard_models: bool,
+    /// Measure even on an adapter that fails the selftest's quick set (recorded as such)
+    #[arg(long)]
+    pub skip_selftest: bool,
     /// Also write the JSON report to this file
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Replace an existing --json file
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// Version of the bench JSON layout: 2 added the file envelope, workloads, data hashes, the selftest
+/// outcome and the adapter's identity (1 was one bare report).
+pub const SCHEMA: u32 = 2;
+
+/// The models `--standard-models` measures: (model, architecture).
+pub const STANDARD_MODELS: &[(ModelKind, &str)] = &[
+    (ModelKind::Cobrar, "512,64"),
+    (ModelKind::Cobrar, "2048,128"),
+    (ModelKind::Deepmf, "512,64"),
+    (ModelKind::Bpr, "64"),
+    (ModelKind::Lightgcn, "64"),
+    (ModelKind::Multvae, "600,200"),
+];
+
+/// A bench JSON file: who measured, with what, and one report per adapter and model.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct BenchFile {
+    pub schema: u32,
+    pub program: String,
+    pub version: String,
+    pub git_revision: String,
+    pub os: String,
+    pub arch: String,
+    /// The host's processor (the batch pipeline runs there).
+    pub cpu: String,
+    pub cores: usize,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    pub runs: Vec<BenchReport>,
+}
+
+/// The built-in workload a report measured.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct WorkloadRef {
+    pub name: String,
+    /// SHA-256 of the generated interaction matrix.
+    pub hash: String,
 }
 
 /// One kernel on the roofline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct KernelTime {
     pub kernel: String,
     /// Dispatches of this kernel per step.
@@ -71,13 +127,15 @@ pub struct KernelTime {
     pub gflops: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BenchReport {
-    pub program: String,
-    pub version: String,
-    pub git_revision: String,
-    pub adapter: AdapterSummary,
+    pub adapter: AdapterIdentity,
+    /// The selftest's quick set on this adapter just before measuring.
+    pub selftest: SelftestStatus,
     pub dataset: String,
+    pub workload: Option<WorkloadRef>,
+    /// SHA-256 of the data and split trained on (`Dataset::content_hash`).
+    pub data_hash: String,
     pub users: usize,
     pub items: usize,
     pub train_interactions: usize,
@@ -144,19 +202,121 @@ pub fn copy_bandwidth(ctx: &Arc<GpuContext>) -> anyhow::Result<f64> {
     Ok(copy::bytes(n) as f64 / best / 1e9)
 }
 
+/// The training configurations a bench run measures.
+fn configs(cmd: &BenchCommand) -> anyhow::Result<Vec<TrainConfig>> {
+    if !cmd.standard_models {
+        let cfg = cmd.train.config()?;
+        anyhow::ensure!(
+            cfg.model != ModelKind::Mostpop,
+            "bench measures training steps, and mostpop trains none; bench another --model"
+        );
+        return Ok(vec![cfg]);
+    }
+    STANDARD_MODELS
+        .iter()
+        .map(|&(model, arch)| {
+            let mut args = cmd.train.clone();
+            args.model = model;
+            args.arch = Some(arch.parse()?);
+            args.dropout = None;
+            args.sampler = None;
+            args.config()
+        })
+        .collect()
+}
+
+/// The host's processor name, from `/proc/cpuinfo` where there is one.
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
 pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
-    let cfg = cmd.train.config()?;
-    anyhow::ensure!(
-        cfg.model != ModelKind::Mostpop,
-        "bench measures training steps, and mostpop trains none; bench another --model"
-    );
+    for (flag, n) in [("--steps", cmd.steps), ("--host-steps", cmd.host_steps)] {
+        anyhow::ensure!(n >= 1, "{flag} must be at least 1, got 0");
+    }
+    let configs = configs(&cmd)?;
+    if let Some(path) = &cmd.json {
+        crate::rundir::check_new_file(path, cmd.overwrite)?;
+    }
     let ds = cmd.dataset.load()?;
-    let ctx = gpu.context()?;
-    let adapter = AdapterSummary::from(&ctx.info);
+    let data_hash = ds.content_hash();
+    let workload = ds.report.workload.as_ref().map(|w| WorkloadRef {
+        name: w.name.clone(),
+        hash: w.hash.clone(),
+    });
+    let mut runs = Vec::new();
+    for (flag, ctx) in super::selftest::targets(gpu)? {
+        let ctx = ctx?;
+        let status = if cmd.skip_selftest {
+            SelftestStatus::skipped()
+        } else {
+            let seed = selftest::fresh_seed();
+            let sel = Selection {
+                quick: true,
+                only: Vec::new(),
+            };
+            let outcome = super::selftest::run_on(&ctx, &sel, seed)?;
+            if !outcome.passed {
+                return Err(SelftestFailed(format!(
+                    "{}\nbench measured nothing: a throughput from a miscompiling driver is not a \
+                     result (--skip-selftest measures anyway, recorded as skipped)",
+                    selftest::failure_summary(&outcome, &flag, seed, true)
+                ))
+                .into());
+            }
+            SelftestStatus::of(&outcome, true, seed)
+        };
+        for cfg in &configs {
+            let mut report = measure(&cmd, &ctx, &ds, cfg)?;
+            report.selftest = status.clone();
+            report.workload = workload.clone();
+            report.data_hash = data_hash.clone();
+            eprint!("{}", table(&report));
+            runs.push(report);
+        }
+    }
+    let file = BenchFile {
+        schema: SCHEMA,
+        program: "cobrar-gpu".into(),
+        version: version(),
+        git_revision: git_revision(),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        cpu: cpu_name(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        runs,
+    };
+    outln!("{}", serde_json::to_string_pretty(&file)?);
+    if let Some(path) = &cmd.json {
+        write_json(path, &file)?;
+    }
+    Ok(())
+}
+
+/// Measures training `cfg` on `ds` on `ctx`: the host pipeline, the copy bandwidth, the GPU alone,
+/// end to end, kernel by kernel, and a full evaluation.
+fn measure(
+    cmd: &BenchCommand,
+    ctx: &Arc<GpuContext>,
+    ds: &crate::data::Dataset,
+    cfg: &TrainConfig,
+) -> anyhow::Result<BenchReport> {
+    let adapter = AdapterIdentity::of(ctx);
     let counts = ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
-    let (mut session, sampler, probe) = crate::train::setup(ctx.clone(), &ds, &cfg)?;
+    let (mut session, sampler, probe) = crate::train::setup(ctx.clone(), ds, cfg)?;
     eprintln!(
-        "bench: {} {} on {} ({} users, {} items), {} sampler, on {} ({}); gradient index built by the {:?} ({})",
+        "bench: {} {} on {} ({} users, {} items), {} sampler, on {}; gradient index built by the {:?} ({})",
         cfg.model,
         cfg.arch,
         ds.name,
@@ -165,8 +325,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         serde_json::to_value(cfg.sampler)?
             .as_str()
             .unwrap_or_default(),
-        adapter.name,
-        adapter.backend,
+        ctx.adapter_label(),
         probe.strategy,
         probe.chosen_by,
     );
@@ -192,7 +351,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     eprintln!("bench: host pipeline {host_steps_per_s:.0} steps/s ({builders} builders)");
 
     // 2. The adapter's copy bandwidth.
-    let copy_gbps = copy_bandwidth(&ctx)?;
+    let copy_gbps = copy_bandwidth(ctx)?;
     eprintln!("bench: copy kernel {copy_gbps:.2} GB/s");
 
     // 3. The GPU alone: prepared batches replayed.
@@ -291,7 +450,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         session.embed_all()?;
         let mut evaluator = Evaluator::new(&[20])?;
-        evaluator.evaluate_session(&session, &ds.test, &ds)?;
+        evaluator.evaluate_session(&session, &ds.test, ds)?;
         Ok(t.elapsed().as_secs_f64())
     };
     let (eval_seconds_cold, eval_seconds) = if cmd.no_eval {
@@ -299,12 +458,12 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     } else {
         (evaluate()?, evaluate()?)
     };
-    let report = BenchReport {
-        program: "cobrar-gpu".into(),
-        version: version(),
-        git_revision: git_revision(),
+    Ok(BenchReport {
         adapter,
+        selftest: SelftestStatus::not_run(),
         dataset: ds.name.clone(),
+        workload: None,
+        data_hash: String::new(),
         users: ds.n_users(),
         items: ds.n_items(),
         train_interactions: ds.train.nnz(),
@@ -332,13 +491,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         kernels,
         eval_seconds,
         eval_seconds_cold,
-    };
-    eprint!("{}", table(&report));
-    outln!("{}", serde_json::to_string_pretty(&report)?);
-    if let Some(path) = &cmd.json {
-        write_json(path, &report)?;
-    }
-    Ok(())
+    })
 }
 
 /// The human-readable summary: the three ceilings and the roofline.
@@ -347,8 +500,12 @@ pub fn table(r: &BenchReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n{} {} on {} — {} ({})",
-        r.model, r.arch, r.dataset, r.adapter.name, r.adapter.backend
+        "\n{} {} on {} — {} (selftest {})",
+        r.model,
+        r.arch,
+        r.dataset,
+        r.adapter.label(),
+        r.selftest.status
     );
     let _ = writeln!(
         s,

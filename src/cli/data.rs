@@ -18,6 +18,12 @@ pub struct DatasetArgs {
     #[arg(long, value_name = "PATH|NAME")]
     pub dataset: Option<String>,
 
+    /// A built-in synthetic workload with the shape of a real dataset (ml-1m, amazon-baby, ml-20m):
+    /// generated from a fixed seed, no data file needed, the same on every machine (its hash is
+    /// reported)
+    #[arg(long, value_name = "NAME", conflicts_with = "dataset")]
+    pub workload: Option<String>,
+
     /// Folder holding the named datasets
     #[arg(long, env = "COBRAR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -152,6 +158,7 @@ impl DatasetArgs {
                 val_ratio: self.val_ratio,
                 seed: self.split_seed,
             },
+            workload: self.workload.clone(),
         })
     }
 
@@ -271,6 +278,13 @@ pub fn stats_table(ds: &Dataset) -> String {
             f.path,
             thousands(f.bytes as usize),
             f.sha256
+        );
+    }
+    if let Some(w) = &r.workload {
+        let _ = writeln!(
+            s,
+            "workload {} generated in {:.2} s, sha256 {}\n         shape: {}",
+            w.name, w.generate_seconds, w.hash, w.source
         );
     }
     let _ = writeln!(s);

@@ -37,6 +37,7 @@ macro_rules! out {
 
 pub mod adapters;
 pub mod bench;
+pub mod bench_report;
 pub mod compare;
 pub mod data;
 pub mod evaluate;
@@ -100,6 +101,8 @@ pub enum Command {
     Reproduce(Box<reproduce::ReproduceCommand>),
     /// Benchmark: training steps/s, per-kernel GPU times and one full evaluation, as JSON.
     Bench(Box<bench::BenchCommand>),
+    /// Bench reports from several adapters or machines side by side: markdown, CSV and plots.
+    BenchReport(bench_report::BenchReportCommand),
     /// Is this GPU computing correctly? Every kernel, every model's steps and the ranking against
     /// their CPU twins on fresh seeded inputs; exit status 1 names the failing check and its seed.
     Selftest(selftest::SelftestCommand),
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(cmd) => data::run(cmd),
         Command::Train(cmd) => train::run(*cmd, &cli.gpu),
         Command::Bench(cmd) => bench::run(*cmd, &cli.gpu),
+        Command::BenchReport(cmd) => bench_report::run(cmd),
         Command::Evaluate(cmd) => evaluate::run(cmd, &cli.gpu),
         Command::Recommend(cmd) => recommend::run(cmd, &cli.gpu),
         Command::Export(cmd) => export::run(cmd, &cli.gpu),

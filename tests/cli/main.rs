@@ -1,6 +1,7 @@
 //! The binary end to end: every command on the embedded dataset and fixtures, its errors, the
 //! reliability contract (SPEC §8) and `train --resume`.
 
+mod bench;
 mod commands;
 mod common;
 mod compare;
