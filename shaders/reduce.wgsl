@@ -26,7 +26,8 @@ fn count_nonfinite(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     var n = 0u;
     if (i < p.n4) {
         let e = bitcast<vec4<u32>>(data[i]) & vec4<u32>(EXPONENT);
-        n = dot(select(vec4<u32>(0u), vec4<u32>(1u), e == vec4<u32>(EXPONENT)), vec4<u32>(1u));
+        // A bool vector converted, not `select` on integer vectors: GLSL 4.30 has no integer `mix`.
+        n = dot(vec4<u32>(e == vec4<u32>(EXPONENT)), vec4<u32>(1u));
     }
     red[lid.x] = n;
     workgroupBarrier();

@@ -7,6 +7,7 @@ mod baselines;
 mod common;
 mod kernels;
 mod multvae;
+mod portability;
 mod ranking;
 mod runtime;
 mod selftest;
