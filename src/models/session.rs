@@ -90,6 +90,14 @@ fn describe_buffer(name: &str) -> String {
         ("acts", "the activations of one training step"),
         ("grads_act", "the activation gradients of one training step"),
         ("batch", "one step's batch"),
+        (
+            "emb.users",
+            "every user's embedding (the ranking binds it whole; its width is the model's embedding)",
+        ),
+        (
+            "emb.items",
+            "every item's embedding (the ranking binds it whole; its width is the model's embedding)",
+        ),
     ];
     match known.iter().find(|(n, _)| *n == name) {
         Some((_, d)) => d.to_string(),

@@ -6,6 +6,7 @@
 mod baselines;
 mod common;
 mod kernels;
+mod memory_plan;
 mod multvae;
 mod portability;
 mod ranking;

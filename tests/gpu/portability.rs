@@ -160,7 +160,9 @@ fn translate(def: &KernelDef, target: Target) -> Result<Output, String> {
 
 /// Every kernel on every target: the failures, one line each naming shader, entry point, override
 /// set and target.
-fn translate_all(mut each: impl FnMut(&KernelDef, Target, &Output) -> Result<(), String>) -> Vec<String> {
+fn translate_all(
+    mut each: impl FnMut(&KernelDef, Target, &Output) -> Result<(), String>,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for def in cobrar_gpu::kernels::ALL {
         for target in TARGETS {
@@ -176,7 +178,11 @@ fn translate_all(mut each: impl FnMut(&KernelDef, Target, &Output) -> Result<(),
 #[test]
 fn every_kernel_translates_to_spirv_glsl_msl_and_hlsl() {
     let failures = translate_all(|_, _, _| Ok(()));
-    assert!(failures.is_empty(), "naga could not translate:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "naga could not translate:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Runs a validator on `file`; its output on failure.
@@ -217,7 +223,11 @@ fn every_kernel_passes_the_spirv_and_glsl_validators() {
                 validate("spirv-val", &["--target-env", "vulkan1.1"], &file)
             }
             (Target::GlslEs310 | Target::Glsl430, Output::Text(text)) => {
-                let suffix = if target == Target::GlslEs310 { "es" } else { "430" };
+                let suffix = if target == Target::GlslEs310 {
+                    "es"
+                } else {
+                    "430"
+                };
                 let file = dir.path().join(format!("{stem}.{suffix}.comp"));
                 std::fs::write(&file, text).unwrap();
                 checked += 1;
