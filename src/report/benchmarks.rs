@@ -17,8 +17,8 @@ use crate::cli::bench::{BenchFile, BenchReport, SCHEMA};
 pub struct Run {
     pub file: PathBuf,
     pub report: BenchReport,
-    /// The column it is shown in: the adapter, with the file's name when two files hold the same
-    /// adapter.
+    /// The column it is shown in: the adapter, with the file's name when another file holds the same
+    /// adapter and model on the same data (two machines with the same GPU).
     pub column: String,
 }
 
@@ -52,18 +52,6 @@ pub fn read(paths: &[PathBuf]) -> anyhow::Result<Vec<Run>> {
     if runs.is_empty() {
         bail!("the bench files hold no runs");
     }
-    // The same adapter from two files (two machines with the same GPU): tell the columns apart.
-    let labels: Vec<(String, PathBuf)> = runs
-        .iter()
-        .map(|r| (r.column.clone(), r.file.clone()))
-        .collect();
-    for r in runs.iter_mut() {
-        let from_other_files = labels.iter().any(|(l, f)| *l == r.column && *f != r.file);
-        if from_other_files {
-            let stem = r.file.file_stem().unwrap_or_default().to_string_lossy();
-            r.column = format!("{} [{stem}]", r.column);
-        }
-    }
     Ok(runs)
 }
 
@@ -88,8 +76,16 @@ pub fn compare(runs: Vec<Run>) -> anyhow::Result<Comparison> {
     let mut rows: Vec<String> = Vec::new();
     let mut columns: Vec<String> = Vec::new();
     let mut cells: BTreeMap<(usize, usize), Run> = BTreeMap::new();
-    for run in runs {
+    for mut run in runs {
         let key = row_key(&run.report);
+        // Two files with this adapter in this row (two machines with the same GPU): its own column.
+        let taken = cells
+            .values()
+            .any(|o| row_key(&o.report) == key && o.column == run.column && o.file != run.file);
+        if taken {
+            let stem = run.file.file_stem().unwrap_or_default().to_string_lossy();
+            run.column = format!("{} [{stem}]", run.column);
+        }
         let r = rows.iter().position(|k| *k == key).unwrap_or_else(|| {
             rows.push(key.clone());
             rows.len() - 1
@@ -159,24 +155,38 @@ pub fn markdown(c: &Comparison) -> String {
     let _ = writeln!(s, "## Adapters\n");
     let _ = writeln!(
         s,
-        "| column | backend | type | driver | limits | selftest | program |"
+        "| column | backend | type | driver | limits | selftest | files |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for (k, col) in c.columns.iter().enumerate() {
-        if let Some(run) = c.cells.iter().find(|((_, cc), _)| *cc == k).map(|(_, r)| r) {
-            let a = &run.report.adapter;
-            let _ = writeln!(
-                s,
-                "| {col} | {} | {} | {} {} | {} | {} | {} |",
-                a.backend,
-                a.device_type,
-                a.driver,
-                a.driver_info,
-                a.limits,
-                run.report.selftest.status,
-                run.file.display()
-            );
-        }
+        let runs: Vec<&Run> = c
+            .cells
+            .iter()
+            .filter(|((_, cc), _)| *cc == k)
+            .map(|(_, r)| r)
+            .collect();
+        let Some(run) = runs.first() else { continue };
+        let a = &run.report.adapter;
+        let mut files: Vec<String> = runs.iter().map(|r| r.file.display().to_string()).collect();
+        files.sort();
+        files.dedup();
+        let mut selftest: Vec<&str> = runs
+            .iter()
+            .map(|r| r.report.selftest.status.as_str())
+            .collect();
+        selftest.sort_unstable();
+        selftest.dedup();
+        let _ = writeln!(
+            s,
+            "| {col} | {} | {} | {} {} | {} | {} | {} |",
+            a.backend,
+            a.device_type,
+            a.driver,
+            a.driver_info,
+            a.limits,
+            selftest.join(", "),
+            files.join(", ")
+        );
     }
     let header = |s: &mut String, title: &str| {
         let _ = writeln!(s, "\n## {title}\n");

@@ -91,6 +91,21 @@ fn bench_on_every_adapter_then_bench_report_compares_them() {
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }
+    // A second file of the same adapters (another machine with the same GPUs): columns of their own.
+    let twin = dir.path().join("twin.json");
+    std::fs::copy(&json, &twin).unwrap();
+    let o = bin()
+        .arg("bench-report")
+        .arg(&json)
+        .arg(&twin)
+        .arg("--out")
+        .arg(dir.path().join("twins"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(dir.path().join("twins/runs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2 * runs.len() + 1);
+    assert!(csv.contains("[twin]"), "{csv}");
     // Not again into the same folder without --overwrite.
     let o = bin()
         .arg("bench-report")
