@@ -506,19 +506,17 @@ pub fn score_loss(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
         let g = h.run_gpu(&bufs, None, &build)?;
         let c = h.run_cpu(&bufs, None, &build)?;
         let what = format!("score/loss users {nu} items {ni} pairs {np} dim {dim}");
-        // dE sums pair terms of magnitude ≤ |dcos|·(|other|/(ab) + |own|/a²); bound by the row maxima.
+        // dE sums, per pair, |dcos|·|other|/(ab) and |dcos·cos|·|own|/a²: an element where they cancel
+        // (a row with one non-zero entry has a cosine gradient orthogonal to it) keeps their f32
+        // rounding. The tolerance scales with those terms' magnitudes, computed here in f64, and with
+        // the largest gradient.
+        let e = &bufs.f32_of("acts")[8..];
+        let terms = cosine_gradient_terms(e, nu, dim, (&pu, &pi, &labels), 1e-4, out_scale);
         let want = &c["grads_act"][4..];
         let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let tol: Vec<f32> = want.iter().map(|x| x.abs() + 1e-3 * max).collect();
-        // (atol: an element whose two terms cancel keeps the f32 rounding of the terms, ~1e-7·|term|.)
-        v.close_scaled(
-            &format!("{what}: dE"),
-            &g["grads_act"][4..],
-            want,
-            &tol,
-            1e-6,
-            1e-4,
-        );
+        let tol: Vec<f32> = terms.iter().map(|t| t + 1e-3 * max).collect();
+        let got = &g["grads_act"][4..];
+        v.close_scaled(&format!("{what}: dE"), got, want, &tol, 1e-6, 1e-4);
         v.close(
             &format!("{what}: pair loss"),
             &g["pair_loss"],
@@ -541,6 +539,38 @@ pub fn score_loss(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
         });
     }
     Ok(())
+}
+
+/// Per element of the cosine + BCE gradient (rows × dim), the sum over pairs of the magnitudes of the
+/// two terms it adds (`score_loss::cpu`'s formula, in f64): a bound on what its rounding can be.
+fn cosine_gradient_terms(
+    e: &[f32],
+    nu: usize,
+    dim: usize,
+    (users, items, labels): (&[u32], &[u32], &[f32]),
+    mu: f64,
+    out_scale: f32,
+) -> Vec<f32> {
+    let row = |r: usize| &e[r * dim..(r + 1) * dim];
+    let norm = |r: usize| row(r).iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let mut t = vec![0f64; e.len()];
+    let n = users.len().max(1) as f64;
+    for q in 0..users.len() {
+        let (u, i) = (users[q] as usize, nu + items[q] as usize);
+        let (a, b) = (norm(u).max(1e-8), norm(i).max(1e-8));
+        let dot: f64 = row(u).iter().zip(row(i)).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let cos = dot / (a * b);
+        let (pred, _) = score_loss::bce(cos, labels[q] as f64, mu);
+        let dcos = ((pred - labels[q] as f64) / (pred * (1.0 - pred)).max(1e-12) / n).abs();
+        for (me, other, my_norm) in [(u, i, a), (i, u, b)] {
+            for k in 0..dim {
+                t[me * dim + k] += dcos
+                    * ((row(other)[k] as f64).abs() / (a * b)
+                        + (cos * row(me)[k] as f64).abs() / (my_norm * my_norm));
+            }
+        }
+    }
+    t.iter().map(|x| (x * out_scale as f64) as f32).collect()
 }
 
 /// The BPR loss's per-row gradients with the regulariser on the scored rows or on others.
