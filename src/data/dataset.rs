@@ -399,6 +399,22 @@ pub fn resolve(opts: &LoadOptions) -> Result<(String, Input), DataError> {
     if path.exists() {
         return resolve_path(path, opts.format).map(|input| (name_of(path), input));
     }
+    // A symbolic link that leads nowhere: say so, rather than "no such file".
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.file_type().is_symlink()
+    {
+        let why = match std::fs::canonicalize(path) {
+            Err(e) if e.raw_os_error() == Some(40) => "a loop of symbolic links".to_string(),
+            _ => match std::fs::read_link(path) {
+                Ok(t) => format!("a symbolic link to {}, which does not exist", t.display()),
+                Err(_) => "a broken symbolic link".to_string(),
+            },
+        };
+        return Err(DataError::Invalid(format!(
+            "--dataset {}: {why}",
+            path.display()
+        )));
+    }
     if let Some(rel) = known_relative(spec) {
         let dir = opts
             .data_dir

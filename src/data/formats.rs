@@ -405,10 +405,11 @@ impl Parser {
         if item.is_empty() {
             return Err(Some("empty item id".into()));
         }
+        // A rating column, where a line has it, holds a number: a word there is a malformed line (a
+        // stray header, a shifted column), never a positive interaction. (A negative rating drops
+        // the record as explicit negative feedback.)
         let rating = match rating {
-            Some(r) if self.strict || need_rating => Some(parse_rating(r)?),
-            // Generic text: a rating that parses is kept (a negative one drops the record).
-            Some(r) => unquote(r).trim().parse::<f32>().ok(),
+            Some(r) => Some(parse_rating(r)?),
             None => None,
         };
         if need_rating && rating.is_none() {

@@ -316,14 +316,35 @@ pub(crate) fn read_interactions(
         let mut below = 0u64;
         let mut negative = 0u64;
         let mut first = true;
+        // The header line, once skipped: a copy of it further down (files concatenated with their
+        // headers) is an error, not a user named "user".
+        let mut header: Option<String> = None;
         while let Some((line_no, line)) = lines.next_line()? {
+            if header
+                .as_deref()
+                .is_some_and(|h| line.trim().eq_ignore_ascii_case(h))
+            {
+                return Err(DataError::Malformed {
+                    file: file.clone(),
+                    line: line_no,
+                    expected: parser.expected.clone(),
+                    found: shorten(line),
+                    detail: Some(
+                        "the header line again: a header is allowed on line 1 only".into(),
+                    ),
+                });
+            }
             if first {
                 first = false;
                 match &parser.header {
                     Header::None => {}
-                    Header::Skip => continue,
+                    Header::Skip => {
+                        header = Some(line.trim().to_string());
+                        continue;
+                    }
                     Header::Expect(h) => {
                         if line.trim().eq_ignore_ascii_case(h) {
+                            header = Some(line.trim().to_string());
                             continue;
                         }
                         return Err(DataError::Malformed {
