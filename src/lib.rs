@@ -11,6 +11,7 @@ pub mod eval;
 pub mod gpu;
 pub mod kernels;
 pub mod models;
+pub mod output;
 pub mod pipeline;
 pub mod report;
 pub mod rundir;

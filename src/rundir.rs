@@ -33,6 +33,9 @@ pub const LOCK_FILE: &str = ".cobrar-gpu.lock";
 pub enum Existing {
     Missing,
     Empty,
+    /// A run whose creation was interrupted (a full disk, a kill): some of a run's own entries but
+    /// no `config.json`. Reused by the next run as if empty.
+    Unstarted,
     FinishedRun,
     UnfinishedRun,
     Other,
@@ -45,17 +48,23 @@ pub fn inspect(dir: &Path) -> anyhow::Result<Existing> {
     if !dir.is_dir() {
         bail!("{} exists and is not a directory", dir.display());
     }
-    let mut entries = std::fs::read_dir(dir)
+    let names: Vec<String> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name() != LOCK_FILE);
-    if entries.next().is_none() {
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != LOCK_FILE)
+        .collect();
+    if names.is_empty() {
         return Ok(Existing::Empty);
     }
     Ok(if dir.join("metrics.json").is_file() {
         Existing::FinishedRun
     } else if dir.join("config.json").is_file() && dir.join("split").is_dir() {
         Existing::UnfinishedRun
+    } else if names.iter().all(|n| {
+        (RUN_ENTRIES.contains(&n.as_str()) && n != "config.json") || crate::util::is_temporary(n)
+    }) {
+        Existing::Unstarted
     } else {
         Existing::Other
     })
@@ -69,7 +78,7 @@ pub fn check_new_dir(dir: &Path, overwrite: bool, what: &str) -> anyhow::Result<
     }
     let d = dir.display();
     match e {
-        Existing::Missing | Existing::Empty => Ok(e),
+        Existing::Missing | Existing::Empty | Existing::Unstarted => Ok(e),
         Existing::FinishedRun => bail!(
             "{d} holds a finished run; choose another {what} or pass --overwrite to replace it"
         ),
@@ -130,6 +139,50 @@ pub fn refuse_run_file(out: &Path, run: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Creates the run directory `dir` (what [`check_new_dir`] found there: `existing`), filling it with
+/// `fill` — the files that make a run directory (`config.json` last) — and returns its lock.
+///
+/// A new directory is filled under a temporary sibling name and renamed into place, so a fault while
+/// filling it (a full disk, a kill) leaves nothing behind. An existing one (empty, an interrupted
+/// creation, or a run `--overwrite` replaces) is locked first, cleared of a run's entries and filled
+/// in place; a fault then leaves an interrupted creation, which the next run reuses.
+pub fn create_run(
+    dir: &Path,
+    existing: Existing,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<RunLock> {
+    if existing == Existing::Missing {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let staging = parent.join(format!(".{name}.creating-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let filled = fill(&staging).and_then(|()| {
+            std::fs::rename(&staging, dir)
+                .with_context(|| format!("cannot create {}", dir.display()))
+        });
+        if let Err(e) = filled {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        return RunLock::acquire(dir);
+    }
+    let lock = RunLock::acquire(dir)?;
+    clear_run_entries(dir)?;
+    sweep_temporaries(dir);
+    fill(dir)?;
+    Ok(lock)
 }
 
 /// Removes a run's own files from `dir` (`--overwrite`), leaving anything else.
@@ -245,7 +298,15 @@ mod tests {
             Existing::Missing
         );
         std::fs::create_dir_all(d.join("split")).unwrap();
+        // A run's own entries without config.json: a creation that was interrupted, reusable.
+        assert_eq!(inspect(&d).unwrap(), Existing::Unstarted);
+        assert_eq!(
+            check_new_dir(&d, false, "--out").unwrap(),
+            Existing::Unstarted
+        );
+        std::fs::write(d.join("notes.txt"), "mine").unwrap();
         assert_eq!(inspect(&d).unwrap(), Existing::Other);
+        std::fs::remove_file(d.join("notes.txt")).unwrap();
         std::fs::write(d.join("config.json"), "{}").unwrap();
         let e = check_new_dir(&d, false, "--out").unwrap_err().to_string();
         assert!(e.contains("--resume"), "{e}");

@@ -243,9 +243,18 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         anyhow::ensure!(n >= 1, "{flag} must be at least 1, got 0");
     }
     let configs = configs(&cmd)?;
-    if let Some(path) = &cmd.json {
-        crate::rundir::check_new_file(path, cmd.overwrite)?;
-    }
+    let json = match &cmd.json {
+        Some(p) => {
+            let data: Vec<&std::path::Path> = cmd
+                .dataset
+                .dataset
+                .iter()
+                .map(std::path::Path::new)
+                .collect();
+            Some(crate::output::file(p, "--json", cmd.overwrite, &data)?)
+        }
+        None => None,
+    };
     let ds = cmd.dataset.load()?;
     let data_hash = ds.content_hash();
     let workload = ds.report.workload.as_ref().map(|w| WorkloadRef {
@@ -298,7 +307,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         runs,
     };
     outln!("{}", serde_json::to_string_pretty(&file)?);
-    if let Some(path) = &cmd.json {
+    if let Some(path) = &json {
         write_json(path, &file)?;
     }
     Ok(())

@@ -27,17 +27,44 @@ pub struct CompareArgs {
     /// Also write the markdown printed on stdout to FILE
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+
+    /// Replace existing --csv / --markdown files (never a run's own files)
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Print the table of runs made on different splits (without significance marks: paired tests
+    /// need one test set)
+    #[arg(long)]
+    pub allow_different_splits: bool,
 }
 
 /// Builds the table, writes the requested files (atomically), then prints the markdown. Files are
 /// written before anything is printed so that a failure leaves stdout empty and shows one error line.
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
-    let t = table::compare(&args.runs, args.cutoff)?;
+    let inputs: Vec<&std::path::Path> = args.runs.iter().map(|p| p.as_path()).collect();
+    let csv = match &args.csv {
+        Some(p) => Some(crate::output::file(p, "--csv", args.overwrite, &inputs)?),
+        None => None,
+    };
+    let md = match &args.markdown {
+        Some(p) => Some(crate::output::file(
+            p,
+            "--markdown",
+            args.overwrite,
+            &inputs,
+        )?),
+        None => None,
+    };
+    anyhow::ensure!(
+        csv.is_none() || csv != md,
+        "--csv and --markdown name the same file"
+    );
+    let t = table::compare_with(&args.runs, args.cutoff, args.allow_different_splits)?;
     let markdown = table::render_markdown(&t);
-    if let Some(path) = &args.csv {
+    if let Some(path) = &csv {
         crate::util::write_atomic(path, table::render_csv(&t).as_bytes())?;
     }
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &md {
         crate::util::write_atomic(path, markdown.as_bytes())?;
     }
     out!("{markdown}");

@@ -235,9 +235,12 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         }
         DataCommand::Split(a) => {
             let a = *a;
-            let ds = with_positional(a.dataset, a.path).load()?;
-            crate::rundir::check_new_dir(&a.out, a.overwrite, "--out")?;
-            data::write_split(&ds, &a.out)?;
+            let args = with_positional(a.dataset, a.path);
+            let input: Vec<&std::path::Path> =
+                args.dataset.iter().map(std::path::Path::new).collect();
+            let (out, _) = crate::output::dir(&a.out, "--out", a.overwrite, &input)?;
+            let ds = args.load()?;
+            data::write_split(&ds, &out)?;
             outln!(
                 "{}: wrote {} (train {}, validation {}, test {} interactions; {} users, {} items) and split.json",
                 ds.name,

@@ -26,14 +26,16 @@ pub struct ExportCommand {
 }
 
 pub fn run(cmd: ExportCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
-    for path in export::output_paths(&cmd.out) {
-        crate::rundir::refuse_run_file(&path, &cmd.checkpoint)?;
-        crate::rundir::check_new_file(&path, cmd.overwrite)?;
+    let out = crate::output::file(&cmd.out, "--out", cmd.overwrite, &[&cmd.checkpoint])?;
+    for path in export::output_paths(&out).into_iter().skip(1) {
+        crate::output::file(&path, "--out", cmd.overwrite, &[&cmd.checkpoint])?;
     }
     let saved = checkpoint::load_run(&cmd.checkpoint)?;
     let ds = &saved.dataset;
-    let mut session = saved.session(gpu.context()?)?;
-    session.embed_all()?;
+    if let Some(note) = saved.unfinished_note() {
+        eprintln!("{note}");
+    }
+    let mut session = saved.embedded_session(gpu.context()?)?;
     let scorer = session.model.scorer();
     let dim = session.model.dim();
     let users = session.read_embeddings(Side::Users)?;
@@ -60,7 +62,7 @@ pub fn run(cmd: ExportCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             "cobrar-gpu embeddings; rows follow the .txt id files".into(),
         ),
     ];
-    let paths = export::write(&cmd.out, &mut tables, scorer, &meta)?;
+    let paths = export::write(&out, &mut tables, scorer, &meta)?;
     eprintln!(
         "exported {} users and {} items × {dim}{} to {}",
         ds.n_users(),

@@ -193,8 +193,8 @@ pub fn run(cmd: GridCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let (out, _) = crate::output::dir(&out, "--out", cmd.overwrite, &[&cmd.config])?;
     let ds = commands[0].1.dataset.load()?;
-    crate::rundir::check_new_dir(&out, cmd.overwrite, "--out")?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut results: Vec<(usize, String, RunMetrics)> = Vec::new();
     for (n, (combo, tc)) in commands.iter().enumerate() {

@@ -43,10 +43,15 @@ pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     if cmd.k == 0 || cmd.k > MAX_K {
         bail!("-k must be between 1 and {MAX_K}, got {}", cmd.k);
     }
-    if let Some(out) = &cmd.out {
-        crate::rundir::refuse_run_file(out, &cmd.checkpoint)?;
-        crate::rundir::check_new_file(out, cmd.overwrite)?;
-    }
+    let out = match &cmd.out {
+        Some(o) => Some(crate::output::file(
+            o,
+            "--out",
+            cmd.overwrite,
+            &[&cmd.checkpoint],
+        )?),
+        None => None,
+    };
     let saved = checkpoint::load_run(&cmd.checkpoint)?;
     let ds = &saved.dataset;
     let users: Vec<u32> = if cmd.all {
@@ -69,11 +74,13 @@ pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let mut session = saved.session(gpu.context()?)?;
-    session.embed_all()?;
+    if let Some(note) = saved.unfinished_note() {
+        eprintln!("{note}");
+    }
+    let session = saved.embedded_session(gpu.context()?)?;
     let top = Ranker::new().rank(session.ctx(), &session.embeddings(), &users, cmd.k)?;
     let tsv = recommendations_tsv(&top, &ds.user_ids, &ds.item_ids);
-    match &cmd.out {
+    match &out {
         Some(path) => {
             write_atomic(path, tsv.as_bytes())?;
             eprintln!(

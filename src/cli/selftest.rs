@@ -127,9 +127,10 @@ pub fn run(cmd: SelftestCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         only: cmd.checks.clone(),
     };
     sel.checks()?; // unknown --check names before any device is opened
-    if let Some(path) = &cmd.json {
-        crate::rundir::check_new_file(path, cmd.overwrite)?;
-    }
+    let json = match &cmd.json {
+        Some(p) => Some(crate::output::file(p, "--json", cmd.overwrite, &[])?),
+        None => None,
+    };
     let seed = cmd.seed.unwrap_or_else(selftest::fresh_seed);
     let mut outcomes = Vec::new();
     let mut unusable = Vec::new();
@@ -145,7 +146,7 @@ pub fn run(cmd: SelftestCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     }
     out!("{}", report::table(&outcomes));
     let report = SelftestReport::new(seed, cmd.quick, outcomes);
-    if let Some(path) = &cmd.json {
+    if let Some(path) = &json {
         crate::report::run::write_json(path, &report)?;
     }
     let mut failures: Vec<String> = report

@@ -142,6 +142,8 @@ struct MetricsFile {
     #[serde(default)]
     label: Option<String>,
     test: SplitMetrics,
+    #[serde(default)]
+    split_hash: Option<String>,
 }
 
 /// One run directory, as far as the table needs it.
@@ -156,6 +158,40 @@ pub struct Run {
     /// Per-user test values at the loaded cutoff; `None` when the run has no `user_metrics.tsv`
     /// (an error only if a significance test needs it).
     pub per_user: Option<UserValues>,
+    /// SHA-256 of the split the run trained and was tested on (`Dataset::content_hash`): from
+    /// `metrics.json`, or computed from the run's `split/` for runs made before it was recorded;
+    /// `None` when neither exists.
+    pub split_hash: Option<String>,
+}
+
+/// The split a run directory holds (`split/` and `ids/`), hashed as at training time.
+fn split_hash_of(dir: &Path) -> Option<String> {
+    let config = crate::report::run::RunConfig::load(dir).ok()?;
+    crate::checkpoint::load_dataset(dir, &config)
+        .ok()
+        .map(|ds| ds.content_hash())
+}
+
+/// How a run's split was made, from `split/split.json` (for messages).
+fn split_description(dir: &Path) -> String {
+    let path = dir.join(crate::report::run::SPLIT_DIR).join("split.json");
+    let Some(v) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return "no split.json".into();
+    };
+    let field = |k: &str| v.get(k).map_or("?".to_string(), |x| x.to_string());
+    format!(
+        "{}, seed {}, test ratio {}, validation ratio {}, {}-core, {} users × {} items",
+        v.get("method").and_then(|m| m.as_str()).unwrap_or("?"),
+        field("seed"),
+        field("test_ratio"),
+        field("val_ratio"),
+        field("kcore"),
+        field("users"),
+        field("items")
+    )
 }
 
 /// Loads a run directory, keeping per-user values at `cutoff` only.
@@ -185,12 +221,14 @@ pub fn load_run(dir: &Path, cutoff: usize) -> anyhow::Result<Run> {
         Some(l) if !l.trim().is_empty() => l,
         _ => m.model,
     };
+    let split_hash = m.split_hash.or_else(|| split_hash_of(dir));
     Ok(Run {
         dir: dir.to_path_buf(),
         dataset: m.dataset,
         label,
         test: m.test,
         per_user,
+        split_hash,
     })
 }
 
@@ -218,6 +256,9 @@ pub enum Mark {
     Tested(Comparison),
     /// The only run of its dataset: nothing to compare with.
     Alone,
+    /// The dataset's runs were made on different splits (`compare --allow-different-splits`): not
+    /// tested, since a paired test needs one test set.
+    Untested,
 }
 
 impl Mark {
@@ -253,14 +294,69 @@ pub struct CompareTable {
     pub rows: Vec<Row>,
 }
 
-/// Loads every run directory and builds the table at cutoff `k`.
+/// Loads every run directory and builds the table at cutoff `k`; runs of one dataset made on
+/// different splits are refused.
 pub fn compare(dirs: &[PathBuf], k: usize) -> anyhow::Result<CompareTable> {
+    compare_with(dirs, k, false)
+}
+
+/// [`compare`], or with `allow_different_splits` the table of runs made on different splits without
+/// significance tests for their datasets.
+pub fn compare_with(
+    dirs: &[PathBuf],
+    k: usize,
+    allow_different_splits: bool,
+) -> anyhow::Result<CompareTable> {
     ensure!(!dirs.is_empty(), "no run directories given");
     let runs = dirs
         .iter()
         .map(|d| load_run(d, k))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    build_table(&runs, k)
+    build_table_with(&runs, k, allow_different_splits)
+}
+
+/// Whether the runs of `group` share one split; an error naming two that differ (and how), unless
+/// `allow` (then `false`).
+fn one_split(group: &[&Run], allow: bool) -> anyhow::Result<bool> {
+    let first = group[0];
+    for r in &group[1..] {
+        let same = match (&first.split_hash, &r.split_hash) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        if allow {
+            return Ok(false);
+        }
+        let unknown = |x: &Run| {
+            x.split_hash.is_none().then(|| {
+                format!(
+                    "{} records no split (no split_hash in metrics.json, no split/)",
+                    x.dir.display()
+                )
+            })
+        };
+        if let Some(msg) = unknown(first).or_else(|| unknown(r)) {
+            bail!(
+                "{msg}: compare cannot tell whether the runs of {} share a test set; pass \
+                 --allow-different-splits for the table without significance marks",
+                first.dataset
+            );
+        }
+        bail!(
+            "{} and {} were trained and tested on different splits of {} ({} / {}): paired t-tests \
+             need one test set; train them on one split, or pass --allow-different-splits for the \
+             table without significance marks",
+            first.dir.display(),
+            r.dir.display(),
+            first.dataset,
+            split_description(&first.dir),
+            split_description(&r.dir)
+        );
+    }
+    Ok(true)
 }
 
 /// Builds the table at cutoff `k` from loaded runs.
@@ -273,6 +369,16 @@ pub fn compare(dirs: &[PathBuf], k: usize) -> anyhow::Result<CompareTable> {
 /// Errors when a run lacks metrics at `k`, a compared run lacks per-user values, or two compared runs
 /// share fewer than 2 users.
 pub fn build_table(runs: &[Run], k: usize) -> anyhow::Result<CompareTable> {
+    build_table_with(runs, k, false)
+}
+
+/// [`build_table`]; with `allow_different_splits`, a dataset whose runs were made on different
+/// splits gets no significance tests instead of an error.
+pub fn build_table_with(
+    runs: &[Run],
+    k: usize,
+    allow_different_splits: bool,
+) -> anyhow::Result<CompareTable> {
     let mut datasets: Vec<&str> = Vec::new();
     for r in runs {
         if !datasets.contains(&r.dataset.as_str()) {
@@ -301,7 +407,9 @@ pub fn build_table(runs: &[Run], k: usize) -> anyhow::Result<CompareTable> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut marks: Vec<[Mark; 2]> = vec![[Mark::Alone, Mark::Alone]; group.len()];
-        if group.len() > 1 {
+        if group.len() > 1 && !one_split(&group, allow_different_splits)? {
+            marks = vec![[Mark::Untested, Mark::Untested]; group.len()];
+        } else if group.len() > 1 {
             for (mi, &(metric, higher_better)) in TESTED_METRICS.iter().enumerate() {
                 let value = |c: &CutoffMetrics| if metric == "ndcg" { c.ndcg } else { c.arp };
                 let mut best = 0;
@@ -441,16 +549,42 @@ pub fn render_markdown(t: &CompareTable) -> String {
             m.coverage_pct
         );
     }
-    let _ = writeln!(
-        s,
-        "\n`*`: the dataset's best run on this metric (NDCG: highest; ARP: lowest, i.e. least \
+    let tested = t.rows.iter().any(|r| {
+        !matches!(
+            (&r.ndcg, &r.arp),
+            (Mark::Alone | Mark::Untested, Mark::Alone | Mark::Untested)
+        )
+    });
+    let any_untested = t.rows.iter().any(|r| matches!(r.ndcg, Mark::Untested));
+    if tested || !any_untested {
+        let _ = writeln!(
+            s,
+            "\n`*`: the dataset's best run on this metric (NDCG: highest; ARP: lowest, i.e. least \
          popularity bias) is significantly better — two-sided paired t-test over the users both runs \
          evaluated, Bonferroni-corrected p < {ALPHA}."
-    );
-    if t.rows
+        );
+    }
+    let untested: Vec<&str> = t
+        .rows
         .iter()
-        .any(|r| !matches!((&r.ndcg, &r.arp), (Mark::Alone, Mark::Alone)))
-    {
+        .filter(|r| matches!(r.ndcg, Mark::Untested))
+        .map(|r| r.dataset.as_str())
+        .fold(Vec::new(), |mut v, d| {
+            if !v.contains(&d) {
+                v.push(d);
+            }
+            v
+        });
+    if !untested.is_empty() {
+        let _ = writeln!(
+            s,
+            "
+Not tested (`--allow-different-splits`): the runs of {} were made on different splits, \
+             and a paired test needs one test set.",
+            untested.join(", ")
+        );
+    }
+    if tested {
         let _ = writeln!(
             s,
             "\nPaired t-tests against each dataset's best run (p after Bonferroni):\n"
@@ -461,6 +595,7 @@ pub fn render_markdown(t: &CompareTable) -> String {
             let cell = |m: &Mark| match m {
                 Mark::Best => "best".to_string(),
                 Mark::Alone => "–".to_string(),
+                Mark::Untested => "not tested".to_string(),
                 Mark::Tested(c) => fmt_p(c.p),
             };
             let users = match (r.ndcg.comparison(), r.arp.comparison()) {

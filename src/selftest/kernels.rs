@@ -552,13 +552,23 @@ fn cosine_gradient_terms(
     out_scale: f32,
 ) -> Vec<f32> {
     let row = |r: usize| &e[r * dim..(r + 1) * dim];
-    let norm = |r: usize| row(r).iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let norm = |r: usize| {
+        row(r)
+            .iter()
+            .map(|x| (*x as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
     let mut t = vec![0f64; e.len()];
     let n = users.len().max(1) as f64;
     for q in 0..users.len() {
         let (u, i) = (users[q] as usize, nu + items[q] as usize);
         let (a, b) = (norm(u).max(1e-8), norm(i).max(1e-8));
-        let dot: f64 = row(u).iter().zip(row(i)).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let dot: f64 = row(u)
+            .iter()
+            .zip(row(i))
+            .map(|(x, y)| *x as f64 * *y as f64)
+            .sum();
         let cos = dot / (a * b);
         let (pred, _) = score_loss::bce(cos, labels[q] as f64, mu);
         let dcos = ((pred - labels[q] as f64) / (pred * (1.0 - pred)).max(1e-12) / n).abs();

@@ -49,6 +49,7 @@ fn make_run(
         "validation": {"users": users.len(), "cutoffs": [cut(K, 0.9)]},
         "hyperparameters": {"lr": 1e-5, "dims": [2048, 128]},
         "adapter": {"name": "fake", "backend": "none"},
+        "split_hash": format!("split of {dataset}"),
     });
     if let Some(l) = label {
         m["label"] = json!(l);
@@ -344,6 +345,8 @@ fn command_writes_csv_and_markdown_files() {
         cutoff: 10,
         csv: Some(csv.clone()),
         markdown: Some(md.clone()),
+        overwrite: false,
+        allow_different_splits: false,
     })
     .unwrap();
     let t = table::compare(&runs, 10).unwrap();
