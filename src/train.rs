@@ -138,12 +138,10 @@ impl TrainConfig {
                 self.model
             );
         }
-        if !(self.anneal_cap >= 0.0 && self.anneal_cap.is_finite()) {
-            return Err(out_of_range(
-                "--anneal-cap",
-                "a finite number ≥ 0",
-                self.anneal_cap,
-            ));
+        // β weighs the KL term against the likelihood; Liang et al. anneal it to at most 1 (a
+        // larger weight only blurs the posterior further, and huge ones overflow).
+        if !(0.0..=1.0).contains(&self.anneal_cap) {
+            return Err(out_of_range("--anneal-cap", "in [0, 1]", self.anneal_cap));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(out_of_range("--dropout", "in [0, 1)", self.dropout));
@@ -250,6 +248,8 @@ pub struct TrainOutcome<'d> {
     pub best_epoch: usize,
     pub history: Vec<EpochRecord>,
     pub stopped_early: bool,
+    /// Training and validation seconds of every epoch, over every process that trained the run (a
+    /// resumed run's earlier processes included).
     pub train_seconds: f64,
     pub eval_seconds: f64,
     /// How batches were built (who built the gradient index, and the measurement behind it).
@@ -304,7 +304,9 @@ pub fn train<'d>(
         best = p.best;
     }
     let mut stopped_early = false;
-    let (mut train_seconds, mut eval_seconds) = (0.0, 0.0);
+    // Totals over every process that trained this run: a resumed run carries its history's times.
+    let mut train_seconds: f64 = history.iter().map(|r| r.seconds).sum();
+    let mut eval_seconds: f64 = history.iter().map(|r| r.eval_seconds).sum();
     let finished = |history: &[EpochRecord], best: &Option<(f64, usize, Weights<f32>)>| {
         let epoch = history.len();
         let best_epoch = best.as_ref().map_or(0, |b| b.1);

@@ -14,7 +14,7 @@ pub mod st;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -120,6 +120,7 @@ pub fn load_ids(dir: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
 /// Everything a run directory holds for re-use: its configuration, the dataset rebuilt from the saved
 /// split and id maps, and the best weights.
 pub struct SavedRun {
+    pub dir: PathBuf,
     pub config: crate::report::run::RunConfig,
     pub dataset: crate::data::Dataset,
     pub params: Weights<f32>,
@@ -137,6 +138,7 @@ pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
     ));
     let params = load_weights(&dir.join(WEIGHTS_FILE), &layout)?;
     Ok(SavedRun {
+        dir: dir.to_path_buf(),
         config,
         dataset,
         params,
@@ -223,6 +225,53 @@ impl SavedRun {
     /// The run's model on its training split (for inference: no optimizer state is allocated).
     pub fn model(&self) -> crate::models::Net<'_> {
         crate::train::model_for(&self.config.train, &self.dataset, 1)
+    }
+
+    /// When the run is unfinished (no `metrics.json`: training stopped, or is still going), a line
+    /// saying so: its weights are the best epoch's so far, not the run's result.
+    pub fn unfinished_note(&self) -> Option<String> {
+        if self.dir.join(crate::report::table::METRICS_FILE).exists() {
+            return None;
+        }
+        let epochs = std::fs::read_to_string(self.dir.join(crate::report::run::TRAIN_LOG_FILE))
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+            .unwrap_or(0);
+        Some(format!(
+            "note: {} is an unfinished run (training stopped after {epochs} of at most {} epochs, or \
+             is still going): these are its best weights so far, not its result; continue it with \
+             `cobrar-gpu train --resume {}`",
+            self.dir.display(),
+            self.config.train.max_epochs,
+            self.dir.display()
+        ))
+    }
+
+    /// [`SavedRun::session`] with every embedding computed, refusing weights that give non-finite
+    /// embeddings (a damaged or hand-edited checkpoint: 1e38 weights overflow), which would otherwise
+    /// rank every item alike.
+    pub fn embedded_session(
+        &self,
+        ctx: Arc<crate::gpu::GpuContext>,
+    ) -> anyhow::Result<crate::models::Session<crate::gpu::exec::GpuExec, crate::models::Net<'_>>>
+    {
+        use crate::models::{Model, Side};
+        let mut session = self.session(ctx)?;
+        session.embed_all()?;
+        for side in [Side::Users, Side::Items] {
+            let e = session.read_embeddings(side)?;
+            let bad = e.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                let rows = e.len() / session.model.dim().max(1);
+                bail!(
+                    "{}: its weights give {bad} non-finite value(s) in the {} embeddings ({rows} \
+                     rows): the checkpoint is damaged or was edited (weights too large to compute \
+                     with); retrain, or restore {WEIGHTS_FILE}",
+                    self.dir.display(),
+                    if side == Side::Users { "user" } else { "item" }
+                );
+            }
+        }
+        Ok(session)
     }
 
     /// An inference session on the GPU holding the saved weights: parameters, the embedding pass and

@@ -36,6 +36,10 @@ pub struct Progress {
     pub history: Vec<EpochRecord>,
     /// (selection score, epoch, weights) of the best epoch.
     pub best: Option<(f64, usize, Weights<f32>)>,
+    /// Wall-clock seconds of every process that trained the run, up to this commit.
+    pub wall_seconds: f64,
+    /// Processes that trained the run up to this commit (1 + resumes).
+    pub processes: u32,
 }
 
 fn best_file(dir: &Path, epoch: usize) -> PathBuf {
@@ -101,6 +105,8 @@ pub fn save(dir: &Path, p: &Progress, new_best: bool) -> anyhow::Result<()> {
             "best_score_bits".to_string(),
             p.best.as_ref().map_or(0, |b| b.0.to_bits()).to_string(),
         ),
+        ("wall_seconds".to_string(), p.wall_seconds.to_string()),
+        ("processes".to_string(), p.processes.to_string()),
     ]);
     let bytes = st::serialize(&tensors, &meta);
     let path = state.join(PROGRESS_FILE);
@@ -127,6 +133,22 @@ pub fn save(dir: &Path, p: &Progress, new_best: bool) -> anyhow::Result<()> {
 pub fn load(dir: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<Option<Progress>> {
     let path = dir.join(STATE_DIR).join(PROGRESS_FILE);
     if !path.exists() {
+        // No committed epoch — unless the run's log says there were some (it is written after the
+        // progress file, so a kill cannot leave a log without progress): then the state was damaged,
+        // and starting over silently would discard them. (A best-weights file alone is a kill
+        // between the two writes of the first epoch's commit.)
+        let logged = std::fs::read_to_string(dir.join(crate::report::run::TRAIN_LOG_FILE))
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+            .unwrap_or(0);
+        if logged > 0 {
+            bail!(
+                "{} is missing, but the run recorded {logged} epoch(s) in {}: its resumable state was \
+                 damaged; start it over with `cobrar-gpu train … --out {} --overwrite`",
+                path.display(),
+                crate::report::run::TRAIN_LOG_FILE,
+                dir.display()
+            );
+        }
         return Ok(None);
     }
     let file = st::File::read(&path)?;
@@ -144,6 +166,17 @@ pub fn load(dir: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<Option<Prog
     let t = parse("t")?;
     let best_epoch = parse("best_epoch")? as usize;
     let best_score = f64::from_bits(parse("best_score_bits")?);
+    // Written since wall times were recorded; 0 and 1 for older states.
+    let wall_seconds: f64 = file
+        .metadata
+        .get("wall_seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let processes: u32 = file
+        .metadata
+        .get("processes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let history: Vec<EpochRecord> = serde_json::from_str(meta("history")?)
         .with_context(|| format!("{}: unreadable history", path.display()))?;
     if history.len() != epoch {
@@ -172,5 +205,7 @@ pub fn load(dir: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<Option<Prog
         v: read_buffers(&file, &path, "v", layout)?,
         history,
         best,
+        wall_seconds,
+        processes,
     }))
 }

@@ -30,8 +30,10 @@ pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| saved.config.train.cutoffs.clone());
     let ds = &saved.dataset;
-    let mut session = saved.session(gpu.context()?)?;
-    session.embed_all()?;
+    if let Some(note) = saved.unfinished_note() {
+        eprintln!("{note}");
+    }
+    let session = saved.embedded_session(gpu.context()?)?;
     let mut evaluator = Evaluator::new(&cutoffs)?;
     let mut out = serde_json::Map::new();
     for (name, truth) in [("validation", &ds.val), ("test", &ds.test)] {

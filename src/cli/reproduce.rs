@@ -46,6 +46,98 @@ pub struct ReproduceCommand {
     /// List the runs (and which are finished) and exit
     #[arg(long)]
     pub dry_run: bool,
+    /// Use an output folder that holds files reproduce did not write (they stay; its own reports are
+    /// replaced)
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// The record of what reproduce wrote into its output folder: a later run (the same study
+/// continued) may replace those files, and nothing else there.
+const MANIFEST: &str = ".cobrar-gpu-reproduce.json";
+
+/// The reports reproduce writes beside `runs/`.
+const REPORT_FILES: &[&str] = &[
+    "table2.md",
+    "table2.csv",
+    "parameters.md",
+    "timing.md",
+    "runs.md",
+    "report.md",
+    "figure2.svg",
+    "figure2.png",
+];
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    program: String,
+    /// Files and folders reproduce wrote (relative to the output folder).
+    written: Vec<String>,
+}
+
+/// Checks the output folder: missing, empty, or holding only what reproduce wrote there before (its
+/// manifest says what); anything else needs `--overwrite`. Special files and files are refused.
+fn check_out(dir: &Path, overwrite: bool) -> anyhow::Result<()> {
+    let target = crate::output::resolve(dir, "--out")?;
+    if let Some(run) = crate::output::run_owning(&target) {
+        bail!(
+            "--out {} is inside the run directory {}; choose another folder",
+            dir.display(),
+            run.display()
+        );
+    }
+    if let Ok(meta) = std::fs::metadata(&target) {
+        if let Some(kind) = crate::output::special_kind(&meta) {
+            bail!("--out {} is a {kind}, not a folder", dir.display());
+        }
+        anyhow::ensure!(
+            meta.is_dir(),
+            "--out {} exists and is not a folder (reproduce writes a folder of runs and reports)",
+            dir.display()
+        );
+    } else {
+        return Ok(());
+    }
+    let manifest: Manifest = std::fs::read_to_string(target.join(MANIFEST))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let foreign: Vec<String> = std::fs::read_dir(&target)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n != MANIFEST
+                && !crate::util::is_temporary(n)
+                && !manifest.written.contains(n)
+                && (n != "runs" || manifest.written.is_empty())
+        })
+        .collect();
+    if !foreign.is_empty() && !overwrite {
+        bail!(
+            "--out {} holds files reproduce did not write ({}); choose another folder, or pass \
+             --overwrite to write its reports there anyway",
+            dir.display(),
+            foreign.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Records that reproduce wrote `names` into `dir` (beside what it recorded before).
+fn record(dir: &Path, names: &[&str]) -> anyhow::Result<()> {
+    let path = dir.join(MANIFEST);
+    let mut m: Manifest = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    m.program = "cobrar-gpu reproduce".into();
+    for n in names {
+        if !m.written.iter().any(|w| w == n) {
+            m.written.push(n.to_string());
+        }
+    }
+    crate::report::run::write_json(&path, &m)
 }
 
 /// The grids built into the binary: name, file text.
@@ -146,10 +238,25 @@ pub fn plan(
                 other => fixed.push((k.clone(), other.clone())),
             }
         }
+        // Counted before anything is enumerated: a typo such as a 1000-value list in three keys
+        // fails at once instead of parsing a million train commands.
+        let n_combos = grid
+            .values()
+            .try_fold(1usize, |n, v| n.checked_mul(v.len()))
+            .filter(|&n| runs.len() + n <= super::grid::MAX_COMBINATIONS);
+        if n_combos.is_none() {
+            bail!(
+                "{name}: more than {} runs (with [models.{model_name}]'s lists); split the grid",
+                super::grid::MAX_COMBINATIONS
+            );
+        }
         for combo in combinations(&grid) {
             let mut args = vec!["train".to_string(), "--model".into(), model.to_string()];
             // A model's own flag replaces [train]'s (e.g. fewer epochs where an epoch is dear).
-            let shared = file.train.iter().filter(|(k, _)| !flags.contains_key(*k));
+            let shared = file
+                .train
+                .iter()
+                .filter(|(k, _)| !flags.contains_key(*k) && super::train::flag_applies(model, k));
             for (k, v) in shared.chain(fixed.iter().map(|(k, v)| (k, v))) {
                 args.extend(flag_args(k, v)?);
             }
@@ -188,7 +295,14 @@ pub fn plan(
 fn run_hash(config: &TrainConfig, dataset: &DatasetArgs) -> anyhow::Result<String> {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(config)?);
-    h.update(format!("{dataset:?}").as_bytes());
+    // The dataset flags as they were hashed before `--workload` existed, so that the runs of an
+    // existing study keep their folders (a finished run is never trained twice).
+    let flags = format!("{dataset:?}");
+    let flags = match dataset.workload {
+        None => flags.replacen(", workload: None", "", 1),
+        Some(_) => flags,
+    };
+    h.update(flags.as_bytes());
     let digest = h.finalize();
     Ok(digest[..6].iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -254,9 +368,31 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    check_out(&cmd.out, cmd.overwrite)?;
     let ds = cmd.dataset.load()?;
+    // Every run's data checks and memory plan before any run trains: a grid entry that cannot run
+    // is found now, not after the ones before it have trained.
+    let ctx = gpu.context()?;
+    let mut checked: Vec<String> = Vec::new();
+    for (r, s) in runs.iter().zip(&states) {
+        if *s == State::Finished {
+            continue;
+        }
+        // The memory plan depends on the model's shape, not on its learning rate: check each once.
+        let c = &r.config;
+        let key = format!(
+            "{} {} {} {} {:?} {}",
+            c.model, c.arch, c.batch_size, c.negatives, c.sampler, c.layers
+        );
+        if !checked.contains(&key) {
+            super::train::preflight(c, &ds, &ctx)
+                .with_context(|| format!("{grid_name}: {} {}", r.model, r.setting.trim_end()))?;
+            checked.push(key);
+        }
+    }
     std::fs::create_dir_all(cmd.out.join("runs"))
         .with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    record(&cmd.out, &["runs"])?;
     let started = Instant::now();
     let (mut trained, mut train_seconds) = (0usize, 0.0f64);
     let to_train = runs.len() - finished;
@@ -308,6 +444,7 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         results.push(metrics);
     }
     let reports = Reports::build(&runs, &results, &grid_name)?;
+    record(&cmd.out, REPORT_FILES)?;
     reports.write(&cmd.out)?;
     eprintln!(
         "reproduce: {} runs ({trained} trained in {}); reports in {}",

@@ -44,31 +44,30 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout: Option<f32>,
 
-    /// Adam learning rate
-    #[arg(long, value_name = "LR", default_value_t = 1e-3)]
+    /// Adam learning rate (every model but mostpop) [default: 1e-3]
+    #[arg(long, value_name = "LR")]
     #[arg(allow_negative_numbers = true)]
-    pub lr: f64,
+    pub lr: Option<f64>,
 
     /// L2 regularisation λ: added to every gradient (PyTorch Adam weight_decay); for bpr, the
-    /// (λ/2)·‖row‖² term on the rows each batch uses
+    /// (λ/2)·‖row‖² term on the rows each batch uses (every model but mostpop) [default: 1e-3]
     #[arg(
         long = "weight-decay",
         alias = "lambda",
         alias = "reg",
-        value_name = "λ",
-        default_value_t = 1e-3
+        value_name = "λ"
     )]
     #[arg(allow_negative_numbers = true)]
-    pub weight_decay: f64,
+    pub weight_decay: Option<f64>,
 
-    /// Lower clamp μ of the predicted score before the loss
-    #[arg(long, value_name = "MU", default_value_t = 1e-4)]
+    /// Lower clamp μ of the predicted score before the loss (cobrar, deepmf) [default: 1e-4]
+    #[arg(long, value_name = "MU")]
     #[arg(allow_negative_numbers = true)]
-    pub mu: f32,
+    pub mu: Option<f32>,
 
-    /// Negatives sampled per positive
-    #[arg(long, alias = "neg", value_name = "N", default_value_t = 5)]
-    pub negatives: usize,
+    /// Negatives sampled per positive (cobrar, deepmf) [default: 5]
+    #[arg(long, alias = "neg", value_name = "N")]
+    pub negatives: Option<usize>,
 
     /// Positives per step (alg1) or samples per step (authors)
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -84,11 +83,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "K")]
     pub layers: Option<usize>,
 
-    /// MultVAE's final KL weight β [default: 0.2]
+    /// MultVAE's final KL weight β, in [0, 1] [default: 0.2]
     #[arg(long, value_name = "BETA")]
     pub anneal_cap: Option<f32>,
 
-    /// MultVAE's updates over which β rises linearly from 0 to its cap [default: 200000]
+    /// MultVAE's annealing: β = min(cap, (t − 1) / N) at update t, so it grows by 1/N an update and
+    /// stays at the cap after cap·N updates (40,000 with the defaults) [default: 200000]
     #[arg(long, value_name = "N")]
     pub anneal_steps: Option<u64>,
 
@@ -130,8 +130,49 @@ pub struct TrainArgs {
     pub batch_index: IndexChoice,
 }
 
+/// Whether `train` flag `flag` (its long name) means anything for `model` (`reproduce` gives a
+/// model only the shared `[train]` flags it uses; on the command line the others are refused).
+pub fn flag_applies(model: ModelKind, flag: &str) -> bool {
+    use ModelKind::*;
+    match flag {
+        "lr" | "weight-decay" | "lambda" | "reg" => model != Mostpop,
+        "mu" | "negatives" | "neg" => matches!(model, Cobrar | Deepmf),
+        "dropout" => matches!(model, Cobrar | Multvae),
+        "layers" => model == Lightgcn,
+        "anneal-cap" | "anneal-steps" => model == Multvae,
+        _ => true,
+    }
+}
+
+/// A flag the chosen model has no use for: one line saying so, instead of silently ignoring it.
+fn refuse_ignored(model: ModelKind, given: &[(&str, bool)]) -> anyhow::Result<()> {
+    let why = match model {
+        ModelKind::Mostpop => "mostpop is fitted from training counts: nothing is learned",
+        ModelKind::Bpr | ModelKind::Lightgcn => {
+            "it trains on the bpr sampler's (user, positive, negative) triples with the BPR loss"
+        }
+        ModelKind::Multvae => "it trains on whole users with a multinomial likelihood",
+        ModelKind::Cobrar | ModelKind::Deepmf => "",
+    };
+    if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+        anyhow::bail!("{flag} does not apply to {model}: {why}; drop it");
+    }
+    Ok(())
+}
+
 impl TrainArgs {
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let pointwise = matches!(self.model, ModelKind::Cobrar | ModelKind::Deepmf);
+        let learned = self.model != ModelKind::Mostpop;
+        refuse_ignored(
+            self.model,
+            &[
+                ("--lr", self.lr.is_some() && !learned),
+                ("--weight-decay", self.weight_decay.is_some() && !learned),
+                ("--mu", self.mu.is_some() && !pointwise),
+                ("--negatives", self.negatives.is_some() && !pointwise),
+            ],
+        )?;
         let dropout = match (self.model, self.dropout) {
             (ModelKind::Cobrar, d) => d.unwrap_or(0.1),
             (ModelKind::Multvae, d) => d.unwrap_or(0.5),
@@ -179,10 +220,10 @@ impl TrainArgs {
             model: self.model,
             arch,
             dropout,
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            mu: self.mu,
-            negatives: self.negatives,
+            lr: self.lr.unwrap_or(1e-3),
+            weight_decay: self.weight_decay.unwrap_or(1e-3),
+            mu: self.mu.unwrap_or(1e-4),
+            negatives: self.negatives.unwrap_or(5),
             batch_size: self.batch_size,
             sampler,
             max_epochs: epochs,
@@ -260,11 +301,22 @@ fn reject_flags_beside_resume() -> anyhow::Result<()> {
     let Some(("train", sub)) = matches.subcommand() else {
         return Ok(());
     };
+    // Only arguments: the flattened structs' groups (`TrainArgs`, `DatasetArgs`) have ids too.
+    let command = super::Cli::command();
+    let args: Vec<String> = command
+        .find_subcommand("train")
+        .map(|c| {
+            c.get_arguments()
+                .map(|a| a.get_id().as_str().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     let given: Vec<String> = sub
         .ids()
         .map(|id| id.as_str().to_string())
         .filter(|id| {
-            !RESUME_FLAGS.contains(&id.as_str())
+            args.contains(id)
+                && !RESUME_FLAGS.contains(&id.as_str())
                 && sub.value_source(id) == Some(ValueSource::CommandLine)
         })
         .collect();
@@ -282,7 +334,11 @@ fn reject_flags_beside_resume() -> anyhow::Result<()> {
 }
 
 /// Everything that must hold before a run directory is touched: flags, data, the memory plan.
-fn preflight(cfg: &TrainConfig, ds: &Dataset, ctx: &crate::gpu::GpuContext) -> anyhow::Result<()> {
+pub fn preflight(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    ctx: &crate::gpu::GpuContext,
+) -> anyhow::Result<()> {
     train::check_splits(ds, cfg)?;
     let sampler = train::sampler_for(cfg, ds)?;
     let model = train::model_for(cfg, ds, sampler.max_pairs());
@@ -304,16 +360,11 @@ pub fn execute(
         Some(d) => d.clone(),
         None => default_run_dir(&ds.name, cfg.model),
     };
-    rundir::check_new_dir(&out, cmd.overwrite, "--out")?;
+    let inputs: Vec<&Path> = cmd.dataset.dataset.iter().map(Path::new).collect();
+    let (out, existing) = crate::output::dir(&out, "--out", cmd.overwrite, &inputs)?;
     if cmd.selftest {
         selftest_first(&ctx)?;
     }
-    // Validated: from here on the run directory is written.
-    let _lock = RunLock::acquire(&out)?;
-    if cmd.overwrite {
-        rundir::clear_run_entries(&out)?;
-    }
-    rundir::sweep_temporaries(&out);
     let source = cmd
         .dataset
         .dataset
@@ -336,10 +387,13 @@ pub fn execute(
         parameters: ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items()),
         adapter: AdapterSummary::from(&ctx.info),
     };
-    checkpoint::save_ids(&out, &ds.user_ids, &ds.item_ids)?;
-    crate::data::write_split(ds, &out.join(run::SPLIT_DIR))?;
-    // config.json last: its presence marks a run directory that `--resume` can continue.
-    run::write_json(&out.join(run::CONFIG_FILE), &config)?;
+    // Validated: from here on the run directory is written (created whole, or not at all).
+    let _lock = rundir::create_run(&out, existing, |dir| {
+        checkpoint::save_ids(dir, &ds.user_ids, &ds.item_ids)?;
+        crate::data::write_split(ds, &dir.join(run::SPLIT_DIR))?;
+        // config.json last: its presence marks a run directory that `--resume` can continue.
+        run::write_json(&dir.join(run::CONFIG_FILE), &config)
+    })?;
     run_training(
         &out,
         &config,
@@ -382,6 +436,11 @@ pub fn resume(
             dir.display()
         ),
         rundir::Existing::UnfinishedRun => {}
+        rundir::Existing::Unstarted => anyhow::bail!(
+            "{d}: the run was interrupted while its directory was being created (no config.json): \
+             nothing was trained; run the same `cobrar-gpu train … --out {d}` again",
+            d = dir.display()
+        ),
         _ => anyhow::bail!(
             "{}: not a run directory (no config.json and split/): nothing to resume",
             dir.display()
@@ -457,6 +516,10 @@ fn run_training(
     );
     let log_path = out.join(run::TRAIN_LOG_FILE);
     let weights_path = out.join(checkpoint::WEIGHTS_FILE);
+    // Wall time and processes of the run's earlier processes (a resumed run).
+    let (earlier_wall, processes) = start
+        .as_ref()
+        .map_or((0.0, 1), |p| (p.wall_seconds, p.processes + 1));
     if let Some(p) = &start {
         // The committed state is authoritative: the log and the best weights follow it.
         run::write_train_log(&log_path, &p.history)?;
@@ -476,6 +539,8 @@ fn run_training(
             v,
             history: e.history.to_vec(),
             best: Some(e.best.clone()),
+            wall_seconds: earlier_wall + started.elapsed().as_secs_f64(),
+            processes,
         };
         state::save(out, &progress, e.new_best)?;
         run::write_train_log(&log_path, e.history)?;
@@ -525,8 +590,9 @@ fn run_training(
             train_seconds: outcome.train_seconds,
             validation_seconds: outcome.eval_seconds,
             test_seconds,
-            total_seconds: started.elapsed().as_secs_f64(),
+            total_seconds: earlier_wall + started.elapsed().as_secs_f64(),
             mean_steps_per_s: steps as f64 / outcome.train_seconds.max(1e-9),
+            processes,
         },
         adapter,
         version: run::version(),
@@ -535,6 +601,7 @@ fn run_training(
         parameters: counts,
         batch_pipeline: Some(outcome.batch_pipeline.clone()),
         selftest,
+        split_hash: Some(ds.content_hash()),
     };
     table::write_user_metrics(
         &out.join(table::USER_METRICS_FILE),

@@ -80,7 +80,9 @@ impl RunConfig {
     }
 }
 
-/// Wall-clock timings of a run, in seconds.
+/// Wall-clock timings of a run, in seconds, over every process that trained it: a run killed and
+/// resumed adds up its epochs' training and validation times and its processes' wall time up to their
+/// last committed epoch (the work after it, which the resumed run redid, is not counted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Timings {
     pub train_seconds: f64,
@@ -88,6 +90,13 @@ pub struct Timings {
     pub test_seconds: f64,
     pub total_seconds: f64,
     pub mean_steps_per_s: f64,
+    /// Processes that trained the run: 1, plus one per `--resume`.
+    #[serde(default = "one")]
+    pub processes: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `metrics.json`.
@@ -115,6 +124,10 @@ pub struct RunMetrics {
     /// `train --selftest`), as remembered in the user's cache directory when the run finished.
     #[serde(default = "crate::selftest::cache::SelftestStatus::not_run")]
     pub selftest: crate::selftest::cache::SelftestStatus,
+    /// SHA-256 of the data and split trained and tested on (`Dataset::content_hash`): `compare` runs
+    /// paired tests only between runs that share it.
+    #[serde(default)]
+    pub split_hash: Option<String>,
 }
 
 /// Writes any serialisable value as pretty JSON, atomically.
