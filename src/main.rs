@@ -9,6 +9,12 @@ fn main() {
         // SAFETY: single-threaded here: no other thread reads the environment yet.
         unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
+    // An empty `COBRAR_DATA_DIR=` means "no data directory", as for any unset variable; clap would
+    // otherwise read it as `--data-dir ''` and refuse the empty value.
+    if std::env::var_os("COBRAR_DATA_DIR").is_some_and(|v| v.is_empty()) {
+        // SAFETY: as above, no other thread exists yet.
+        unsafe { std::env::remove_var("COBRAR_DATA_DIR") };
+    }
     let cli = cobrar_gpu::cli::Cli::parse();
     if let Err(err) = cobrar_gpu::cli::run(cli) {
         if err.downcast_ref::<cobrar_gpu::cli::ClosedPipe>().is_some() {

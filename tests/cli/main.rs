@@ -6,6 +6,7 @@ mod commands;
 mod common;
 mod compare;
 mod data;
+mod hostile;
 mod reliability;
 mod reproduce;
 mod resume;

@@ -98,7 +98,7 @@ fn translate(def: &KernelDef, target: Target) -> Result<Output, String> {
             let mut binding_map = back::glsl::BindingMap::default();
             for (_, var) in module.global_variables.iter() {
                 if let Some(rb) = &var.binding {
-                    binding_map.insert(rb.clone(), rb.binding as u8);
+                    binding_map.insert(*rb, rb.binding as u8);
                 }
             }
             let options = back::glsl::Options {
