@@ -38,16 +38,13 @@ fn main() {
     };
     if let (Some(git_dir), Some(common)) = (dir_of("--git-dir"), dir_of("--git-common-dir")) {
         let (git_dir, common) = (Path::new(&git_dir), Path::new(&common));
-        println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
-        println!(
-            "cargo:rerun-if-changed={}",
-            common.join("packed-refs").display()
-        );
+        watch(&git_dir.join("HEAD"));
+        watch(&common.join("packed-refs"));
         if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         {
-            println!("cargo:rerun-if-changed={}", common.join(branch).display());
+            watch(&common.join(branch));
         }
     }
     // The files whose edits make the work tree dirty for this crate.
@@ -60,6 +57,14 @@ fn main() {
         "Cargo.lock",
         "build.rs",
     ] {
-        println!("cargo:rerun-if-changed={p}");
+        watch(Path::new(p));
+    }
+}
+
+/// A rerun trigger on `path` — only where it exists: Cargo treats a missing trigger as changed on
+/// every build (a clone without `.git/packed-refs` would recompile the crate each time).
+fn watch(path: &Path) {
+    if path.exists() {
+        println!("cargo:rerun-if-changed={}", path.display());
     }
 }

@@ -117,6 +117,11 @@ impl FormatArg {
 }
 
 impl DatasetArgs {
+    /// Whether these flags name no data: the embedded synthetic dataset is used.
+    pub fn is_embedded(&self) -> bool {
+        self.dataset.is_none() && self.workload.is_none()
+    }
+
     /// The library's options. Column flags (`--sep`, `--user-col`, …) imply `--format delimited`
     /// and are refused with any other explicit format.
     pub fn to_options(&self) -> anyhow::Result<LoadOptions> {

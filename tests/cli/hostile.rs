@@ -739,3 +739,59 @@ fn overflowing_weights_are_refused() {
         assert!(line.contains("non-finite"), "{cmd:?}: {line}");
     }
 }
+
+/// The README's first command stops by the embedded dataset's own rule (patience 5, at most 20
+/// epochs) unless told otherwise; any other dataset keeps the study's (10 of at most 100).
+#[test]
+fn the_embedded_dataset_has_its_own_stopping_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(dir.join("config.json")).unwrap(),
+        )
+        .unwrap()["train"]
+            .clone()
+    };
+    let embedded = tmp.path().join("embedded");
+    let o = run(&[
+        "train",
+        "--arch",
+        "16,8",
+        "--max-steps-per-epoch",
+        "2",
+        "--epochs",
+        "1",
+        "--out",
+        &s(&embedded),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("patience 5"), "{}", stderr(&o));
+    assert_eq!(config(&embedded)["patience"], 5);
+    assert_eq!(config(&embedded)["max_epochs"], 1);
+    let told = tmp.path().join("told");
+    finished(&told, &["--patience", "10"]);
+    assert_eq!(config(&told)["patience"], 10);
+    let split = tmp.path().join("split");
+    assert!(
+        run(&["data", "split", "--out", &s(&split)])
+            .status
+            .success()
+    );
+    let file = tmp.path().join("file");
+    let o = run(&[
+        "train",
+        "--dataset",
+        &s(&split),
+        "--arch",
+        "16,8",
+        "--max-steps-per-epoch",
+        "2",
+        "--quiet",
+        "--out",
+        &s(&file),
+    ]);
+    // Two steps an epoch cannot improve for long: the study's rule stops it after 10 epochs.
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(config(&file)["patience"], 10);
+    assert_eq!(config(&file)["max_epochs"], 100);
+}
