@@ -415,10 +415,11 @@ fn timings_add_up_across_a_kill_and_resume() {
         sum("seconds")
     );
     assert!((c["validation_seconds"].as_f64().unwrap() - sum("eval_seconds")).abs() < 1e-6);
-    // Against the uninterrupted run: the last piece alone would be half.
+    // Against the uninterrupted run (other tests share the CPU, so within a wide band): the last
+    // piece alone would be about half; the exact sums above are what tells the two apart.
     let ratio = train / w["train_seconds"].as_f64().unwrap();
     assert!(
-        (0.65..1.6).contains(&ratio),
+        (0.6..2.0).contains(&ratio),
         "resumed/uninterrupted training seconds {ratio}"
     );
     let total = c["total_seconds"].as_f64().unwrap();
