@@ -18,9 +18,6 @@ use anyhow::bail;
 
 use crate::rundir::{Existing, LOCK_FILE, RUN_ENTRIES};
 
-/// Linux's ELOOP: too many levels of symbolic links.
-const ELOOP: i32 = 40;
-
 /// `p` made absolute against the current directory, `.` and `..` removed lexically.
 fn absolute(p: &Path) -> PathBuf {
     let p = if p.is_absolute() {
@@ -46,7 +43,7 @@ fn absolute(p: &Path) -> PathBuf {
 pub fn resolve(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
     match std::fs::canonicalize(path) {
         Ok(p) => return Ok(p),
-        Err(e) if e.raw_os_error() == Some(ELOOP) => bail!(
+        Err(e) if crate::util::is_link_loop(&e) => bail!(
             "{flag} {}: a loop of symbolic links; point it at a real file",
             path.display()
         ),
@@ -62,7 +59,7 @@ pub fn resolve(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
     match (abs.parent(), abs.file_name()) {
         (Some(parent), Some(name)) => match std::fs::canonicalize(parent) {
             Ok(p) => Ok(p.join(name)),
-            Err(e) if e.raw_os_error() == Some(ELOOP) => bail!(
+            Err(e) if crate::util::is_link_loop(&e) => bail!(
                 "{flag} {}: a loop of symbolic links in {}",
                 path.display(),
                 parent.display()
@@ -74,7 +71,7 @@ pub fn resolve(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// What a path that exists and is not a regular file or directory is, for messages.
-pub fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -153,16 +150,11 @@ pub fn file(path: &Path, flag: &str, overwrite: bool, inputs: &[&Path]) -> anyho
     Ok(target)
 }
 
-/// Checks a folder output named by `flag`: refused when it is a file or a special file, one of
-/// `inputs`, inside a run directory's own files, or (without `overwrite`) a non-empty folder; says
-/// what an existing folder holds (a finished run, an unfinished one that `--resume` continues).
-/// Returns the folder to write and what it holds.
-pub fn dir(
-    path: &Path,
-    flag: &str,
-    overwrite: bool,
-    inputs: &[&Path],
-) -> anyhow::Result<(PathBuf, Existing)> {
+/// Checks a folder output named by `flag`, whatever it holds: refused when it is a file or a special
+/// file, or inside a run directory's own files. Returns the folder to write (which may not exist).
+/// Commands that own what a folder holds in their own way (`reproduce`'s manifest, `bench-report`'s
+/// report files) check its contents themselves; the others use [`dir`].
+pub fn folder(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
     let target = resolve(path, flag)?;
     if let Ok(meta) = std::fs::metadata(&target) {
         if let Some(kind) = special_kind(&meta) {
@@ -182,6 +174,19 @@ pub fn dir(
             run.display()
         );
     }
+    Ok(target)
+}
+
+/// Checks a folder output named by `flag`: [`folder`]'s refusals, then one of `inputs` inside it, or
+/// (without `overwrite`) a non-empty folder; says what an existing folder holds (a finished run, an
+/// unfinished one that `--resume` continues). Returns the folder to write and what it holds.
+pub fn dir(
+    path: &Path,
+    flag: &str,
+    overwrite: bool,
+    inputs: &[&Path],
+) -> anyhow::Result<(PathBuf, Existing)> {
+    let target = folder(path, flag)?;
     for input in inputs {
         if resolve(input, flag).is_ok_and(|i| i == target || i.starts_with(&target)) {
             bail!(
@@ -234,6 +239,7 @@ mod tests {
         assert!(e.contains("run directory"), "{e}");
         assert!(file(&run.join("split/train.tsv"), "--out", true, &[]).is_err());
         assert!(file(&run.join("extra.tsv"), "--out", true, &[]).is_ok());
+        assert!(file(&tmp.path().join("model.safetensors"), "--out", true, &[]).is_ok());
         // A link into a run directory is judged by its target.
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(run.join("config.json"), &link).unwrap();

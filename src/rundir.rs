@@ -1,11 +1,11 @@
 //! Output safety: nothing is overwritten silently, two processes never write one run directory, and
 //! writes a killed process left half-done are swept away on the next start.
 //!
-//! - [`check_new_dir`] / [`check_new_file`] refuse an existing destination unless `--overwrite`, and
-//!   say what is there (a finished run, an unfinished one that `--resume` continues, other files).
+//! - [`check_new_dir`] refuses an existing, non-empty folder unless `--overwrite`, and says what is
+//!   there (a finished run, an unfinished one that `--resume` continues, other files); the rest of the
+//!   output discipline (special files, other runs' files, a command's inputs) is `crate::output`'s.
 //! - [`RunLock`] is an exclusive lock file in a run directory holding the owner's process id; a lock
 //!   whose process is gone (killed) is taken over.
-//! - [`refuse_run_file`] keeps `recommend`/`export` from writing into a run directory's own files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -91,54 +91,6 @@ pub fn check_new_dir(dir: &Path, overwrite: bool, what: &str) -> anyhow::Result<
              its contents"
         ),
     }
-}
-
-/// Refuses an existing file unless `overwrite`.
-pub fn check_new_file(path: &Path, overwrite: bool) -> anyhow::Result<()> {
-    if path.is_dir() {
-        bail!("{} is a directory", path.display());
-    }
-    if path.exists() && !overwrite {
-        bail!(
-            "{} exists; choose another file or pass --overwrite to replace it",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// Refuses `out` when it is one of run directory `run`'s own files (or inside its folders): commands
-/// that read a run never write into it.
-pub fn refuse_run_file(out: &Path, run: &Path) -> anyhow::Result<()> {
-    let abs = |p: &Path| -> PathBuf {
-        let p = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir().unwrap_or_default().join(p)
-        };
-        // Resolve the parent (the file itself may not exist yet).
-        match (p.parent(), p.file_name()) {
-            (Some(parent), Some(name)) => parent
-                .canonicalize()
-                .map(|c| c.join(name))
-                .unwrap_or(p.clone()),
-            _ => p,
-        }
-    };
-    let (out, run) = (abs(out), run.canonicalize().unwrap_or_else(|_| abs(run)));
-    if let Ok(rest) = out.strip_prefix(&run)
-        && let Some(first) = rest.components().next()
-    {
-        let first = first.as_os_str().to_string_lossy();
-        if RUN_ENTRIES.contains(&first.as_ref()) || first == LOCK_FILE {
-            bail!(
-                "{} is a file of the run directory {}; write the output elsewhere",
-                out.display(),
-                run.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Creates the run directory `dir` (what [`check_new_dir`] found there: `existing`), filling it with
@@ -338,16 +290,5 @@ mod tests {
         let again = RunLock::acquire(tmp.path()).unwrap();
         drop(again);
         assert!(!tmp.path().join(LOCK_FILE).exists());
-    }
-
-    #[test]
-    fn run_files_are_protected_from_outputs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let run = tmp.path().join("run");
-        std::fs::create_dir_all(run.join("split")).unwrap();
-        assert!(refuse_run_file(&run.join("model.safetensors"), &run).is_err());
-        assert!(refuse_run_file(&run.join("split/train.tsv"), &run).is_err());
-        assert!(refuse_run_file(&run.join("extra.tsv"), &run).is_ok());
-        assert!(refuse_run_file(&tmp.path().join("model.safetensors"), &run).is_ok());
     }
 }

@@ -8,6 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 
+/// Whether `e` says a path is a loop of symbolic links (Linux's ELOOP, "too many levels of symbolic
+/// links"), which a plain "no such file" would hide.
+pub fn is_link_loop(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(40)
+}
+
 /// Whether `name` is a temporary file of [`write_atomic`] (left behind by a killed process).
 pub fn is_temporary(name: &str) -> bool {
     name.starts_with('.') && name.contains(".tmp")

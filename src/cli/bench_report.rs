@@ -22,8 +22,8 @@ pub struct BenchReportCommand {
 
 pub fn run(cmd: BenchReportCommand) -> anyhow::Result<()> {
     let comparison = benchmarks::compare(benchmarks::read(&cmd.files)?)?;
-    if cmd.out.exists() {
-        anyhow::ensure!(cmd.out.is_dir(), "{} is not a directory", cmd.out.display());
+    let out = crate::output::folder(&cmd.out, "--out")?;
+    if out.exists() {
         let ours = |name: &str| {
             [
                 "report.md",
@@ -35,7 +35,7 @@ pub fn run(cmd: BenchReportCommand) -> anyhow::Result<()> {
             .contains(&name)
                 || name.starts_with("roofline-")
         };
-        let existing: Vec<String> = std::fs::read_dir(&cmd.out)?
+        let existing: Vec<String> = std::fs::read_dir(&out)?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| ours(n))
@@ -50,9 +50,7 @@ pub fn run(cmd: BenchReportCommand) -> anyhow::Result<()> {
         for input in &cmd.files {
             let inside = input
                 .canonicalize()
-                .ok()
-                .zip(cmd.out.canonicalize().ok())
-                .is_some_and(|(f, d)| f.parent() == Some(d.as_path()));
+                .is_ok_and(|f| f.parent() == Some(out.as_path()));
             let name = input.file_name().unwrap_or_default().to_string_lossy();
             anyhow::ensure!(
                 !(inside && ours(&name)),
@@ -61,10 +59,10 @@ pub fn run(cmd: BenchReportCommand) -> anyhow::Result<()> {
             );
         }
     } else {
-        std::fs::create_dir_all(&cmd.out)
+        std::fs::create_dir_all(&out)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", cmd.out.display()))?;
     }
-    let written = benchmarks::write(&comparison, &cmd.out)?;
+    let written = benchmarks::write(&comparison, &out)?;
     eprintln!(
         "{} rows × {} adapters; wrote {}",
         comparison.rows.len(),

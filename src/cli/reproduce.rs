@@ -76,42 +76,19 @@ struct Manifest {
 }
 
 /// Checks the output folder: missing, empty, or holding only what reproduce wrote there before (its
-/// manifest says what); anything else needs `--overwrite`. Special files and files are refused.
+/// manifest says what); anything else needs `--overwrite`. Files, special files and run directories'
+/// own folders are refused (`output::folder`).
 fn check_out(dir: &Path, overwrite: bool) -> anyhow::Result<()> {
-    let target = crate::output::resolve(dir, "--out")?;
-    if let Some(run) = crate::output::run_owning(&target) {
-        bail!(
-            "--out {} is inside the run directory {}; choose another folder",
-            dir.display(),
-            run.display()
-        );
-    }
-    if let Ok(meta) = std::fs::metadata(&target) {
-        if let Some(kind) = crate::output::special_kind(&meta) {
-            bail!("--out {} is a {kind}, not a folder", dir.display());
-        }
-        anyhow::ensure!(
-            meta.is_dir(),
-            "--out {} exists and is not a folder (reproduce writes a folder of runs and reports)",
-            dir.display()
-        );
-    } else {
+    let target = crate::output::folder(dir, "--out")?;
+    if !target.exists() {
         return Ok(());
     }
-    let manifest: Manifest = std::fs::read_to_string(target.join(MANIFEST))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let manifest = read_manifest(&target);
     let foreign: Vec<String> = std::fs::read_dir(&target)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            n != MANIFEST
-                && !crate::util::is_temporary(n)
-                && !manifest.written.contains(n)
-                && (n != "runs" || manifest.written.is_empty())
-        })
+        .filter(|n| n != MANIFEST && !crate::util::is_temporary(n) && !manifest.written.contains(n))
         .collect();
     if !foreign.is_empty() && !overwrite {
         bail!(
@@ -126,18 +103,23 @@ fn check_out(dir: &Path, overwrite: bool) -> anyhow::Result<()> {
 
 /// Records that reproduce wrote `names` into `dir` (beside what it recorded before).
 fn record(dir: &Path, names: &[&str]) -> anyhow::Result<()> {
-    let path = dir.join(MANIFEST);
-    let mut m: Manifest = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let mut m = read_manifest(dir);
     m.program = "cobrar-gpu reproduce".into();
     for n in names {
         if !m.written.iter().any(|w| w == n) {
             m.written.push(n.to_string());
         }
     }
-    crate::report::run::write_json(&path, &m)
+    crate::report::run::write_json(&dir.join(MANIFEST), &m)
+}
+
+/// The manifest in `dir`; empty when there is none (or it is unreadable: then nothing there is
+/// reproduce's).
+fn read_manifest(dir: &Path) -> Manifest {
+    std::fs::read_to_string(dir.join(MANIFEST))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 /// The grids built into the binary: name, file text.

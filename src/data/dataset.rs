@@ -404,7 +404,7 @@ pub fn resolve(opts: &LoadOptions) -> Result<(String, Input), DataError> {
         && meta.file_type().is_symlink()
     {
         let why = match std::fs::canonicalize(path) {
-            Err(e) if e.raw_os_error() == Some(40) => "a loop of symbolic links".to_string(),
+            Err(e) if crate::util::is_link_loop(&e) => "a loop of symbolic links".to_string(),
             _ => match std::fs::read_link(path) {
                 Ok(t) => format!("a symbolic link to {}, which does not exist", t.display()),
                 Err(_) => "a broken symbolic link".to_string(),
