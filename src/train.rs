@@ -304,9 +304,6 @@ pub fn train<'d>(
         best = p.best;
     }
     let mut stopped_early = false;
-    // Totals over every process that trained this run: a resumed run carries its history's times.
-    let mut train_seconds: f64 = history.iter().map(|r| r.seconds).sum();
-    let mut eval_seconds: f64 = history.iter().map(|r| r.eval_seconds).sum();
     let finished = |history: &[EpochRecord], best: &Option<(f64, usize, Weights<f32>)>| {
         let epoch = history.len();
         let best_epoch = best.as_ref().map_or(0, |b| b.1);
@@ -334,7 +331,6 @@ pub fn train<'d>(
                     progress,
                 )?;
                 let seconds = started.elapsed().as_secs_f64();
-                train_seconds += seconds;
                 bar.finish_and_clear();
                 check_parameters(&mut session, epoch)?;
                 let mut record = EpochRecord {
@@ -352,7 +348,6 @@ pub fn train<'d>(
                     session.embed_all()?;
                     let ev = evaluator.evaluate_session(&session, &ds.val, ds)?;
                     record.eval_seconds = t.elapsed().as_secs_f64();
-                    eval_seconds += record.eval_seconds;
                     let split = SplitMetrics::from(&ev.result);
                     let ndcg = split.at(cfg.select_k).map(|m| m.ndcg).unwrap_or(0.0);
                     record.validation = Some(split);
@@ -388,6 +383,10 @@ pub fn train<'d>(
     }
 
     let (_, best_epoch, best_params) = best.context("no epoch finished")?;
+    // Totals over every process that trained this run: a resumed run's history holds the epochs of
+    // the processes before it.
+    let train_seconds = history.iter().map(|r| r.seconds).sum();
+    let eval_seconds = history.iter().map(|r| r.eval_seconds).sum();
     session.write_weights(&best_params)?;
     Ok(TrainOutcome {
         session,

@@ -233,9 +233,7 @@ impl SavedRun {
         if self.dir.join(crate::report::table::METRICS_FILE).exists() {
             return None;
         }
-        let epochs = std::fs::read_to_string(self.dir.join(crate::report::run::TRAIN_LOG_FILE))
-            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-            .unwrap_or(0);
+        let epochs = crate::report::run::logged_epochs(&self.dir);
         Some(format!(
             "note: {} is an unfinished run (training stopped after {epochs} of at most {} epochs, or \
              is still going): these are its best weights so far, not its result; continue it with \

@@ -137,9 +137,7 @@ pub fn load(dir: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<Option<Prog
         // progress file, so a kill cannot leave a log without progress): then the state was damaged,
         // and starting over silently would discard them. (A best-weights file alone is a kill
         // between the two writes of the first epoch's commit.)
-        let logged = std::fs::read_to_string(dir.join(crate::report::run::TRAIN_LOG_FILE))
-            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-            .unwrap_or(0);
+        let logged = crate::report::run::logged_epochs(dir);
         if logged > 0 {
             bail!(
                 "{} is missing, but the run recorded {logged} epoch(s) in {}: its resumable state was \

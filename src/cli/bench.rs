@@ -29,9 +29,9 @@ use crate::gpu::plan::{Cost, PlanBuilder};
 use crate::kernels::copy;
 use crate::models::{Model, ModelKind, NetBatch, ParamCounts};
 use crate::pipeline::{self, IndexProbe, Item};
-use crate::report::run::{git_revision, version, write_json};
+use crate::report::run::{Provenance, write_json};
+use crate::selftest::AdapterIdentity;
 use crate::selftest::cache::SelftestStatus;
-use crate::selftest::{self, AdapterIdentity, Selection, SelftestFailed};
 use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
@@ -88,11 +88,8 @@ pub const STANDARD_MODELS: &[(ModelKind, &str)] = &[
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct BenchFile {
     pub schema: u32,
-    pub program: String,
-    pub version: String,
-    pub git_revision: String,
-    pub os: String,
-    pub arch: String,
+    #[serde(flatten)]
+    pub provenance: Provenance,
     /// The host's processor (the batch pipeline runs there).
     pub cpu: String,
     pub cores: usize,
@@ -267,21 +264,13 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         let status = if cmd.skip_selftest {
             SelftestStatus::skipped()
         } else {
-            let seed = selftest::fresh_seed();
-            let sel = Selection {
-                quick: true,
-                only: Vec::new(),
-            };
-            let outcome = super::selftest::run_on(&ctx, &sel, seed)?;
-            if !outcome.passed {
-                return Err(SelftestFailed(format!(
-                    "{}\nbench measured nothing: a throughput from a miscompiling driver is not a \
-                     result (--skip-selftest measures anyway, recorded as skipped)",
-                    selftest::failure_summary(&outcome, &flag, seed, true)
-                ))
-                .into());
-            }
-            SelftestStatus::of(&outcome, true, seed)
+            super::selftest::must_pass(
+                &ctx,
+                true,
+                &flag,
+                "bench measured nothing: a throughput from a miscompiling driver is not a result \
+                 (--skip-selftest measures anyway, recorded as skipped)",
+            )?
         };
         for cfg in &configs {
             let mut report = measure(&cmd, &ctx, &ds, cfg)?;
@@ -294,11 +283,7 @@ pub fn run(cmd: BenchCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     }
     let file = BenchFile {
         schema: SCHEMA,
-        program: "cobrar-gpu".into(),
-        version: version(),
-        git_revision: git_revision(),
-        os: std::env::consts::OS.into(),
-        arch: std::env::consts::ARCH.into(),
+        provenance: Provenance::here(),
         cpu: cpu_name(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         created: std::time::SystemTime::now()

@@ -77,6 +77,31 @@ pub fn targets(gpu: &GpuArgs) -> anyhow::Result<Vec<Target>> {
     }
 }
 
+/// The selftest (its `quick` set, or all of it) on `ctx` before a command trusts the adapter: a
+/// failing check ends the command with status 1, naming the failures, the seed that replays them
+/// (`flag`: the `--adapter` to replay on) and `consequence` (what the command did not do).
+pub fn must_pass(
+    ctx: &Arc<GpuContext>,
+    quick: bool,
+    flag: &str,
+    consequence: &str,
+) -> anyhow::Result<SelftestStatus> {
+    let seed = selftest::fresh_seed();
+    let sel = Selection {
+        quick,
+        only: Vec::new(),
+    };
+    let outcome = run_on(ctx, &sel, seed)?;
+    if !outcome.passed {
+        return Err(SelftestFailed(format!(
+            "{}\n{consequence}",
+            selftest::failure_summary(&outcome, flag, seed, quick)
+        ))
+        .into());
+    }
+    Ok(SelftestStatus::of(&outcome, quick, seed))
+}
+
 /// Runs the selection on `ctx`, printing a line per check on stderr, and remembers the outcome for
 /// this adapter, driver and binary.
 pub fn run_on(ctx: &Arc<GpuContext>, sel: &Selection, seed: u64) -> anyhow::Result<AdapterOutcome> {

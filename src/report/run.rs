@@ -30,6 +30,30 @@ pub fn git_revision() -> String {
     env!("COBRAR_GIT_REV").to_string()
 }
 
+/// Who wrote a JSON report, where: the program, its version and git revision, the OS and the CPU
+/// architecture (`bench` and `selftest` files carry it, flattened into their top level).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provenance {
+    pub program: String,
+    pub version: String,
+    pub git_revision: String,
+    pub os: String,
+    pub arch: String,
+}
+
+impl Provenance {
+    /// This binary on this machine.
+    pub fn here() -> Provenance {
+        Provenance {
+            program: "cobrar-gpu".into(),
+            version: version(),
+            git_revision: git_revision(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+        }
+    }
+}
+
 /// The dataset as a run saw it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatasetSummary {
@@ -145,6 +169,13 @@ pub fn write_train_log(path: &Path, history: &[EpochRecord]) -> anyhow::Result<(
         text.push('\n');
     }
     write_atomic(path, text.as_bytes())
+}
+
+/// Epochs recorded in run directory `dir`'s training log (0 without one).
+pub fn logged_epochs(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join(TRAIN_LOG_FILE))
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0)
 }
 
 /// `user<TAB>rank<TAB>item<TAB>score` with original ids, ranks from 1, for every listed user.

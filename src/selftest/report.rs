@@ -14,11 +14,8 @@ pub const SCHEMA: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SelftestReport {
     pub schema: u32,
-    pub program: String,
-    pub version: String,
-    pub git_revision: String,
-    pub os: String,
-    pub arch: String,
+    #[serde(flatten)]
+    pub provenance: crate::report::run::Provenance,
     pub seed: u64,
     pub quick: bool,
     pub passed: bool,
@@ -29,11 +26,7 @@ impl SelftestReport {
     pub fn new(seed: u64, quick: bool, adapters: Vec<AdapterOutcome>) -> SelftestReport {
         SelftestReport {
             schema: SCHEMA,
-            program: "cobrar-gpu".into(),
-            version: crate::report::run::version(),
-            git_revision: crate::report::run::git_revision(),
-            os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
+            provenance: crate::report::run::Provenance::here(),
             seed,
             quick,
             passed: adapters.iter().all(|a| a.passed),
