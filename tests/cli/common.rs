@@ -1,7 +1,8 @@
 //! Helpers of the command tests: run the binary, read its output, find its one error line.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn bin() -> Command {
@@ -55,4 +56,28 @@ pub fn train_small(dir: &Path, extra: &[&str]) -> Output {
     args.push(&d);
     args.extend(extra);
     run(&args)
+}
+
+/// Every file below `dir` with its bytes (the "file system as it was"); a special file (a FIFO, a
+/// link) by its type. A missing `dir` is empty.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let p = e.path();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(p);
+            } else if t.is_file() {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            } else {
+                out.insert(p.clone(), format!("{t:?}").into_bytes());
+            }
+        }
+    }
+    out
 }

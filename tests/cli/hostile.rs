@@ -8,30 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use crate::common::{bin, error_line, run, stderr, stdout, train_small};
-
-/// Every file below `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.filter_map(Result::ok) {
-            let p = e.path();
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                stack.push(p);
-            } else if t.is_file() {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            } else {
-                out.insert(p.clone(), format!("{t:?}").into_bytes());
-            }
-        }
-    }
-    out
-}
+use crate::common::{bin, error_line, run, snapshot, stderr, stdout, train_small};
 
 fn s(p: &Path) -> String {
     p.display().to_string()

@@ -8,27 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::common::{bin, error_line, run, stderr, train_small};
-
-/// Every file below `dir` with its bytes (the "file system as it was").
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    if !dir.exists() {
-        return out;
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().filter_map(Result::ok) {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+use crate::common::{bin, error_line, run, snapshot, stderr, train_small};
 
 /// A finished run, the file system as it is now, and the run's path as text.
 fn finished_run(tmp: &Path) -> (PathBuf, BTreeMap<PathBuf, Vec<u8>>, String) {
