@@ -15,12 +15,14 @@
 
 mod csr;
 mod dataset;
+mod degree_table;
 mod error;
 mod formats;
 mod intern;
 mod pipeline;
 mod readers;
 mod split;
+mod split_files;
 pub mod workload;
 mod workload_tables;
 
@@ -34,4 +36,5 @@ pub use formats::{DelimitedSpec, Format, Separator, detect_format};
 pub use intern::{FxHashMap, FxHasher, Interner};
 pub use pipeline::{Counts, IdOrder};
 pub use readers::FileRead;
-pub use split::{PartSizes, SplitConfig, floor_keep, formula_sizes, part_sizes, write_split};
+pub use split::{PartSizes, SplitConfig, floor_keep, formula_sizes, part_sizes};
+pub use split_files::write_split;

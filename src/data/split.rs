@@ -1,21 +1,18 @@
-//! SPEC §2 step 4: the seeded per-user random split, and writing a split to disk.
+//! SPEC §2 step 4: the seeded per-user random split (`split_files.rs` writes one to disk).
 //!
 //! With `n` interactions, test = n − floor((1 − test_ratio)·n) and validation = r − floor((1 −
 //! val_ratio)·r) where r = n − test; training keeps the rest. With the defaults (0.2, 0.125) that is
 //! SPEC's test = n − floor(0.8·n), validation = r − floor(0.875·r): 70/10/20 overall.
 
 use std::hash::Hasher;
-use std::path::Path;
 
-use anyhow::Context;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use super::csr::{Csr, CsrBuilder};
-use super::dataset::{Dataset, PipelineReport};
 use super::error::DataError;
 use super::intern::FxHasher;
-use crate::util::{seeded_rng, write_atomic};
+use crate::util::seeded_rng;
 
 /// The split's parameters (`--test-ratio`, `--val-ratio`, `--split-seed`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -159,94 +156,6 @@ fn id_hash(id: &str) -> u64 {
     let mut h = FxHasher::default();
     h.write(id.as_bytes());
     h.finish()
-}
-
-/// What `split.json` holds: enough to know exactly how the three files were made.
-#[derive(Serialize)]
-struct SplitJson<'a> {
-    dataset: &'a str,
-    method: &'a str,
-    seed: Option<u64>,
-    test_ratio: Option<f64>,
-    val_ratio: Option<f64>,
-    kcore: Option<u32>,
-    min_rating: Option<f32>,
-    users: usize,
-    items: usize,
-    train: usize,
-    val: usize,
-    test: usize,
-    inputs: Vec<InputHash<'a>>,
-    pipeline: &'a PipelineReport,
-}
-
-#[derive(Serialize)]
-struct InputHash<'a> {
-    path: &'a str,
-    bytes: u64,
-    sha256: &'a str,
-}
-
-/// Writes `train.tsv`, `val.tsv`, `test.tsv` (`user<TAB>item` with original ids, users in dense
-/// order, each user's items ascending) and `split.json` (seed, ratios, counts, input sha256) into
-/// `dir`, creating it. Each file is written atomically, so an interrupted run never leaves a
-/// half-written split; the same dataset and seed give byte-identical files.
-pub fn write_split(ds: &Dataset, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, part) in [
-        ("train.tsv", &ds.train),
-        ("val.tsv", &ds.val),
-        ("test.tsv", &ds.test),
-    ] {
-        write_atomic(&dir.join(name), &part_tsv(ds, part))?;
-    }
-    let r = &ds.report;
-    let published = r.pre_split.is_some();
-    let json = SplitJson {
-        dataset: &ds.name,
-        method: if published {
-            "pre-split (as published)"
-        } else {
-            "seeded per-user random"
-        },
-        seed: r.split.seed,
-        test_ratio: r.split.test_ratio,
-        val_ratio: r.split.val_ratio,
-        kcore: r.kcore.as_ref().map(|k| k.k),
-        min_rating: r.min_rating,
-        users: ds.n_users(),
-        items: ds.n_items(),
-        train: ds.train.nnz(),
-        val: ds.val.nnz(),
-        test: ds.test.nnz(),
-        inputs: r
-            .inputs
-            .iter()
-            .map(|f| InputHash {
-                path: &f.path,
-                bytes: f.bytes,
-                sha256: &f.sha256,
-            })
-            .collect(),
-        pipeline: r,
-    };
-    let mut bytes = serde_json::to_vec_pretty(&json)?;
-    bytes.push(b'\n');
-    write_atomic(&dir.join("split.json"), &bytes)
-}
-
-fn part_tsv(ds: &Dataset, part: &Csr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(part.nnz() * 16);
-    for u in 0..part.n_rows() {
-        let user = ds.user_ids[u].as_bytes();
-        for &i in part.row(u) {
-            out.extend_from_slice(user);
-            out.push(b'\t');
-            out.extend_from_slice(ds.item_ids[i as usize].as_bytes());
-            out.push(b'\n');
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,10 +3,8 @@
 //! Each side: its largest 256 degrees exactly, then the rest of the descending sequence at 1025
 //! evenly spaced ranks.
 
-use super::workload::DegreeTable;
+use super::degree_table::DegreeTable;
 
-// ml-1m: 6040 users, 3706 items, 1000209 interactions
-// ml-1m users: 6040 of them, 1000209 interactions, degrees 20..=2314, Gini 0.5286
 pub const ML_1M_USERS: DegreeTable = DegreeTable {
     top: &[
         2314, 1850, 1743, 1595, 1521, 1518, 1344, 1323, 1302, 1286, 1277, 1271, 1260, 1258, 1243,
