@@ -122,3 +122,20 @@ pub fn splitmix64(mut x: u64) -> u64 {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The program's version (Cargo's).
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The git revision the binary was built from (`build.rs`), `-dirty` when the tree differed.
+pub fn git_revision() -> String {
+    env!("COBRAR_GIT_REV").to_string()
+}
+
+/// Writes any serialisable value as pretty JSON, atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}

@@ -97,9 +97,9 @@ pub fn key(adapter: &AdapterIdentity) -> String {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.update(crate::report::run::version().as_bytes());
+    h.update(crate::util::version().as_bytes());
     h.update([0]);
-    h.update(crate::report::run::git_revision().as_bytes());
+    h.update(crate::util::git_revision().as_bytes());
     h.update([0]);
     h.update(executable_digest().as_bytes());
     crate::util::hex(&h.finalize())
@@ -125,7 +125,7 @@ pub fn store(adapter: &AdapterIdentity, status: &SelftestStatus) {
     let Some(d) = dir() else { return };
     let write = || -> anyhow::Result<()> {
         std::fs::create_dir_all(&d)?;
-        crate::report::run::write_json(&d.join(format!("{}.json", key(adapter))), status)
+        crate::util::write_json(&d.join(format!("{}.json", key(adapter))), status)
     };
     let _ = write();
 }
