@@ -8,239 +8,24 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
 use crate::batch::IndexStrategy;
+pub use crate::config::{
+    DEFAULT_ANNEAL_CAP, DEFAULT_ANNEAL_STEPS, DEFAULT_LAYERS, IndexChoice, TrainConfig,
+};
 use crate::data::Dataset;
 use crate::eval::Evaluator;
 use crate::eval::metrics::SplitMetrics;
 use crate::gpu::GpuContext;
 use crate::gpu::exec::GpuExec;
-use crate::kernels::adam_dense::AdamConfig;
-use crate::models::bpr::{Bpr, BprConfig};
-use crate::models::cobrar::{StepConfig, TwoTower};
-use crate::models::lightgcn::{LightGcn, LightGcnConfig};
-use crate::models::mostpop::MostPop;
-use crate::models::multvae::{MultVae, MultVaeConfig};
 use crate::models::session::gpu_session;
-use crate::models::{
-    Architecture, LOSS_RING, Mode, Model, ModelKind, Net, ParamLayout, Session, Weights,
-};
+use crate::models::{Mode, Model, Net, Session, Weights, model_for};
 use crate::pipeline::{self, IndexProbe, Item, Pipeline};
-use crate::sampler::{Sampler, SamplerKind};
+pub use crate::report::run::EpochRecord;
+use crate::sampler::Sampler;
 
 /// The GPU training session of a run on a dataset.
 pub type TrainSession<'d> = Session<GpuExec, Net<'d>>;
-
-/// Everything that defines a training run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub model: ModelKind,
-    pub arch: Architecture,
-    pub dropout: f32,
-    pub lr: f64,
-    /// Coupled L2 (λ), PyTorch `Adam(weight_decay=λ)`.
-    pub weight_decay: f64,
-    pub mu: f32,
-    pub negatives: usize,
-    pub batch_size: usize,
-    pub sampler: SamplerKind,
-    pub max_epochs: usize,
-    /// Epochs without a better validation score before stopping (0: never stop early).
-    pub patience: usize,
-    pub seed: u64,
-    /// Evaluation cutoffs.
-    pub cutoffs: Vec<usize>,
-    /// The cutoff of the validation NDCG that selects the best epoch.
-    pub select_k: usize,
-    /// Steps between loss read-backs (progress and the NaN check).
-    pub log_every: usize,
-    /// Stop each epoch after this many steps (smoke tests, timing); `None`: whole epochs.
-    #[serde(default)]
-    pub max_steps_per_epoch: Option<usize>,
-    /// Train without a validation split: no model selection, the last epoch is kept.
-    #[serde(default)]
-    pub no_validation: bool,
-    /// Who builds the tables' gradient index of each batch (the same bits either way).
-    #[serde(default)]
-    pub batch_index: IndexChoice,
-    /// LightGCN's propagation layers K.
-    #[serde(default = "default_layers")]
-    pub layers: usize,
-    /// MultVAE's final KL weight β and the updates its linear annealing takes.
-    #[serde(default = "default_anneal_cap")]
-    pub anneal_cap: f32,
-    #[serde(default = "default_anneal_steps")]
-    pub anneal_steps: u64,
-}
-
-/// MultVAE's β schedule when not given (Liang et al.'s and Elliot's).
-pub const DEFAULT_ANNEAL_CAP: f32 = 0.2;
-pub const DEFAULT_ANNEAL_STEPS: u64 = 200_000;
-
-fn default_anneal_cap() -> f32 {
-    DEFAULT_ANNEAL_CAP
-}
-
-fn default_anneal_steps() -> u64 {
-    DEFAULT_ANNEAL_STEPS
-}
-
-/// LightGCN's K when not given (Elliot's and the study's middle value).
-pub const DEFAULT_LAYERS: usize = 3;
-
-fn default_layers() -> usize {
-    DEFAULT_LAYERS
-}
-
-/// `--batch-index`: measure both strategies at start-up (`auto`), or force one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum IndexChoice {
-    #[default]
-    Auto,
-    Host,
-    Gpu,
-}
-
-/// A setting outside its range: one line naming the flag, the range and the value.
-fn out_of_range(flag: &str, range: &str, value: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("{flag} must be {range}, got {value}")
-}
-
-impl TrainConfig {
-    /// Checks every setting against its valid range (before anything is loaded or written).
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.model.check_arch(&self.arch)?;
-        let has_dropout = matches!(self.model, ModelKind::Cobrar | ModelKind::Multvae);
-        if !has_dropout && self.dropout > 0.0 {
-            bail!(
-                "{} trains without dropout (CoBraR's branch and MultVAE's input have it); drop \
-                 --dropout or set it to 0",
-                self.model
-            );
-        }
-        let wanted = match self.model {
-            ModelKind::Bpr | ModelKind::Lightgcn => Some(SamplerKind::Bpr),
-            ModelKind::Multvae => Some(SamplerKind::Users),
-            ModelKind::Cobrar | ModelKind::Deepmf => None,
-            ModelKind::Mostpop => Some(self.sampler),
-        };
-        let suits = match wanted {
-            Some(k) => k == self.sampler,
-            None => matches!(self.sampler, SamplerKind::Alg1 | SamplerKind::Authors),
-        };
-        if !suits {
-            bail!(
-                "--sampler {} does not suit {}: bpr and lightgcn train on the bpr sampler's \
-                 triples, multvae on users, cobrar and deepmf on alg1 or authors",
-                self.sampler_name(),
-                self.model
-            );
-        }
-        // β weighs the KL term against the likelihood; Liang et al. anneal it to at most 1 (a
-        // larger weight only blurs the posterior further, and huge ones overflow).
-        if !(0.0..=1.0).contains(&self.anneal_cap) {
-            return Err(out_of_range("--anneal-cap", "in [0, 1]", self.anneal_cap));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(out_of_range("--dropout", "in [0, 1)", self.dropout));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(out_of_range("--lr", "a positive finite number", self.lr));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(out_of_range(
-                "--weight-decay",
-                "a finite number ≥ 0",
-                self.weight_decay,
-            ));
-        }
-        // μ clamps predictions in [0, 1]: at 1 or above every score is clamped and nothing is learned.
-        if !(0.0..1.0).contains(&self.mu) {
-            return Err(out_of_range("--mu", "in [0, 1)", self.mu));
-        }
-        let max_layers = crate::models::lightgcn::MAX_LAYERS;
-        if !(1..=max_layers).contains(&self.layers) {
-            return Err(out_of_range(
-                "--layers",
-                &format!("between 1 and {max_layers}"),
-                self.layers,
-            ));
-        }
-        if self.negatives == 0 && matches!(self.sampler, SamplerKind::Alg1 | SamplerKind::Authors) {
-            return Err(out_of_range(
-                "--negatives",
-                "at least 1 (a pointwise loss needs negatives)",
-                0,
-            ));
-        }
-        if self.batch_size == 0 {
-            return Err(out_of_range("--batch-size", "at least 1", 0));
-        }
-        if self.max_epochs == 0 {
-            return Err(out_of_range("--epochs", "at least 1", 0));
-        }
-        if self.max_steps_per_epoch == Some(0) {
-            return Err(out_of_range("--max-steps-per-epoch", "at least 1", 0));
-        }
-        if self.log_every == 0 || self.log_every > LOSS_RING {
-            return Err(out_of_range(
-                "--log-every",
-                &format!("between 1 and {LOSS_RING}"),
-                self.log_every,
-            ));
-        }
-        let max_k = crate::eval::ranking::MAX_K;
-        if !(1..=max_k).contains(&self.select_k) {
-            return Err(out_of_range(
-                "--select-k",
-                &format!("between 1 and {max_k}"),
-                self.select_k,
-            ));
-        }
-        if let Some(k) = self.cutoffs.iter().find(|k| !(1..=max_k).contains(*k)) {
-            return Err(out_of_range(
-                "every --cutoffs value",
-                &format!("between 1 and {max_k}"),
-                k,
-            ));
-        }
-        Ok(())
-    }
-
-    fn sampler_name(&self) -> String {
-        use clap::ValueEnum;
-        self.sampler
-            .to_possible_value()
-            .map_or_else(String::new, |v| v.get_name().to_string())
-    }
-
-    pub fn step_config(&self) -> StepConfig {
-        StepConfig {
-            mu: self.mu,
-            dropout: self.dropout,
-            adam: AdamConfig::new(self.lr, self.weight_decay),
-            seed: self.seed,
-        }
-    }
-}
-
-/// One line of `train_log.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    /// Mean training loss over the epoch's steps.
-    pub loss: f64,
-    pub steps: usize,
-    pub seconds: f64,
-    pub steps_per_s: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub validation: Option<SplitMetrics>,
-    pub eval_seconds: f64,
-    /// Whether this epoch's weights are the best so far.
-    pub best: bool,
-}
 
 /// What a finished run hands back; the session holds the best epoch's weights.
 pub struct TrainOutcome<'d> {
@@ -470,9 +255,10 @@ pub fn setup<'d>(
 ) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>, IndexProbe)> {
     let sampler = sampler_for(cfg, ds)?;
     let builders = pipeline::default_builders();
-    let probe = match cfg.batch_index {
-        // Only the two-tower models have a gradient index the GPU can build.
-        _ if !cfg.model.two_tower() => IndexProbe {
+    let index_probe = cfg.model.spec().index_probe;
+    let probe = match (cfg.batch_index, index_probe) {
+        // Only some models (the two-tower ones) have a gradient index the GPU can build.
+        (_, None) => IndexProbe {
             strategy: IndexStrategy::Host,
             chosen_by: format!("{} builds its small index on the host", cfg.model),
             host_ms_with_index: 0.0,
@@ -480,8 +266,8 @@ pub fn setup<'d>(
             gpu_index_ms: 0.0,
             builders,
         },
-        IndexChoice::Auto => probe_index(&ctx, ds, cfg, &sampler, builders)?,
-        IndexChoice::Host | IndexChoice::Gpu => IndexProbe {
+        (IndexChoice::Auto, Some(probe)) => probe(&ctx, ds, cfg, &sampler, builders)?,
+        (IndexChoice::Host | IndexChoice::Gpu, Some(_)) => IndexProbe {
             strategy: if cfg.batch_index == IndexChoice::Gpu {
                 IndexStrategy::Gpu
             } else {
@@ -494,10 +280,7 @@ pub fn setup<'d>(
             builders,
         },
     };
-    let mut model = model_for(cfg, ds, sampler.max_pairs());
-    if let Net::TwoTower(m) = model {
-        model = Net::TwoTower(m.with_index(probe.strategy));
-    }
+    let model = model_for(cfg, ds, sampler.max_pairs(), probe.strategy);
     // Check the plan before the host allocates the weights: a mistyped --arch gets one line.
     crate::models::session::memory_plan(&model, Mode::Train, &ctx)?;
     let weights = model
@@ -505,140 +288,6 @@ pub fn setup<'d>(
         .unwrap_or_else(|| Weights::init(model.params(), cfg.seed));
     let session = gpu_session(ctx, model, Mode::Train, &weights, None)?;
     Ok((session, sampler, probe))
-}
-
-/// Times both ways of building the tables' gradient index on this machine — the host's builders on a
-/// few batches, the GPU's dispatches on one — and picks the cheaper per step.
-pub fn probe_index(
-    ctx: &Arc<GpuContext>,
-    ds: &Dataset,
-    cfg: &TrainConfig,
-    sampler: &Sampler<'_>,
-    builders: usize,
-) -> anyhow::Result<IndexProbe> {
-    use crate::gpu::executor::Executor;
-    let pairs: Vec<Vec<crate::sampler::Pair>> = sampler.epoch(1).take(6).collect();
-    let (u, i) = (&ds.train, &ds.train_by_item);
-    let host_with = pipeline::time_builds(&pairs, u, i, IndexStrategy::Host);
-    let host_without = pipeline::time_builds(&pairs, u, i, IndexStrategy::Gpu);
-    let model = two_tower_for(cfg, ds, sampler.max_pairs()).with_index(IndexStrategy::Gpu);
-    let layout =
-        crate::gpu::memory::MemoryLayout::new(model.index_buffers(), ctx.max_binding(), None)?;
-    let mut exec = GpuExec::new(ctx.clone(), layout)?;
-    for (name, data) in model.resident() {
-        let id = exec.layout().id(name);
-        exec.write_u32(id, data)?;
-    }
-    let batch = model.build_batch(&pairs[0]);
-    // In training the index kernels ride in the step's own submit, so only their GPU time counts:
-    // timestamps where the adapter has them, the wall clock around submit-and-wait otherwise.
-    let timestamps = exec.enable_profiling(16);
-    let run = |exec: &mut GpuExec| -> anyhow::Result<f64> {
-        let layout = exec.layout().clone();
-        let mut pb = crate::gpu::plan::PlanBuilder::new(&layout, exec.max_per_dim());
-        model.index_plan(&mut pb, &batch);
-        let plan = pb.finish();
-        let started = Instant::now();
-        exec.run(&plan)?;
-        exec.wait()?;
-        let kernels: f64 = exec.kernel_times().iter().map(|&(_, ns)| ns * 1e-6).sum();
-        Ok(if timestamps && kernels > 0.0 {
-            kernels
-        } else {
-            started.elapsed().as_secs_f64() * 1e3
-        })
-    };
-    run(&mut exec)?; // compiles the kernels
-    let gpu = (0..3)
-        .map(|_| run(&mut exec))
-        .collect::<anyhow::Result<Vec<f64>>>()?;
-    let gpu_ms = gpu.iter().copied().fold(f64::INFINITY, f64::min);
-    Ok(IndexProbe {
-        strategy: IndexProbe::decide(host_with, host_without, gpu_ms, builders),
-        chosen_by: "measured".into(),
-        host_ms_with_index: host_with,
-        host_ms_without_index: host_without,
-        gpu_index_ms: gpu_ms,
-        builders,
-    })
-}
-
-/// The model `cfg` describes, on `ds`'s training split, sized for steps of `max_pairs` pairs.
-pub fn model_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> Net<'d> {
-    match cfg.model {
-        ModelKind::Cobrar | ModelKind::Deepmf => Net::TwoTower(two_tower_for(cfg, ds, max_pairs)),
-        ModelKind::Bpr => {
-            let bpr = BprConfig {
-                dim: cfg.arch.embedding(),
-                lambda: cfg.weight_decay as f32,
-                lr: cfg.lr,
-            };
-            // The bpr sampler's steps hold two pairs per triple.
-            Net::Bpr(Bpr::new(
-                bpr,
-                &ds.train,
-                ds.n_items(),
-                max_pairs.div_ceil(2),
-            ))
-        }
-        ModelKind::Lightgcn => {
-            let cfg = LightGcnConfig {
-                dim: cfg.arch.embedding(),
-                layers: cfg.layers,
-                lambda: cfg.weight_decay as f32,
-                lr: cfg.lr,
-            };
-            let max_triples = max_pairs.div_ceil(2);
-            Net::LightGcn(LightGcn::new(
-                cfg,
-                &ds.train,
-                &ds.train_by_item,
-                max_triples,
-            ))
-        }
-        ModelKind::Multvae => {
-            let vae = MultVaeConfig {
-                hidden: cfg.arch.d1(),
-                latent: cfg.arch.embedding(),
-                dropout: cfg.dropout,
-                anneal_cap: cfg.anneal_cap,
-                anneal_steps: cfg.anneal_steps,
-                adam: AdamConfig::new(cfg.lr, cfg.weight_decay),
-                seed: cfg.seed,
-                logit_rows: None,
-            };
-            Net::MultVae(MultVae::new(vae, &ds.train, ds.n_items(), max_pairs))
-        }
-        ModelKind::Mostpop => Net::MostPop(MostPop::new(&ds.train, &ds.train_by_item)),
-    }
-}
-
-/// The parameter tensors of the model `cfg` describes on `n_users` × `n_items` (checkpoints).
-pub fn param_layout(cfg: &TrainConfig, n_users: usize, n_items: usize) -> ParamLayout {
-    match cfg.model {
-        ModelKind::Cobrar | ModelKind::Deepmf => {
-            crate::models::cobrar::param_layout(cfg.model, &cfg.arch, n_users, n_items)
-        }
-        ModelKind::Bpr | ModelKind::Lightgcn => {
-            crate::models::bpr::param_layout(cfg.arch.embedding(), n_users, n_items)
-        }
-        ModelKind::Multvae => {
-            crate::models::multvae::param_layout(cfg.arch.d1(), cfg.arch.embedding(), n_items)
-        }
-        ModelKind::Mostpop => crate::models::mostpop::param_layout(n_items),
-    }
-}
-
-/// CoBraR or DeepMF as `cfg` describes them.
-pub fn two_tower_for<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize) -> TwoTower<'d> {
-    TwoTower::new(
-        cfg.model,
-        cfg.arch.clone(),
-        cfg.step_config(),
-        &ds.train,
-        &ds.train_by_item,
-        max_pairs,
-    )
 }
 
 /// Runs one epoch's steps; returns the mean loss. Fails on a non-finite loss, naming the step. Losses
@@ -737,7 +386,7 @@ impl LossTracker {
         let mut any = false;
         for (upto, bytes) in reads {
             let ring: &[f32] = bytemuck::cast_slice(&bytes);
-            debug_assert_eq!(ring.len(), LOSS_RING);
+            debug_assert_eq!(ring.len(), crate::models::LOSS_RING);
             for t in self.checked + 1..=upto {
                 let l = ring[crate::models::ring_slot(t)];
                 if !l.is_finite() {

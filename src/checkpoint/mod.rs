@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use crate::models::{ParamLayout, Weights};
 use crate::util::write_atomic;
 
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub use crate::rundir::WEIGHTS_FILE;
 pub const USER_IDS_FILE: &str = "ids/users.txt";
 pub const ITEM_IDS_FILE: &str = "ids/items.txt";
 
@@ -96,7 +96,7 @@ pub fn load_weights(path: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<We
 
 /// Writes original ids, one per line in dense order (`ids/users.txt`, `ids/items.txt`).
 pub fn save_ids(dir: &Path, user_ids: &[String], item_ids: &[String]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir.join("ids"))
+    std::fs::create_dir_all(dir.join(crate::rundir::IDS_DIR))
         .with_context(|| format!("cannot create {}/ids", dir.display()))?;
     for (file, ids) in [(USER_IDS_FILE, user_ids), (ITEM_IDS_FILE, item_ids)] {
         let mut text = ids.join("\n");
@@ -131,7 +131,7 @@ pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
     let config = crate::report::run::RunConfig::load(dir)?;
     let dataset = load_dataset(dir, &config)?;
     let t = &config.train;
-    let layout = Arc::new(crate::train::param_layout(
+    let layout = Arc::new(crate::models::param_layout(
         t,
         dataset.n_users(),
         dataset.n_items(),
@@ -151,7 +151,7 @@ pub fn load_dataset(
     dir: &Path,
     config: &crate::report::run::RunConfig,
 ) -> anyhow::Result<crate::data::Dataset> {
-    use crate::report::run::SPLIT_DIR;
+    use crate::rundir::SPLIT_DIR;
     let (user_ids, item_ids) = load_ids(dir)?;
     let users: HashMap<&str, u32> = user_ids
         .iter()
@@ -224,13 +224,18 @@ pub fn load_dataset(
 impl SavedRun {
     /// The run's model on its training split (for inference: no optimizer state is allocated).
     pub fn model(&self) -> crate::models::Net<'_> {
-        crate::train::model_for(&self.config.train, &self.dataset, 1)
+        crate::models::model_for(
+            &self.config.train,
+            &self.dataset,
+            1,
+            crate::batch::IndexStrategy::Host,
+        )
     }
 
     /// When the run is unfinished (no `metrics.json`: training stopped, or is still going), a line
     /// saying so: its weights are the best epoch's so far, not the run's result.
     pub fn unfinished_note(&self) -> Option<String> {
-        if self.dir.join(crate::report::table::METRICS_FILE).exists() {
+        if self.dir.join(crate::rundir::METRICS_FILE).exists() {
             return None;
         }
         let epochs = crate::report::run::logged_epochs(&self.dir);
@@ -295,11 +300,12 @@ impl SavedRun {
 mod tests {
     use super::*;
     use crate::models::cobrar::param_layout;
-    use crate::models::{Architecture, ModelKind};
+    use crate::models::{Architecture, STUDY_PAIR};
 
     #[test]
     fn weights_round_trip_in_pytorch_layout() {
-        for kind in [ModelKind::Cobrar, ModelKind::Deepmf] {
+        // The shared branch (CoBraR) and one per side (DeepMF).
+        for kind in STUDY_PAIR {
             let arch: Architecture = "8,12,4".parse().unwrap();
             let layout = Arc::new(param_layout(kind, &arch, 5, 7));
             let p = Weights::init(&layout, 1);
@@ -315,7 +321,7 @@ mod tests {
                 .find(|(n, _, _)| n.ends_with("branch.0.weight"))
                 .unwrap();
             assert_eq!(shape, &vec![12, 8]);
-            let name = if kind == ModelKind::Cobrar {
+            let name = if kind == STUDY_PAIR[0] {
                 "branch.0.weight"
             } else {
                 "user_branch.0.weight"

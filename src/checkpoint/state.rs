@@ -18,9 +18,9 @@ use anyhow::{Context, bail};
 
 use super::st;
 use crate::models::{ParamLayout, Weights};
-use crate::train::EpochRecord;
+use crate::report::run::EpochRecord;
 
-pub const STATE_DIR: &str = "state";
+pub use crate::rundir::STATE_DIR;
 const PROGRESS_FILE: &str = "progress.safetensors";
 
 /// What a resumed run restores.

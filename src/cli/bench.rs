@@ -74,15 +74,10 @@ pub struct BenchCommand {
 /// outcome and the adapter's identity (1 was one bare report).
 pub const SCHEMA: u32 = 2;
 
-/// The models `--standard-models` measures: (model, architecture).
-pub const STANDARD_MODELS: &[(ModelKind, &str)] = &[
-    (ModelKind::Cobrar, "512,64"),
-    (ModelKind::Cobrar, "2048,128"),
-    (ModelKind::Deepmf, "512,64"),
-    (ModelKind::Bpr, "64"),
-    (ModelKind::Lightgcn, "64"),
-    (ModelKind::Multvae, "600,200"),
-];
+/// The models `--standard-models` measures: (model, architecture), from each model's descriptor.
+pub fn standard_models() -> Vec<(ModelKind, &'static str)> {
+    crate::models::registry::bench_models()
+}
 
 /// A bench JSON file: who measured, with what, and one report per adapter and model.
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -204,14 +199,15 @@ fn configs(cmd: &BenchCommand) -> anyhow::Result<Vec<TrainConfig>> {
     if !cmd.standard_models {
         let cfg = cmd.train.config()?;
         anyhow::ensure!(
-            cfg.model != ModelKind::Mostpop,
-            "bench measures training steps, and mostpop trains none; bench another --model"
+            cfg.model.trains(),
+            "bench measures training steps, and {} trains none; bench another --model",
+            cfg.model
         );
         return Ok(vec![cfg]);
     }
-    STANDARD_MODELS
-        .iter()
-        .map(|&(model, arch)| {
+    standard_models()
+        .into_iter()
+        .map(|(model, arch)| {
             let mut args = cmd.train.clone();
             args.model = model;
             args.arch = Some(arch.parse()?);
@@ -327,11 +323,12 @@ fn measure(
     let (by_user, by_item) = (&ds.train, &ds.train_by_item);
 
     // 1. The host alone, with the strategy in use and with the other one.
-    let two_tower = cfg.model.two_tower();
+    // Models whose gradient index the GPU can build: their host batches are built both ways.
+    let two_tower = cfg.model.spec().index_probe.is_some();
     let host = |index: IndexStrategy| {
         let model = session.model.clone();
         let build = move |p: &[crate::sampler::Pair]| match two_tower {
-            true => NetBatch::TwoTower(HostBatch::build(p, by_user, by_item, index)),
+            true => Box::new(HostBatch::build(p, by_user, by_item, index)) as NetBatch,
             false => model.build_batch(p), // one way to build its batches
         };
         pipeline::host_ceiling(&sampler, cmd.host_steps, build, builders)

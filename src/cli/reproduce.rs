@@ -15,15 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser};
 use sha2::{Digest, Sha256};
 
 use super::GpuArgs;
 use super::data::DatasetArgs;
 use super::grid::{combinations, describe, flag_args};
 use super::train::{TrainArgs, TrainCommand};
-use crate::models::ModelKind;
 use crate::models::arch::group_digits;
+use crate::models::{ModelKind, STUDY_PAIR, registry};
 use crate::report::run::{RunConfig, RunMetrics};
 use crate::report::table;
 use crate::train::{EpochRecord, TrainConfig};
@@ -194,14 +194,10 @@ pub fn plan(
     let mut runs = Vec::new();
     let mut seen = Vec::new();
     for (model_name, flags) in &file.models {
-        let model = ModelKind::from_str(model_name, true).map_err(|_| {
-            let known: Vec<String> = ModelKind::value_variants()
-                .iter()
-                .map(|m| m.to_string())
-                .collect();
+        let model = registry::by_name(model_name).ok_or_else(|| {
             anyhow::anyhow!(
                 "{name}: unknown model [models.{model_name}] (known: {})",
-                known.join(", ")
+                registry::names().join(", ")
             )
         })?;
         seen.push(model);
@@ -528,15 +524,14 @@ impl Reports {
             );
         }
 
-        if selected
-            .iter()
-            .any(|&i| runs[i].model == ModelKind::Multvae)
-        {
-            parameters.push_str(
-                "\nMultVAE's user side is its encoder's input layer, its item side the decoder's \
-                 output layer (whose columns are the item embeddings), its branch weights the two \
-                 latent layers'.\n",
-            );
+        // Notes of the models whose columns mean something else (MultVAE's), once each.
+        let mut noted: Vec<ModelKind> = Vec::new();
+        for &i in &selected {
+            let kind = runs[i].model;
+            if let Some(note) = kind.spec().counts_note.filter(|_| !noted.contains(&kind)) {
+                let _ = write!(parameters, "\n{note}\n");
+                noted.push(kind);
+            }
         }
 
         let timing = timing_table(runs, results)?;
@@ -625,11 +620,12 @@ impl Reports {
 /// The architectures both CoBraR and DeepMF were trained with, in grid order.
 fn paired_archs(runs: &[Planned]) -> Vec<String> {
     let mut archs: Vec<String> = Vec::new();
-    for r in runs.iter().filter(|r| r.model == ModelKind::Cobrar) {
+    let [shared, per_side] = STUDY_PAIR;
+    for r in runs.iter().filter(|r| r.model == shared) {
         let a = r.config.arch.to_string();
         let deepmf = runs
             .iter()
-            .any(|d| d.model == ModelKind::Deepmf && d.config.arch.to_string() == a);
+            .any(|d| d.model == per_side && d.config.arch.to_string() == a);
         if deepmf && !archs.contains(&a) {
             archs.push(a);
         }
@@ -658,7 +654,7 @@ fn figure2(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<Option<Fi
     let mut groups = Vec::new();
     for a in &archs {
         let mut per_model = Vec::new();
-        for model in [ModelKind::Cobrar, ModelKind::Deepmf] {
+        for model in STUDY_PAIR {
             let Some(i) = best_at(runs, results, model, a) else {
                 per_model.push(Vec::new());
                 continue;
@@ -694,7 +690,7 @@ fn timing_table(runs: &[Planned], results: &[RunMetrics]) -> anyhow::Result<Stri
     let mut ratios = Vec::new();
     for a in &archs {
         let mut pair = Vec::new();
-        for model in [ModelKind::Cobrar, ModelKind::Deepmf] {
+        for model in STUDY_PAIR {
             let Some(i) = best_at(runs, results, model, a) else {
                 continue;
             };

@@ -1,7 +1,6 @@
 //! `cobrar-gpu train`: preprocess and split the data, train with early stopping on validation
 //! NDCG@5, evaluate the best epoch on test, and write the run directory.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -9,19 +8,15 @@ use clap::Args;
 
 use super::GpuArgs;
 use super::data::DatasetArgs;
-use crate::checkpoint;
-use crate::checkpoint::state;
 use crate::data::Dataset;
 use crate::eval::Evaluator;
 use crate::eval::metrics::{DEFAULT_CUTOFFS, SplitMetrics};
 use crate::gpu::context::AdapterSummary;
 use crate::models::{Architecture, ModelKind, ParamCounts};
 use crate::report::run::{self, DatasetSummary, RunConfig, RunMetrics, Timings};
-use crate::report::{plot, table};
-use crate::rundir::{self, RunLock};
+use crate::rundir::RunDir;
 use crate::sampler::SamplerKind;
 use crate::train::{self, IndexChoice, TrainConfig};
-use crate::util::write_atomic;
 
 /// Model and training hyper-parameters (shared by `train` and `grid`).
 #[derive(Debug, Clone, Args)]
@@ -29,7 +24,7 @@ use crate::util::write_atomic;
 pub struct TrainArgs {
     /// The model: cobrar (one collaborative branch shared by users and items), deepmf (one branch
     /// per side), or the baselines bpr (BPR-MF), lightgcn, multvae and mostpop
-    #[arg(long, value_enum, default_value_t = ModelKind::Cobrar)]
+    #[arg(long, value_enum, default_value = "cobrar")]
     pub model: ModelKind,
 
     /// Layer widths: projection width, hidden layers, embedding size — "2048,128" (shallow) or
@@ -134,35 +129,7 @@ pub struct TrainArgs {
 /// Whether `train` flag `flag` (its long name) means anything for `model` (`reproduce` gives a
 /// model only the shared `[train]` flags it uses; on the command line the others are refused).
 pub fn flag_applies(model: ModelKind, flag: &str) -> bool {
-    use ModelKind::*;
-    match flag {
-        "lr" | "weight-decay" | "lambda" | "reg" => model != Mostpop,
-        "mu" | "negatives" | "neg" => matches!(model, Cobrar | Deepmf),
-        "dropout" => matches!(model, Cobrar | Multvae),
-        "layers" => model == Lightgcn,
-        "anneal-cap" | "anneal-steps" => model == Multvae,
-        _ => true,
-    }
-}
-
-/// A flag the chosen model has no use for ([`flag_applies`]): one line saying so, instead of silently
-/// ignoring it. `given`: (long name, whether it was given).
-fn refuse_ignored(model: ModelKind, given: &[(&str, bool)]) -> anyhow::Result<()> {
-    let why = match model {
-        ModelKind::Mostpop => "mostpop is fitted from training counts: nothing is learned",
-        ModelKind::Bpr | ModelKind::Lightgcn => {
-            "it trains on the bpr sampler's (user, positive, negative) triples with the BPR loss"
-        }
-        ModelKind::Multvae => "it trains on whole users with a multinomial likelihood",
-        ModelKind::Cobrar | ModelKind::Deepmf => "",
-    };
-    if let Some((flag, _)) = given
-        .iter()
-        .find(|(flag, g)| *g && !flag_applies(model, flag))
-    {
-        anyhow::bail!("--{flag} does not apply to {model}: {why}; drop it");
-    }
-    Ok(())
+    model.flag_applies(flag)
 }
 
 /// The study's stopping rule: at most 100 epochs, 10 without a better validation NDCG.
@@ -188,48 +155,23 @@ impl TrainArgs {
     }
 
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
-        refuse_ignored(
-            self.model,
-            &[
-                ("lr", self.lr.is_some()),
-                ("weight-decay", self.weight_decay.is_some()),
-                ("mu", self.mu.is_some()),
-                ("negatives", self.negatives.is_some()),
-            ],
-        )?;
-        let dropout = match (self.model, self.dropout) {
-            (ModelKind::Cobrar, d) => d.unwrap_or(0.1),
-            (ModelKind::Multvae, d) => d.unwrap_or(0.5),
-            (ModelKind::Deepmf, Some(d)) if d > 0.0 => {
-                anyhow::bail!("DeepMF trains without dropout (as in the study); drop --dropout")
-            }
-            (_, d) => d.unwrap_or(0.0), // validated below: only CoBraR has dropout
-        };
-        if self.layers.is_some() && self.model != ModelKind::Lightgcn {
-            anyhow::bail!(
-                "--layers is LightGCN's; {} has no propagation layers",
-                self.model
-            );
-        }
-        if (self.anneal_cap.is_some() || self.anneal_steps.is_some())
-            && self.model != ModelKind::Multvae
-        {
-            anyhow::bail!(
-                "--anneal-cap and --anneal-steps are MultVAE's; {} has no KL term",
-                self.model
-            );
-        }
-        let sampler = self.sampler.unwrap_or(match self.model {
-            ModelKind::Bpr | ModelKind::Lightgcn => SamplerKind::Bpr,
-            ModelKind::Multvae => SamplerKind::Users,
-            _ => SamplerKind::Alg1,
-        });
+        self.model.refuse_ignored(&[
+            ("lr", self.lr.is_some()),
+            ("weight-decay", self.weight_decay.is_some()),
+            ("mu", self.mu.is_some()),
+            ("negatives", self.negatives.is_some()),
+            ("layers", self.layers.is_some()),
+            ("anneal-cap", self.anneal_cap.is_some()),
+            ("anneal-steps", self.anneal_steps.is_some()),
+        ])?;
+        let dropout = self.model.dropout(self.dropout)?;
+        let sampler = self.sampler.unwrap_or(self.model.default_sampler());
         let arch = self
             .arch
             .clone()
             .unwrap_or_else(|| self.model.default_arch());
-        // MostPop is fitted once: one "epoch" that runs no steps.
-        let epochs = if self.model == ModelKind::Mostpop {
+        // A model fitted once (MostPop) runs one "epoch" of no steps.
+        let epochs = if !self.model.trains() {
             1
         } else {
             self.epochs.unwrap_or(DEFAULT_MAX_EPOCHS)
@@ -310,7 +252,7 @@ pub fn run(cmd: TrainCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     }
     let mut cmd = cmd;
     if cmd.dataset.is_embedded()
-        && cmd.train.model != ModelKind::Mostpop
+        && cmd.train.model.trains()
         && cmd.train.embedded_defaults()
         && !cmd.quiet
     {
@@ -379,7 +321,7 @@ pub fn preflight(
 ) -> anyhow::Result<()> {
     train::check_splits(ds, cfg)?;
     let sampler = train::sampler_for(cfg, ds)?;
-    let model = train::model_for(cfg, ds, sampler.max_pairs());
+    let model = crate::models::model_for(cfg, ds, sampler.max_pairs(), Default::default());
     crate::models::session::memory_plan(&model, crate::models::Mode::Train, ctx)?;
     Ok(())
 }
@@ -426,21 +368,8 @@ pub fn execute(
         adapter: AdapterSummary::from(&ctx.info),
     };
     // Validated: from here on the run directory is written (created whole, or not at all).
-    let _lock = rundir::create_run(&out, existing, |dir| {
-        checkpoint::save_ids(dir, &ds.user_ids, &ds.item_ids)?;
-        crate::data::write_split(ds, &dir.join(run::SPLIT_DIR))?;
-        // config.json last: its presence marks a run directory that `--resume` can continue.
-        run::write_json(&dir.join(run::CONFIG_FILE), &config)
-    })?;
-    run_training(
-        &out,
-        &config,
-        ds,
-        ctx,
-        None,
-        (cmd.quiet, !cmd.no_summary),
-        started,
-    )
+    let dir = RunDir::create(&out, existing, config, ds, started)?;
+    run_training(dir, ds, ctx, None, (cmd.quiet, !cmd.no_summary))
 }
 
 /// `--selftest`: the full selftest on `ctx`; a failing check ends the command (status 1).
@@ -464,40 +393,17 @@ pub fn resume(
     gpu: &GpuArgs,
     started: Instant,
 ) -> anyhow::Result<RunMetrics> {
-    match rundir::inspect(dir)? {
-        rundir::Existing::FinishedRun => anyhow::bail!(
-            "{} holds a finished run (metrics.json): there is nothing to resume",
-            dir.display()
-        ),
-        rundir::Existing::UnfinishedRun => {}
-        rundir::Existing::Unstarted => anyhow::bail!(
-            "{d}: the run was interrupted while its directory was being created (no config.json): \
-             nothing was trained; run the same `cobrar-gpu train … --out {d}` again",
-            d = dir.display()
-        ),
-        _ => anyhow::bail!(
-            "{}: not a run directory (no config.json and split/): nothing to resume",
-            dir.display()
-        ),
-    }
-    let _lock = RunLock::acquire(dir)?;
-    let swept = rundir::sweep_temporaries(dir);
-    let config = RunConfig::load(dir)?;
-    let ds = checkpoint::load_dataset(dir, &config)?;
+    let (run_dir, swept) = RunDir::open_unfinished(dir, started)?;
+    let ds = run_dir.dataset()?;
     let ctx = gpu.context()?;
-    preflight(&config.train, &ds, &ctx)?;
+    preflight(&run_dir.config().train, &ds, &ctx)?;
     if selftest {
         selftest_first(&ctx)?;
     }
-    let layout = std::sync::Arc::new(train::param_layout(
-        &config.train,
-        ds.n_users(),
-        ds.n_items(),
-    ));
-    let progress = state::load(dir, &layout)?;
+    let progress = run_dir.progress(&ds)?;
     eprintln!(
         "resuming {} in {} after epoch {}{}",
-        config.label(),
+        run_dir.config().label(),
         dir.display(),
         progress.as_ref().map_or(0, |p| p.epoch),
         if swept > 0 {
@@ -506,20 +412,19 @@ pub fn resume(
             String::new()
         }
     );
-    run_training(dir, &config, &ds, ctx, progress, (quiet, summary), started)
+    run_training(run_dir, &ds, ctx, progress, (quiet, summary))
 }
 
 /// Trains (from scratch or from `start`), checkpointing every epoch, then evaluates the best epoch on
 /// test and writes the reports.
 fn run_training(
-    out: &Path,
-    config: &RunConfig,
+    mut dir: RunDir,
     ds: &Dataset,
     ctx: std::sync::Arc<crate::gpu::GpuContext>,
     start: train::Start,
     (quiet, summary): (bool, bool),
-    started: Instant,
 ) -> anyhow::Result<RunMetrics> {
+    let config = dir.config().clone();
     let cfg = &config.train;
     let counts = config.parameters;
     let adapter = AdapterSummary::from(&ctx.info);
@@ -546,60 +451,11 @@ fn run_training(
         ctx.info.name,
         ctx.info.backend,
         ctx.info.device_type,
-        out.display()
+        dir.path().display()
     );
-    let log_path = out.join(run::TRAIN_LOG_FILE);
-    let weights_path = out.join(checkpoint::WEIGHTS_FILE);
-    // Wall time and processes of the run's earlier processes (a resumed run).
-    let (earlier_wall, processes) = start
-        .as_ref()
-        .map_or((0.0, 1), |p| (p.wall_seconds, p.processes + 1));
-    if let Some(p) = &start {
-        // The committed state is authoritative: the log and the best weights follow it.
-        run::write_train_log(&log_path, &p.history)?;
-        if let Some((_, e, w)) = &p.best {
-            checkpoint::save_weights(&weights_path, w, &weights_metadata(cfg, &ds.name, *e))?;
-        }
-    }
-    // Every epoch commits a resumable state, then the log and, for a new best, the weights — so an
-    // interrupted run still leaves a usable checkpoint and `--resume` continues it exactly.
-    let mut on_epoch = |e: train::EpochEnd<'_, '_>| -> anyhow::Result<()> {
-        let (m, v) = e.session.read_moments()?;
-        let progress = state::Progress {
-            epoch: e.record.epoch,
-            t: e.session.t,
-            weights: e.session.read_weights()?,
-            m,
-            v,
-            history: e.history.to_vec(),
-            best: Some(e.best.clone()),
-            wall_seconds: earlier_wall + started.elapsed().as_secs_f64(),
-            processes,
-        };
-        state::save(out, &progress, e.new_best)?;
-        run::write_train_log(&log_path, e.history)?;
-        if e.new_best {
-            checkpoint::save_weights(
-                &weights_path,
-                &e.best.2,
-                &weights_metadata(cfg, &ds.name, e.best.1),
-            )?;
-        }
-        Ok(())
-    };
-    let outcome = train::train(ctx, ds, cfg, !quiet, start, &mut on_epoch).map_err(|e| {
-        let resumable = out.join(state::STATE_DIR).exists();
-        let diverged = e.to_string().contains("diverged");
-        if resumable && !diverged {
-            e.context(format!(
-                "training stopped; the last completed epoch is saved: continue with \
-                 `cobrar-gpu train --resume {}`",
-                out.display()
-            ))
-        } else {
-            e
-        }
-    })?;
+    dir.begin(&start)?;
+    let outcome = train::train(ctx, ds, cfg, !quiet, start, &mut |e| dir.on_epoch(e))
+        .map_err(|e| dir.training_error(e))?;
     let mut session = outcome.session;
 
     // Test (and the best epoch's validation) metrics from the best weights.
@@ -624,9 +480,9 @@ fn run_training(
             train_seconds: outcome.train_seconds,
             validation_seconds: outcome.eval_seconds,
             test_seconds,
-            total_seconds: earlier_wall + started.elapsed().as_secs_f64(),
+            total_seconds: dir.wall_seconds(),
             mean_steps_per_s: steps as f64 / outcome.train_seconds.max(1e-9),
-            processes,
+            processes: dir.processes(),
         },
         adapter,
         version: run::version(),
@@ -637,53 +493,17 @@ fn run_training(
         selftest,
         split_hash: Some(ds.content_hash()),
     };
-    table::write_user_metrics(
-        &out.join(table::USER_METRICS_FILE),
-        &ds.user_ids,
+    dir.finish(
+        ds,
+        &metrics,
         &test.result.per_user,
+        &test.top,
+        &outcome.history,
     )?;
-    let recs = run::recommendations_tsv(&test.top, &ds.user_ids, &ds.item_ids);
-    write_atomic(&out.join(run::RECOMMENDATIONS_FILE), recs.as_bytes())?;
-    let losses: Vec<f64> = outcome.history.iter().map(|r| r.loss).collect();
-    let ndcg: Vec<Option<f64>> = outcome
-        .history
-        .iter()
-        .map(|r| {
-            r.validation
-                .as_ref()
-                .and_then(|v| v.at(cfg.select_k))
-                .map(|m| m.ndcg)
-        })
-        .collect();
-    let title = format!(
-        "{} on {} ({})",
-        config.label(),
-        ds.name,
-        metrics.adapter.name
-    );
-    let svg = plot::training_curve(&title, &losses, &ndcg, cfg.select_k, outcome.best_epoch)?;
-    write_atomic(&out.join(run::CURVE_FILE), svg.as_bytes())?;
-    // metrics.json last: its presence marks a finished run, which needs no resumable state.
-    run::write_json(&out.join(table::METRICS_FILE), &metrics)?;
-    let _ = std::fs::remove_dir_all(out.join(state::STATE_DIR));
     if summary {
-        print_summary(out, &metrics)?;
+        print_summary(dir.path(), &metrics)?;
     }
     Ok(metrics)
-}
-
-/// The safetensors header metadata of a checkpoint.
-fn weights_metadata(cfg: &TrainConfig, dataset: &str, epoch: usize) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("model".to_string(), cfg.model.to_string()),
-        ("arch".to_string(), cfg.arch.to_string()),
-        ("dataset".to_string(), dataset.to_string()),
-        ("epoch".to_string(), epoch.to_string()),
-        (
-            "format".to_string(),
-            "cobrar-gpu; tensor names in README".to_string(),
-        ),
-    ])
 }
 
 fn default_run_dir(dataset: &str, model: ModelKind) -> PathBuf {

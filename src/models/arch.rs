@@ -1,97 +1,11 @@
-//! Model kind and architecture: the flag syntax, validation, and exact parameter counts (the study's
-//! RQ2 compares exactly these numbers).
+//! Architecture: the flag syntax and its validation, and the exact parameter counts each model's
+//! descriptor computes (the study's RQ2 compares exactly these numbers).
 
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{bail, ensure};
 use serde::{Deserialize, Serialize};
-
-/// CoBraR shares one collaborative branch between users and items; DeepMF has one per side; BPR-MF
-/// and MostPop are the study's baselines (SPEC §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// One collaborative branch shared by users and items
-    Cobrar,
-    /// One branch per side (CoBraR's two-branch counterpart)
-    Deepmf,
-    /// Matrix factorisation with the BPR loss (--arch is the embedding size)
-    #[value(alias = "bprmf")]
-    Bpr,
-    /// Graph propagation over the training graph with the BPR loss (--arch is the embedding size)
-    Lightgcn,
-    /// Variational autoencoder over users' rows, multinomial likelihood (--arch is hidden,latent)
-    Multvae,
-    /// Items by training popularity; nothing is trained
-    Mostpop,
-}
-
-impl ModelKind {
-    /// Number of branches (weight sets for the dense layers); 0 for models without one.
-    pub fn branches(self) -> usize {
-        match self {
-            ModelKind::Cobrar => 1,
-            ModelKind::Deepmf => 2,
-            ModelKind::Bpr | ModelKind::Lightgcn | ModelKind::Multvae | ModelKind::Mostpop => 0,
-        }
-    }
-
-    /// CoBraR or DeepMF: the two-tower models of `models::cobrar`.
-    pub fn two_tower(self) -> bool {
-        self.branches() > 0
-    }
-
-    /// The architecture a model gets when `--arch` is not given.
-    pub fn default_arch(self) -> Architecture {
-        let widths = match self {
-            ModelKind::Cobrar | ModelKind::Deepmf => vec![512, 64],
-            ModelKind::Bpr | ModelKind::Lightgcn => vec![64],
-            // Liang et al.'s and Elliot's [600, 200].
-            ModelKind::Multvae => vec![600, 200],
-            ModelKind::Mostpop => vec![4],
-        };
-        Architecture { widths }
-    }
-
-    /// Checks that `arch` suits this model: one line saying what it expects.
-    pub fn check_arch(self, arch: &Architecture) -> anyhow::Result<()> {
-        match self {
-            ModelKind::Cobrar | ModelKind::Deepmf => ensure!(
-                arch.widths.len() >= 2,
-                "{self} needs at least a projection width and an embedding size in --arch \
-                 (e.g. 2048,128), got {arch}"
-            ),
-            ModelKind::Bpr | ModelKind::Lightgcn => ensure!(
-                arch.widths.len() == 1,
-                "{self} takes one width in --arch, its embedding size (e.g. 64), got {arch}"
-            ),
-            ModelKind::Multvae => ensure!(
-                arch.widths.len() == 2,
-                "multvae takes two widths in --arch, the hidden layer and the latent size (e.g. \
-                 600,200), got {arch}"
-            ),
-            ModelKind::Mostpop => ensure!(
-                arch.widths == [4],
-                "mostpop has no architecture; drop --arch"
-            ),
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ModelKind::Cobrar => "cobrar",
-            ModelKind::Deepmf => "deepmf",
-            ModelKind::Bpr => "bpr",
-            ModelKind::Lightgcn => "lightgcn",
-            ModelKind::Multvae => "multvae",
-            ModelKind::Mostpop => "mostpop",
-        })
-    }
-}
 
 /// Layer widths d1, d2, …, dL: d1 is the width of the side-specific sparse projection, d2…dL the
 /// collaborative branch, dL the embedding size. Written `2048,128` (shallow: projection 2048,
@@ -131,7 +45,7 @@ pub const MAX_EMBEDDING: usize = crate::kernels::score_loss::MAX_DIM;
 
 impl Architecture {
     pub fn new(widths: Vec<usize>) -> anyhow::Result<Architecture> {
-        // How many widths a model takes is the model's to check (`ModelKind::check_arch`).
+        // How many widths a model takes is the model's to check (its descriptor's `check_arch`).
         ensure!(
             !widths.is_empty(),
             "architecture needs at least one width (e.g. 2048,128, or 64 for bpr)"
@@ -207,86 +121,6 @@ pub struct ParamCounts {
     pub total: u64,
 }
 
-impl ParamCounts {
-    pub fn new(
-        kind: ModelKind,
-        arch: &Architecture,
-        n_users: usize,
-        n_items: usize,
-    ) -> ParamCounts {
-        match kind {
-            // The two embedding tables (LightGCN's layer 0), counted in the projection fields.
-            ModelKind::Bpr | ModelKind::Lightgcn => {
-                let d = arch.embedding() as u64;
-                let (u, i) = (n_users as u64 * d, n_items as u64 * d);
-                return ParamCounts {
-                    user_projection: u,
-                    item_projection: i,
-                    branches: 0,
-                    branch_weights: 0,
-                    total: u + i,
-                };
-            }
-            // The encoder's sparse input layer and the decoder's output layer in the projection
-            // fields (M·h + h each: the output layer of M rows), the two latent layers as the
-            // "branch" (the output layer's padding rows to a multiple of 4 are not counted).
-            ModelKind::Multvae => {
-                let (h, d, m) = (arch.d1() as u64, arch.embedding() as u64, n_items as u64);
-                let (input, output) = (m * h + h, h * m + m);
-                let branch_weights = h * 2 * d + d * h;
-                let branches = branch_weights + 2 * d + h;
-                return ParamCounts {
-                    user_projection: input,
-                    item_projection: output,
-                    branches,
-                    branch_weights,
-                    total: input + output + branches,
-                };
-            }
-            // Nothing learned: the popularity counts are a statistic of the training split.
-            ModelKind::Mostpop => {
-                return ParamCounts {
-                    user_projection: 0,
-                    item_projection: 0,
-                    branches: 0,
-                    branch_weights: 0,
-                    total: 0,
-                };
-            }
-            ModelKind::Cobrar | ModelKind::Deepmf => {}
-        }
-        let d1 = arch.d1() as u64;
-        let user_projection = n_items as u64 * d1 + d1;
-        let item_projection = n_users as u64 * d1 + d1;
-        let b = kind.branches() as u64;
-        let branch_weights = b * arch.layers().map(|(i, o)| (i * o) as u64).sum::<u64>();
-        let branches = b * arch.layers().map(|(i, o)| (i * o + o) as u64).sum::<u64>();
-        ParamCounts {
-            user_projection,
-            item_projection,
-            branches,
-            branch_weights,
-            total: user_projection + item_projection + branches,
-        }
-    }
-}
-
-impl ParamCounts {
-    /// The counts in `kind`'s own words (MultVAE's parts are not projections and a branch).
-    pub fn describe(&self, kind: ModelKind) -> String {
-        match kind {
-            ModelKind::Multvae => format!(
-                "{} parameters: encoder input layer {}, decoder output layer {}, latent layers {}",
-                group_digits(self.total),
-                group_digits(self.user_projection),
-                group_digits(self.item_projection),
-                group_digits(self.branches)
-            ),
-            _ => self.to_string(),
-        }
-    }
-}
-
 impl fmt::Display for ParamCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.total == 0 {
@@ -330,6 +164,7 @@ pub fn group_digits(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::ModelKind;
 
     #[test]
     fn parses_shallow_and_deep() {

@@ -10,15 +10,22 @@
 
 use std::sync::Arc;
 
+use super::arch::{Architecture, ParamCounts};
+use super::net::Net;
 use super::params::{Init, ParamLayout, TensorSpec};
+use super::spec::{self, ModelSpec};
 use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
+use crate::batch::IndexStrategy;
+use crate::config::TrainConfig;
 use crate::data::Csr;
+use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::AdamConfig;
 use crate::kernels::{adam_table, bpr_loss};
 use crate::sampler::Pair;
+use crate::sampler::SamplerKind;
 
 /// Buffers of the two tables (LightGCN's layer 0 too).
 pub(crate) const USERS: &str = "E_U";
@@ -355,6 +362,68 @@ impl Model for Bpr<'_> {
             ids.len() * d,
         );
     }
+}
+
+/// BPR-MF's descriptor.
+pub static SPEC: ModelSpec = ModelSpec {
+    default_arch: &[64],
+    check_arch: check_one_width,
+    check: spec::no_check,
+    flags: &["lr", "weight-decay"],
+    why_not: PAIRWISE_WHY,
+    dropout: None,
+    samplers: &[SamplerKind::Bpr],
+    trains: true,
+    branches: 0,
+    label: spec::arch_label,
+    counts: table_counts,
+    describe: spec::plain_counts,
+    counts_note: None,
+    param_layout: |cfg, n, m| param_layout(cfg.arch.embedding(), n, m),
+    build,
+    index_probe: None,
+    bench_archs: &["64"],
+};
+
+/// Why BPR-MF and LightGCN take no pointwise flags.
+pub(crate) const PAIRWISE_WHY: &str =
+    "it trains on the bpr sampler's (user, positive, negative) triples with the BPR loss";
+
+/// One width in `--arch`: the embedding size (BPR-MF, LightGCN).
+pub(crate) fn check_one_width(kind: ModelKind, arch: &Architecture) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        arch.widths.len() == 1,
+        "{kind} takes one width in --arch, its embedding size (e.g. 64), got {arch}"
+    );
+    Ok(())
+}
+
+/// The two embedding tables (LightGCN's layer 0), counted in the projection fields.
+pub(crate) fn table_counts(arch: &Architecture, n_users: usize, n_items: usize) -> ParamCounts {
+    let d = arch.embedding() as u64;
+    let (u, i) = (n_users as u64 * d, n_items as u64 * d);
+    ParamCounts {
+        user_projection: u,
+        item_projection: i,
+        branches: 0,
+        branch_weights: 0,
+        total: u + i,
+    }
+}
+
+fn build<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize, _: IndexStrategy) -> Net<'d> {
+    let bpr = BprConfig {
+        dim: cfg.arch.embedding(),
+        lambda: cfg.weight_decay as f32,
+        lr: cfg.lr,
+    };
+    // The bpr sampler's steps hold two pairs per triple.
+    Net::new(Bpr::new(
+        bpr,
+        &ds.train,
+        ds.n_items(),
+        max_pairs.div_ceil(2),
+    ))
 }
 
 #[cfg(test)]

@@ -9,12 +9,20 @@
 //! with their gradient gather (× chunks).
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use super::arch::ParamCounts;
+use super::net::Net;
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
+use super::spec::{self, ModelSpec};
 use super::{Architecture, Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
 use crate::batch::{self, HostBatch, IndexStrategy};
+use crate::config::TrainConfig;
 use crate::data::Csr;
+use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
+use crate::gpu::GpuContext;
+use crate::gpu::exec::GpuExec;
 use crate::gpu::memory::{BufId, BufferSpec, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig, AdamStep};
@@ -22,7 +30,9 @@ use crate::kernels::{
     Activation, Dropout, adam_table, batch_index, column_sums, dense_backward_data,
     dense_backward_weight, dense_forward, score_loss, spmm,
 };
+use crate::pipeline::{self, IndexProbe};
 use crate::sampler::Pair;
+use crate::sampler::{Sampler, SamplerKind};
 
 /// Rows of one embedding block in inference sessions.
 pub const INFER_ROWS: usize = 4096;
@@ -40,6 +50,16 @@ pub struct StepConfig {
 }
 
 impl StepConfig {
+    /// The step settings of a run's configuration.
+    pub fn of(cfg: &TrainConfig) -> StepConfig {
+        StepConfig {
+            mu: cfg.mu,
+            dropout: cfg.dropout,
+            adam: AdamConfig::new(cfg.lr, cfg.weight_decay),
+            seed: cfg.seed,
+        }
+    }
+
     /// Dropout of branch layer `l` (0-based) at optimizer step `t`.
     pub fn dropout_at(&self, t: u64, l: usize) -> Dropout {
         Dropout::new(self.dropout, self.seed, t, l as u32)
@@ -77,7 +97,7 @@ pub fn param_layout(
         let bias = format!("{side}_projection.bias");
         t.push(TensorSpec::dense(&bias, &[d1], false, Init::bias(fan_in)));
     }
-    for branch in 0..kind.branches() {
+    for branch in 0..branches_of(kind) {
         let prefix = branch_prefix(kind, branch);
         for (l, (i, o)) in arch.layers().enumerate() {
             // Stored [W ; b] with W as fan_in × fan_out; exported as nn.Linear's fan_out × fan_in.
@@ -152,7 +172,7 @@ impl<'d> TwoTower<'d> {
     ) -> TwoTower<'d> {
         let (n, m) = (by_user.n_rows(), by_item.n_rows());
         let params = Arc::new(param_layout(kind, &arch, n, m));
-        let layers = (0..kind.branches())
+        let layers = (0..branches_of(kind))
             .map(|b| {
                 (0..arch.n_layers())
                     .map(|l| params.offset(&format!("{}.{l}.weight", branch_prefix(kind, b))))
@@ -221,7 +241,7 @@ impl<'d> TwoTower<'d> {
 
     /// Row blocks of the stacked batch: (rows, first row, branch).
     fn segments(&self, nu: usize, ni: usize) -> Vec<(usize, usize, usize)> {
-        if self.kind.branches() == 1 {
+        if branches_of(self.kind) == 1 {
             vec![(nu + ni, 0, 0)]
         } else {
             vec![(nu, 0, 0), (ni, nu, 1)]
@@ -727,7 +747,7 @@ impl Model for TwoTower<'_> {
         // A one-sided block: rows from 0, through the user or the item branch.
         let branch = match side {
             Side::Users => 0,
-            Side::Items => self.kind.branches() - 1,
+            Side::Items => branches_of(self.kind) - 1,
         };
         self.branch(pb, &ids, act_off, &[(rows, 0, branch)], None);
         let dim = self.arch.embedding();
@@ -753,4 +773,168 @@ impl TwoTower<'_> {
         let per_row: usize = self.arch.widths.iter().sum();
         self.offsets(acts / per_row)
     }
+}
+
+/// Branches of `kind`: CoBraR's one shared, DeepMF's one per side.
+fn branches_of(kind: ModelKind) -> usize {
+    if kind == ModelKind::Deepmf {
+        DEEPMF.branches
+    } else {
+        COBRAR.branches
+    }
+}
+
+/// The train flags both two-tower models use.
+const TWO_TOWER_FLAGS: &[&str] = &["lr", "weight-decay", "mu", "negatives"];
+
+/// CoBraR's descriptor.
+pub static COBRAR: ModelSpec = ModelSpec {
+    flags: &["lr", "weight-decay", "mu", "negatives", "dropout"],
+    dropout: Some(0.1),
+    bench_archs: &["512,64", "2048,128"],
+    ..TWO_TOWER
+};
+
+/// DeepMF's descriptor: CoBraR's with a branch per side and no dropout (as in the study).
+pub static DEEPMF: ModelSpec = ModelSpec {
+    flags: TWO_TOWER_FLAGS,
+    branches: 2,
+    counts: |a, n, m| counts(2, a, n, m),
+    bench_archs: &["512,64"],
+    ..TWO_TOWER
+};
+
+/// What the two descriptors share.
+const TWO_TOWER: ModelSpec = ModelSpec {
+    default_arch: &[512, 64],
+    check_arch,
+    check: spec::no_check,
+    flags: TWO_TOWER_FLAGS,
+    why_not: TWO_TOWER_WHY,
+    dropout: None,
+    samplers: &[SamplerKind::Alg1, SamplerKind::Authors],
+    trains: true,
+    branches: 1,
+    label: spec::arch_label,
+    counts: |a, n, m| counts(1, a, n, m),
+    describe: spec::plain_counts,
+    counts_note: None,
+    param_layout: layout_of,
+    build,
+    index_probe: Some(probe_index),
+    bench_archs: &[],
+};
+
+const TWO_TOWER_WHY: &str = "it trains its branch on pointwise (user, item, label) pairs";
+
+fn check_arch(kind: ModelKind, arch: &Architecture) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        arch.widths.len() >= 2,
+        "{kind} needs at least a projection width and an embedding size in --arch (e.g. \
+         2048,128), got {arch}"
+    );
+    Ok(())
+}
+
+/// Exact counts with `b` branches: W_U (items × d1) + b_U, W_T (users × d1) + b_T, the branches.
+fn counts(b: u64, arch: &Architecture, n_users: usize, n_items: usize) -> ParamCounts {
+    let d1 = arch.d1() as u64;
+    let user_projection = n_items as u64 * d1 + d1;
+    let item_projection = n_users as u64 * d1 + d1;
+    let branch_weights = b * arch.layers().map(|(i, o)| (i * o) as u64).sum::<u64>();
+    let branches = b * arch.layers().map(|(i, o)| (i * o + o) as u64).sum::<u64>();
+    ParamCounts {
+        user_projection,
+        item_projection,
+        branches,
+        branch_weights,
+        total: user_projection + item_projection + branches,
+    }
+}
+
+fn layout_of(cfg: &TrainConfig, n_users: usize, n_items: usize) -> ParamLayout {
+    param_layout(cfg.model, &cfg.arch, n_users, n_items)
+}
+
+fn build<'d>(
+    cfg: &TrainConfig,
+    ds: &'d Dataset,
+    max_pairs: usize,
+    index: IndexStrategy,
+) -> Net<'d> {
+    Net::new(
+        TwoTower::new(
+            cfg.model,
+            cfg.arch.clone(),
+            StepConfig::of(cfg),
+            &ds.train,
+            &ds.train_by_item,
+            max_pairs,
+        )
+        .with_index(index),
+    )
+}
+
+/// Times both ways of building the tables' gradient index on this machine — the host's builders on a
+/// few batches, the GPU's dispatches on one — and picks the cheaper per step.
+fn probe_index(
+    ctx: &Arc<GpuContext>,
+    ds: &Dataset,
+    cfg: &TrainConfig,
+    sampler: &Sampler<'_>,
+    builders: usize,
+) -> anyhow::Result<IndexProbe> {
+    use crate::gpu::executor::Executor;
+    let pairs: Vec<Vec<crate::sampler::Pair>> = sampler.epoch(1).take(6).collect();
+    let (u, i) = (&ds.train, &ds.train_by_item);
+    let host_with = pipeline::time_builds(&pairs, u, i, IndexStrategy::Host);
+    let host_without = pipeline::time_builds(&pairs, u, i, IndexStrategy::Gpu);
+    let model = TwoTower::new(
+        cfg.model,
+        cfg.arch.clone(),
+        StepConfig::of(cfg),
+        &ds.train,
+        &ds.train_by_item,
+        sampler.max_pairs(),
+    )
+    .with_index(IndexStrategy::Gpu);
+    let layout =
+        crate::gpu::memory::MemoryLayout::new(model.index_buffers(), ctx.max_binding(), None)?;
+    let mut exec = GpuExec::new(ctx.clone(), layout)?;
+    for (name, data) in model.resident() {
+        let id = exec.layout().id(name);
+        exec.write_u32(id, data)?;
+    }
+    let batch = model.build_batch(&pairs[0]);
+    // In training the index kernels ride in the step's own submit, so only their GPU time counts:
+    // timestamps where the adapter has them, the wall clock around submit-and-wait otherwise.
+    let timestamps = exec.enable_profiling(16);
+    let run = |exec: &mut GpuExec| -> anyhow::Result<f64> {
+        let layout = exec.layout().clone();
+        let mut pb = crate::gpu::plan::PlanBuilder::new(&layout, exec.max_per_dim());
+        model.index_plan(&mut pb, &batch);
+        let plan = pb.finish();
+        let started = Instant::now();
+        exec.run(&plan)?;
+        exec.wait()?;
+        let kernels: f64 = exec.kernel_times().iter().map(|&(_, ns)| ns * 1e-6).sum();
+        Ok(if timestamps && kernels > 0.0 {
+            kernels
+        } else {
+            started.elapsed().as_secs_f64() * 1e3
+        })
+    };
+    run(&mut exec)?; // compiles the kernels
+    let gpu = (0..3)
+        .map(|_| run(&mut exec))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    let gpu_ms = gpu.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(IndexProbe {
+        strategy: IndexProbe::decide(host_with, host_without, gpu_ms, builders),
+        chosen_by: "measured".into(),
+        host_ms_with_index: host_with,
+        host_ms_without_index: host_without,
+        gpu_index_ms: gpu_ms,
+        builders,
+    })
 }

@@ -13,15 +13,21 @@
 use std::sync::Arc;
 
 use super::bpr::{self, BprBatch};
+use super::net::Net;
 use super::params::ParamLayout;
+use super::spec::{self, ModelSpec};
 use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
+use crate::batch::IndexStrategy;
+use crate::config::TrainConfig;
 use crate::data::Csr;
+use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig};
 use crate::kernels::{adam_table, propagate};
 use crate::sampler::Pair;
+use crate::sampler::SamplerKind;
 
 /// Per side (users, items): the layer mean, the two ping-pong layers, the dense gradient, the degree
 /// factors, and the training CSR of the side.
@@ -169,7 +175,7 @@ impl Model for LightGcn<'_> {
     type Batch = BprBatch;
 
     fn label(&self) -> String {
-        format!("lightgcn {} K={}", self.cfg.dim, self.cfg.layers)
+        label(self.cfg.dim, self.cfg.layers)
     }
 
     fn kind(&self) -> ModelKind {
@@ -282,4 +288,57 @@ impl Model for LightGcn<'_> {
         let len = self.rows(s) * self.cfg.dim;
         pb.copy(pb.id(TOTAL[s]), 0, pb.id(dst), 0, len);
     }
+}
+
+/// LightGCN's descriptor.
+pub static SPEC: ModelSpec = ModelSpec {
+    default_arch: &[64],
+    check_arch: bpr::check_one_width,
+    check,
+    flags: &["lr", "weight-decay", "layers"],
+    why_not: bpr::PAIRWISE_WHY,
+    dropout: None,
+    samplers: &[SamplerKind::Bpr],
+    trains: true,
+    branches: 0,
+    label: |cfg| label(cfg.arch.embedding(), cfg.layers),
+    counts: bpr::table_counts,
+    describe: spec::plain_counts,
+    counts_note: None,
+    param_layout: |cfg, n, m| bpr::param_layout(cfg.arch.embedding(), n, m),
+    build,
+    index_probe: None,
+    bench_archs: &["64"],
+};
+
+/// `lightgcn 64 K=3`: the run label and the model's.
+fn label(dim: usize, layers: usize) -> String {
+    format!("lightgcn {dim} K={layers}")
+}
+
+fn check(cfg: &TrainConfig) -> anyhow::Result<()> {
+    if !(1..=MAX_LAYERS).contains(&cfg.layers) {
+        return Err(crate::config::out_of_range(
+            "--layers",
+            &format!("between 1 and {MAX_LAYERS}"),
+            cfg.layers,
+        ));
+    }
+    Ok(())
+}
+
+fn build<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize, _: IndexStrategy) -> Net<'d> {
+    let lcfg = LightGcnConfig {
+        dim: cfg.arch.embedding(),
+        layers: cfg.layers,
+        lambda: cfg.weight_decay as f32,
+        lr: cfg.lr,
+    };
+    let max_triples = max_pairs.div_ceil(2);
+    Net::new(LightGcn::new(
+        lcfg,
+        &ds.train,
+        &ds.train_by_item,
+        max_triples,
+    ))
 }

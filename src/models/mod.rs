@@ -2,22 +2,46 @@
 //! storage), the buffers a session needs in each mode, builds its batch image from sampled pairs, emits
 //! its training step and its embedding step as plans, and names its scorer. A [`Session`] ties a model
 //! to an executor — the GPU, or the CPU twins — so every step is described once and checked against
-//! itself.
+//! itself. Each model also has a descriptor ([`ModelSpec`]): its flags and their defaults, sampler,
+//! architecture checks, label, parameter counts and layout, how to build it, its benchmark shapes. The
+//! commands, the training loop and the checkpoints ask `kind.spec()`; nothing outside this folder
+//! matches on the model kind.
+//!
+//! # Adding a model
+//! 1. Write `src/models/NAME.rs`: the model type and its `impl Model` (parameters through
+//!    [`ParamLayout`], its buffers per [`Mode`], `build_batch`, `train_step`, `grad_step`,
+//!    `embed_block`, its [`Scorer`]), and `pub static SPEC: ModelSpec` with its `build` function
+//!    returning `Net::new(model)`. Reuse the kernels in `src/kernels` where they fit.
+//! 2. Declare the file here (`pub mod NAME;`), add the variant to [`ModelKind`] (`kind.rs`: its doc
+//!    comment is `--model`'s help) and its line `ModelKind::NAME => &NAME::SPEC` to
+//!    [`ModelKind::spec`] (`registry.rs`). Nothing else names a model: `train`, `grid`, `reproduce`,
+//!    `bench`, `evaluate`, `recommend`, `export` and the checkpoints take it from there.
+//! 3. New kernels: one WGSL file per stage in `shaders/` and its module in `src/kernels` with the
+//!    stage's CPU twin, registered like the others.
+//! 4. Tests: the model's GPU step against its CPU twin and its plan's gradients against finite
+//!    differences (`tests/gpu/`), as every model has; `registry::tests` checks the descriptor's own
+//!    consistency.
 
 pub mod arch;
 pub mod bpr;
 pub mod cobrar;
+pub mod kind;
 pub mod lightgcn;
 pub mod mostpop;
 pub mod multvae;
 pub mod net;
 pub mod params;
+pub mod registry;
 pub mod session;
+pub mod spec;
 
-pub use arch::{Architecture, ModelKind, ParamCounts};
+pub use arch::{Architecture, ParamCounts};
+pub use kind::ModelKind;
 pub use net::{Net, NetBatch};
 pub use params::{Init, ParamLayout, TensorSpec, Weights};
+pub use registry::{STUDY_PAIR, model_for, param_layout};
 pub use session::{Executor, Session};
+pub use spec::ModelSpec;
 
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufferSpec, MemoryLayout};

@@ -5,9 +5,15 @@
 
 use std::sync::Arc;
 
+use super::arch::{Architecture, ParamCounts};
+use super::net::Net;
 use super::params::{Init, ParamLayout, TensorSpec, Weights};
+use super::spec::{self, ModelSpec};
 use super::{Mode, Model, ModelKind, Side, buffers};
+use crate::batch::IndexStrategy;
+use crate::config::TrainConfig;
 use crate::data::Csr;
+use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufferSpec, Role};
 use crate::gpu::plan::PlanBuilder;
@@ -138,4 +144,44 @@ impl Model for MostPop<'_> {
         let at = first * DIM;
         pb.upload(pb.id(dst), at, &rows[at..at + ids.len() * DIM]);
     }
+}
+
+/// MostPop's descriptor: nothing learned, fitted from the training counts.
+pub static SPEC: ModelSpec = ModelSpec {
+    // No architecture: a placeholder width the kernels accept.
+    default_arch: &[4],
+    check_arch,
+    check: spec::no_check,
+    flags: &[],
+    why_not: "mostpop is fitted from training counts: nothing is learned",
+    dropout: None,
+    samplers: &[],
+    trains: false,
+    branches: 0,
+    label: |cfg| cfg.model.to_string(),
+    counts: |_, _, _| ParamCounts {
+        user_projection: 0,
+        item_projection: 0,
+        branches: 0,
+        branch_weights: 0,
+        total: 0,
+    },
+    describe: spec::plain_counts,
+    counts_note: None,
+    param_layout: |_, _, m| param_layout(m),
+    build,
+    index_probe: None,
+    bench_archs: &[],
+};
+
+fn check_arch(_: ModelKind, arch: &Architecture) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        arch.widths == [4],
+        "mostpop has no architecture; drop --arch"
+    );
+    Ok(())
+}
+
+fn build<'d>(_: &TrainConfig, ds: &'d Dataset, _: usize, _: IndexStrategy) -> Net<'d> {
+    Net::new(MostPop::new(&ds.train, &ds.train_by_item))
 }

@@ -15,9 +15,15 @@
 
 use std::sync::Arc;
 
+use super::arch::{Architecture, ParamCounts};
+use super::net::Net;
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
+use super::spec::{self, ModelSpec};
 use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
+use crate::batch::IndexStrategy;
+use crate::config::TrainConfig;
 use crate::data::Csr;
+use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufferSpec, Role};
 use crate::gpu::plan::PlanBuilder;
@@ -27,6 +33,7 @@ use crate::kernels::{
     spmm, spmm_transpose, strided_copy, vae,
 };
 use crate::sampler::Pair;
+use crate::sampler::SamplerKind;
 
 /// The input layer's table (items × hidden).
 pub const INPUT: &str = "W_in";
@@ -646,6 +653,99 @@ impl Model for MultVae<'_> {
             cost,
         );
     }
+}
+
+/// MultVAE's descriptor.
+pub static SPEC: ModelSpec = ModelSpec {
+    // Liang et al.'s and Elliot's [600, 200].
+    default_arch: &[600, 200],
+    check_arch,
+    check,
+    flags: &[
+        "lr",
+        "weight-decay",
+        "dropout",
+        "anneal-cap",
+        "anneal-steps",
+    ],
+    why_not: "it trains on whole users with a multinomial likelihood",
+    dropout: Some(0.5),
+    samplers: &[SamplerKind::Users],
+    trains: true,
+    branches: 0,
+    label: spec::arch_label,
+    counts,
+    describe: |c| {
+        use super::arch::group_digits;
+        format!(
+            "{} parameters: encoder input layer {}, decoder output layer {}, latent layers {}",
+            group_digits(c.total),
+            group_digits(c.user_projection),
+            group_digits(c.item_projection),
+            group_digits(c.branches)
+        )
+    },
+    counts_note: Some(
+        "MultVAE's user side is its encoder's input layer, its item side the decoder's output layer \
+         (whose columns are the item embeddings), its branch weights the two latent layers'.",
+    ),
+    param_layout: |cfg, _, m| param_layout(cfg.arch.d1(), cfg.arch.embedding(), m),
+    build,
+    index_probe: None,
+    bench_archs: &["600,200"],
+};
+
+fn check_arch(_: ModelKind, arch: &Architecture) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        arch.widths.len() == 2,
+        "multvae takes two widths in --arch, the hidden layer and the latent size (e.g. 600,200), \
+         got {arch}"
+    );
+    Ok(())
+}
+
+fn check(cfg: &TrainConfig) -> anyhow::Result<()> {
+    // β weighs the KL term against the likelihood; Liang et al. anneal it to at most 1 (a larger
+    // weight only blurs the posterior further, and huge ones overflow).
+    if !(0.0..=1.0).contains(&cfg.anneal_cap) {
+        return Err(crate::config::out_of_range(
+            "--anneal-cap",
+            "in [0, 1]",
+            cfg.anneal_cap,
+        ));
+    }
+    Ok(())
+}
+
+/// The encoder's sparse input layer and the decoder's output layer in the projection fields (M·h + h
+/// each: the output layer of M rows), the two latent layers as the "branch" (the output layer's
+/// padding rows to a multiple of 4 are not counted).
+fn counts(arch: &Architecture, _n_users: usize, n_items: usize) -> ParamCounts {
+    let (h, d, m) = (arch.d1() as u64, arch.embedding() as u64, n_items as u64);
+    let (input, output) = (m * h + h, h * m + m);
+    let branch_weights = h * 2 * d + d * h;
+    let branches = branch_weights + 2 * d + h;
+    ParamCounts {
+        user_projection: input,
+        item_projection: output,
+        branches,
+        branch_weights,
+        total: input + output + branches,
+    }
+}
+
+fn build<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize, _: IndexStrategy) -> Net<'d> {
+    let vae = MultVaeConfig {
+        hidden: cfg.arch.d1(),
+        latent: cfg.arch.embedding(),
+        dropout: cfg.dropout,
+        anneal_cap: cfg.anneal_cap,
+        anneal_steps: cfg.anneal_steps,
+        adam: AdamConfig::new(cfg.lr, cfg.weight_decay),
+        seed: cfg.seed,
+        logit_rows: None,
+    };
+    Net::new(MultVae::new(vae, &ds.train, ds.n_items(), max_pairs))
 }
 
 #[cfg(test)]

@@ -1,141 +1,201 @@
 //! Every model the commands can train, evaluate and serve, as one type: the training loop, checkpoints
-//! and the inference commands hold a `Net` and never name a model.
+//! and the inference commands hold a `Net` and never name a model. A model becomes a `Net` through
+//! [`Net::new`]; its batches travel as [`NetBatch`] (type-erased) and come back to it as its own type.
 
+use std::any::Any;
 use std::sync::Arc;
 
-use super::bpr::{Bpr, BprBatch};
-use super::cobrar::TwoTower;
-use super::lightgcn::LightGcn;
-use super::mostpop::MostPop;
-use super::multvae::{MultVae, VaeBatch};
 use super::{Mode, Model, ModelKind, ParamLayout, Side, Weights};
-use crate::batch::HostBatch;
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufferSpec, MemoryLayout};
 use crate::gpu::plan::PlanBuilder;
 use crate::sampler::Pair;
 
-/// One of the models.
-pub enum Net<'d> {
-    /// CoBraR or DeepMF.
-    TwoTower(TwoTower<'d>),
-    Bpr(Bpr<'d>),
-    LightGcn(LightGcn<'d>),
-    MultVae(MultVae<'d>),
-    MostPop(MostPop<'d>),
-}
-
 /// The batch of whichever model built it.
-pub enum NetBatch {
-    TwoTower(HostBatch),
-    /// BPR-MF's and LightGCN's triples.
-    Bpr(BprBatch),
-    /// MultVAE's users.
-    Vae(VaeBatch),
-    None,
-}
+pub type NetBatch = Box<dyn Any + Send>;
 
-/// `$body` with `$m` bound to the model inside `$net`.
-macro_rules! each {
-    ($net:expr, $m:ident => $body:expr) => {
-        match $net {
-            Net::TwoTower($m) => $body,
-            Net::Bpr($m) => $body,
-            Net::LightGcn($m) => $body,
-            Net::MultVae($m) => $body,
-            Net::MostPop($m) => $body,
-        }
-    };
-}
+/// One of the models.
+pub struct Net<'d>(Box<dyn ErasedModel + 'd>);
 
 impl<'d> Net<'d> {
-    /// The two-tower model, for what only CoBraR and DeepMF have (the GPU-built gradient index).
-    pub fn two_tower(&self) -> Option<&TwoTower<'d>> {
-        match self {
-            Net::TwoTower(m) => Some(m),
-            _ => None,
-        }
+    pub fn new<M>(model: M) -> Net<'d>
+    where
+        M: Model + Send + 'd,
+        M::Batch: 'static,
+    {
+        Net(Box::new(model))
     }
 }
 
-fn mismatch(model: &str) -> ! {
-    panic!("a batch built by another model was given to {model}")
+/// [`Model`] with its batch type erased, so that one `Net` holds any model.
+trait ErasedModel: Send + Sync {
+    fn model(&self) -> &dyn ModelInfo;
+    fn build_batch(&self, pairs: &[Pair]) -> NetBatch;
+    fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64);
+    fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64);
+    fn embed_block<'a>(
+        &'a self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        side: Side,
+        ids: &'a [u32],
+        first: usize,
+    );
+}
+
+/// The methods of [`Model`] that do not name its batch.
+trait ModelInfo {
+    fn label(&self) -> String;
+    fn kind(&self) -> ModelKind;
+    fn params(&self) -> &Arc<ParamLayout>;
+    fn buffers(&self, mode: Mode) -> Vec<BufferSpec>;
+    fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()>;
+    fn resident(&self) -> Vec<(&'static str, &[u32])>;
+    fn n_users(&self) -> usize;
+    fn n_items(&self) -> usize;
+    fn dim(&self) -> usize;
+    fn scorer(&self) -> Scorer;
+    fn trains(&self) -> bool;
+    fn fitted(&self) -> Option<Weights<f32>>;
+    fn embed_rows(&self, mode: Mode) -> usize;
+}
+
+impl<M: Model> ModelInfo for M {
+    fn label(&self) -> String {
+        Model::label(self)
+    }
+    fn kind(&self) -> ModelKind {
+        Model::kind(self)
+    }
+    fn params(&self) -> &Arc<ParamLayout> {
+        Model::params(self)
+    }
+    fn buffers(&self, mode: Mode) -> Vec<BufferSpec> {
+        Model::buffers(self, mode)
+    }
+    fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()> {
+        Model::check_layout(self, layout)
+    }
+    fn resident(&self) -> Vec<(&'static str, &[u32])> {
+        Model::resident(self)
+    }
+    fn n_users(&self) -> usize {
+        Model::n_users(self)
+    }
+    fn n_items(&self) -> usize {
+        Model::n_items(self)
+    }
+    fn dim(&self) -> usize {
+        Model::dim(self)
+    }
+    fn scorer(&self) -> Scorer {
+        Model::scorer(self)
+    }
+    fn trains(&self) -> bool {
+        Model::trains(self)
+    }
+    fn fitted(&self) -> Option<Weights<f32>> {
+        Model::fitted(self)
+    }
+    fn embed_rows(&self, mode: Mode) -> usize {
+        Model::embed_rows(self, mode)
+    }
+}
+
+impl<M> ErasedModel for M
+where
+    M: Model + Send,
+    M::Batch: 'static,
+{
+    fn model(&self) -> &dyn ModelInfo {
+        self
+    }
+    fn build_batch(&self, pairs: &[Pair]) -> NetBatch {
+        Box::new(Model::build_batch(self, pairs))
+    }
+    fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64) {
+        Model::train_step(self, pb, own_batch::<M>(self, batch), t)
+    }
+    fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64) {
+        Model::grad_step(self, pb, own_batch::<M>(self, batch), t)
+    }
+    fn embed_block<'a>(
+        &'a self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        side: Side,
+        ids: &'a [u32],
+        first: usize,
+    ) {
+        Model::embed_block(self, pb, side, ids, first)
+    }
+}
+
+/// `batch` as `M`'s own batch type; one built by another model is a bug.
+fn own_batch<'a, M: Model>(model: &M, batch: &'a NetBatch) -> &'a M::Batch
+where
+    M::Batch: 'static,
+{
+    batch.downcast_ref().unwrap_or_else(|| {
+        panic!(
+            "a batch built by another model was given to {}",
+            model.label()
+        )
+    })
 }
 
 impl Model for Net<'_> {
     type Batch = NetBatch;
 
     fn label(&self) -> String {
-        each!(self, m => m.label())
+        self.0.model().label()
     }
     fn kind(&self) -> ModelKind {
-        each!(self, m => m.kind())
+        self.0.model().kind()
     }
     fn params(&self) -> &Arc<ParamLayout> {
-        each!(self, m => m.params())
+        self.0.model().params()
     }
     fn buffers(&self, mode: Mode) -> Vec<BufferSpec> {
-        each!(self, m => m.buffers(mode))
+        self.0.model().buffers(mode)
     }
     fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()> {
-        each!(self, m => m.check_layout(layout))
+        self.0.model().check_layout(layout)
     }
     fn resident(&self) -> Vec<(&'static str, &[u32])> {
-        each!(self, m => m.resident())
+        self.0.model().resident()
     }
     fn n_users(&self) -> usize {
-        each!(self, m => m.n_users())
+        self.0.model().n_users()
     }
     fn n_items(&self) -> usize {
-        each!(self, m => m.n_items())
+        self.0.model().n_items()
     }
     fn dim(&self) -> usize {
-        each!(self, m => m.dim())
+        self.0.model().dim()
     }
     fn scorer(&self) -> Scorer {
-        each!(self, m => m.scorer())
+        self.0.model().scorer()
     }
     fn trains(&self) -> bool {
-        each!(self, m => m.trains())
+        self.0.model().trains()
     }
     fn fitted(&self) -> Option<Weights<f32>> {
-        each!(self, m => m.fitted())
+        self.0.model().fitted()
     }
 
     fn build_batch(&self, pairs: &[Pair]) -> NetBatch {
-        match self {
-            Net::TwoTower(m) => NetBatch::TwoTower(m.build_batch(pairs)),
-            Net::Bpr(m) => NetBatch::Bpr(m.build_batch(pairs)),
-            Net::LightGcn(m) => NetBatch::Bpr(m.build_batch(pairs)),
-            Net::MultVae(m) => NetBatch::Vae(m.build_batch(pairs)),
-            Net::MostPop(_) => NetBatch::None,
-        }
+        self.0.build_batch(pairs)
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64) {
-        match (self, batch) {
-            (Net::TwoTower(m), NetBatch::TwoTower(b)) => m.train_step(pb, b, t),
-            (Net::Bpr(m), NetBatch::Bpr(b)) => m.train_step(pb, b, t),
-            (Net::LightGcn(m), NetBatch::Bpr(b)) => m.train_step(pb, b, t),
-            (Net::MultVae(m), NetBatch::Vae(b)) => m.train_step(pb, b, t),
-            (Net::MostPop(m), NetBatch::None) => m.train_step(pb, &(), t),
-            _ => mismatch(&self.label()),
-        }
+        self.0.train_step(pb, batch, t)
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64) {
-        match (self, batch) {
-            (Net::TwoTower(m), NetBatch::TwoTower(b)) => m.grad_step(pb, b, t),
-            (Net::Bpr(m), NetBatch::Bpr(b)) => m.grad_step(pb, b, t),
-            (Net::LightGcn(m), NetBatch::Bpr(b)) => m.grad_step(pb, b, t),
-            (Net::MultVae(m), NetBatch::Vae(b)) => m.grad_step(pb, b, t),
-            (Net::MostPop(m), NetBatch::None) => m.grad_step(pb, &(), t),
-            _ => mismatch(&self.label()),
-        }
+        self.0.grad_step(pb, batch, t)
     }
 
     fn embed_rows(&self, mode: Mode) -> usize {
-        each!(self, m => m.embed_rows(mode))
+        self.0.model().embed_rows(mode)
     }
 
     fn embed_block<'a>(
@@ -145,6 +205,6 @@ impl Model for Net<'_> {
         ids: &'a [u32],
         first: usize,
     ) {
-        each!(self, m => m.embed_block(pb, side, ids, first))
+        self.0.embed_block(pb, side, ids, first)
     }
 }

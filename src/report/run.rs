@@ -8,27 +8,17 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::config::TrainConfig;
 use crate::eval::metrics::SplitMetrics;
 use crate::eval::ranking::TopK;
 use crate::gpu::context::AdapterSummary;
 use crate::models::ParamCounts;
-use crate::train::{EpochRecord, TrainConfig};
 use crate::util::write_atomic;
 
-pub const CONFIG_FILE: &str = "config.json";
-pub const TRAIN_LOG_FILE: &str = "train_log.jsonl";
-pub const RECOMMENDATIONS_FILE: &str = "recommendations.tsv";
-pub const CURVE_FILE: &str = "training_curve.svg";
-pub const SPLIT_DIR: &str = "split";
+pub use crate::rundir::{CONFIG_FILE, CURVE_FILE, RECOMMENDATIONS_FILE, SPLIT_DIR, TRAIN_LOG_FILE};
 
 /// The program's version and the git revision it was built from.
-pub fn version() -> String {
-    env!("CARGO_PKG_VERSION").to_string()
-}
-
-pub fn git_revision() -> String {
-    env!("COBRAR_GIT_REV").to_string()
-}
+pub use crate::util::{git_revision, version, write_json};
 
 /// Who wrote a JSON report, where: the program, its version and git revision, the OS and the CPU
 /// architecture (`bench` and `selftest` files carry it, flattened into their top level).
@@ -94,13 +84,7 @@ impl RunConfig {
 
     /// The row label of `compare`: model and architecture (MostPop has none).
     pub fn label(&self) -> String {
-        match self.train.model {
-            crate::models::ModelKind::Mostpop => self.train.model.to_string(),
-            crate::models::ModelKind::Lightgcn => {
-                format!("lightgcn {} K={}", self.train.arch, self.train.layers)
-            }
-            _ => format!("{} {}", self.train.model, self.train.arch),
-        }
+        self.train.label()
     }
 }
 
@@ -154,13 +138,6 @@ pub struct RunMetrics {
     pub split_hash: Option<String>,
 }
 
-/// Writes any serialisable value as pretty JSON, atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    write_atomic(path, text.as_bytes())
-}
-
 /// Rewrites `train_log.jsonl` with one line per epoch so far (atomically: a reader never sees a torn line).
 pub fn write_train_log(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
     let mut text = String::new();
@@ -194,4 +171,20 @@ pub fn recommendations_tsv(top: &TopK, user_ids: &[String], item_ids: &[String])
         }
     }
     out
+}
+
+/// One line of `train_log.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub loss: f64,
+    pub steps: usize,
+    pub seconds: f64,
+    pub steps_per_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<SplitMetrics>,
+    pub eval_seconds: f64,
+    /// Whether this epoch's weights are the best so far.
+    pub best: bool,
 }

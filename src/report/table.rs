@@ -20,8 +20,7 @@ use crate::eval::metrics::{CutoffMetrics, PerUserMetrics, SplitMetrics};
 use crate::eval::significance::{bonferroni, paired_t_test};
 
 /// File names inside a run directory.
-pub const METRICS_FILE: &str = "metrics.json";
-pub const USER_METRICS_FILE: &str = "user_metrics.tsv";
+pub use crate::rundir::{METRICS_FILE, USER_METRICS_FILE};
 
 /// The significance level the marks use (after Bonferroni).
 pub const ALPHA: f64 = 0.05;

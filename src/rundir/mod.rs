@@ -7,23 +7,44 @@
 //! - [`RunLock`] is an exclusive lock file in a run directory holding the owner's process id; a lock
 //!   whose process is gone (killed) is taken over.
 
+mod run;
+pub use run::RunDir;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+/// The run's configuration (`report::run::RunConfig`), written first: its presence makes a run.
+pub const CONFIG_FILE: &str = "config.json";
+/// The best epoch's weights (`checkpoint`).
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// One line per finished epoch.
+pub const TRAIN_LOG_FILE: &str = "train_log.jsonl";
+/// The finished run's metrics: its absence marks an unfinished run.
+pub const METRICS_FILE: &str = "metrics.json";
+pub const USER_METRICS_FILE: &str = "user_metrics.tsv";
+pub const RECOMMENDATIONS_FILE: &str = "recommendations.tsv";
+pub const CURVE_FILE: &str = "training_curve.svg";
+/// The split the run trained on (`data::write_split`).
+pub const SPLIT_DIR: &str = "split";
+/// The original ids of the dense indices (`checkpoint`).
+pub const IDS_DIR: &str = "ids";
+/// The last committed epoch's full state, for `--resume` (`checkpoint::state`).
+pub const STATE_DIR: &str = "state";
+
 /// The files and folders a run directory holds (what `--overwrite` replaces).
 pub const RUN_ENTRIES: &[&str] = &[
-    "config.json",
-    "model.safetensors",
-    "train_log.jsonl",
-    "metrics.json",
-    "user_metrics.tsv",
-    "recommendations.tsv",
-    "training_curve.svg",
-    "split",
-    "ids",
-    "state",
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    TRAIN_LOG_FILE,
+    METRICS_FILE,
+    USER_METRICS_FILE,
+    RECOMMENDATIONS_FILE,
+    CURVE_FILE,
+    SPLIT_DIR,
+    IDS_DIR,
+    STATE_DIR,
 ];
 
 pub const LOCK_FILE: &str = ".cobrar-gpu.lock";
@@ -160,7 +181,7 @@ pub fn sweep_temporaries(dir: &Path) -> usize {
         dir.to_path_buf(),
         dir.join("state"),
         dir.join("split"),
-        dir.join("ids"),
+        dir.join(IDS_DIR),
     ] {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;

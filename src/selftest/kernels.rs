@@ -891,7 +891,7 @@ pub fn batch_index(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     let (by_user, by_item) = toy_data(rng, n, m, 0.12);
     let pairs = toy_pairs(rng, &by_user, m, 12, 4);
     let mdl = super::models::two_tower(
-        crate::models::ModelKind::Cobrar,
+        crate::models::STUDY_PAIR[0], // CoBraR
         "8,4",
         0.0,
         &by_user,

@@ -20,7 +20,7 @@ use crate::models::lightgcn::{LightGcn, LightGcnConfig};
 use crate::models::mostpop::MostPop;
 use crate::models::multvae::{MultVae, MultVaeConfig, VaeBatch};
 use crate::models::session::{Session, cpu_session, gpu_session};
-use crate::models::{Architecture, Mode, Model, ModelKind, Side, Weights};
+use crate::models::{Architecture, Mode, Model, ModelKind, STUDY_PAIR, Side, Weights};
 use crate::sampler::{Sampler, SamplerKind};
 
 type Result = anyhow::Result<()>;
@@ -267,7 +267,7 @@ pub fn cobrar(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             h,
             rng,
             v,
-            ModelKind::Cobrar,
+            STUDY_PAIR[0], // CoBraR
             arch,
             dropout,
             steps,
@@ -291,7 +291,7 @@ pub fn deepmf(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             h,
             rng,
             v,
-            ModelKind::Deepmf,
+            STUDY_PAIR[1], // DeepMF
             arch,
             0.0,
             steps,

@@ -35,7 +35,7 @@ fn every_model_plans_an_ml20m_sized_catalogue_within_the_device_limits() {
         ("ML-1M", catalogue(6_040, 3_706)),
         ("ML-20M", catalogue(138_493, 26_744)),
     ] {
-        for &(model, arch) in cobrar_gpu::cli::bench::STANDARD_MODELS {
+        for (model, arch) in cobrar_gpu::cli::bench::standard_models() {
             // 512,64 at most for the two-tower models: a 2048-wide table of 138,493 users is 1 GiB of
             // weights and six copies of it on the host would not fit every test machine.
             if arch == "2048,128" {
@@ -58,7 +58,8 @@ fn every_model_plans_an_ml20m_sized_catalogue_within_the_device_limits() {
                 ..crate::baselines::bpr_train_config()
             };
             let sampler = cobrar_gpu::train::sampler_for(&cfg, &ds).unwrap();
-            let net = cobrar_gpu::train::model_for(&cfg, &ds, sampler.max_pairs());
+            let net =
+                cobrar_gpu::models::model_for(&cfg, &ds, sampler.max_pairs(), Default::default());
             let plan = match memory_plan(&net, Mode::Train, &ctx) {
                 Ok(p) => p,
                 Err(e) if shape == "ML-20M" && model == cobrar_gpu::models::ModelKind::Multvae => {

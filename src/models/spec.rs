@@ -1,0 +1,103 @@
+//! A model's descriptor: everything the commands need to know about a model, declared next to its code
+//! (RecBole's shape). The registry ([`super::registry`]) maps each [`super::ModelKind`] to one; the
+//! training loop, the checkpoints and the commands ask the descriptor and never match on the kind.
+
+use std::sync::Arc;
+
+use crate::batch::IndexStrategy;
+use crate::config::TrainConfig;
+use crate::data::Dataset;
+use crate::gpu::GpuContext;
+use crate::pipeline::IndexProbe;
+use crate::sampler::{Sampler, SamplerKind};
+
+use super::arch::{Architecture, ParamCounts};
+use super::kind::ModelKind;
+use super::net::Net;
+use super::params::ParamLayout;
+
+/// The `train` flags that only some models use (long names; aliases are mapped by
+/// [`canonical_flag`]). Every other flag applies to every model.
+pub const MODEL_FLAGS: &[&str] = &[
+    "lr",
+    "weight-decay",
+    "mu",
+    "negatives",
+    "dropout",
+    "layers",
+    "anneal-cap",
+    "anneal-steps",
+];
+
+/// `flag`'s name in [`MODEL_FLAGS`] (`lambda` and `reg` are `weight-decay`, `neg` is `negatives`).
+pub fn canonical_flag(flag: &str) -> &str {
+    match flag {
+        "lambda" | "reg" => "weight-decay",
+        "neg" => "negatives",
+        f => f,
+    }
+}
+
+/// Measures how the batch's gradient index is best built on this machine (models whose index the
+/// GPU can build): (GPU, data, configuration, sampler, host batch builders).
+pub type IndexProbeFn =
+    fn(&Arc<GpuContext>, &Dataset, &TrainConfig, &Sampler<'_>, usize) -> anyhow::Result<IndexProbe>;
+
+/// Builds the model a configuration describes on a dataset's training split, sized for steps of at
+/// most `max_pairs` sampled pairs, its gradient index built as `index` says.
+pub type BuildFn = for<'d> fn(&TrainConfig, &'d Dataset, usize, IndexStrategy) -> Net<'d>;
+
+/// One model's descriptor.
+pub struct ModelSpec {
+    /// `--arch` when it is not given.
+    pub default_arch: &'static [usize],
+    /// Whether `--arch` suits the model: one line saying what it expects.
+    pub check_arch: fn(ModelKind, &Architecture) -> anyhow::Result<()>,
+    /// The model's own checks of the rest of the configuration (its flags' ranges).
+    pub check: fn(&TrainConfig) -> anyhow::Result<()>,
+    /// The [`MODEL_FLAGS`] it uses; the others are refused on the command line and left out of its
+    /// grid runs.
+    pub flags: &'static [&'static str],
+    /// Why the other model flags do not apply (the refusal's reason).
+    pub why_not: &'static str,
+    /// Dropout rate when `--dropout` is not given; `None`: the model has no dropout.
+    pub dropout: Option<f32>,
+    /// The samplers it trains on, its default first; empty: it samples nothing (any is accepted).
+    pub samplers: &'static [SamplerKind],
+    /// Whether it learns by steps; one that does not is fitted once (one epoch of no steps).
+    pub trains: bool,
+    /// Weight sets of dense layers: 1 for a branch shared by users and items, 2 for one per side, 0
+    /// for models without a branch.
+    pub branches: usize,
+    /// The row label of `compare` and the run's reports (`cobrar 512,64`).
+    pub label: fn(&TrainConfig) -> String,
+    /// Exact parameter counts on (architecture, users, items).
+    pub counts: fn(&Architecture, usize, usize) -> ParamCounts,
+    /// The counts in the model's own words.
+    pub describe: fn(&ParamCounts) -> String,
+    /// A note under `reproduce`'s parameter table, when the table's columns mean something else for
+    /// this model.
+    pub counts_note: Option<&'static str>,
+    /// Its parameter tensors on (configuration, users, items): the checkpoint's names and shapes.
+    pub param_layout: fn(&TrainConfig, usize, usize) -> ParamLayout,
+    pub build: BuildFn,
+    /// Who builds the gradient index of each batch: `None` when only the host can.
+    pub index_probe: Option<IndexProbeFn>,
+    /// The architectures `bench` runs by default.
+    pub bench_archs: &'static [&'static str],
+}
+
+/// The label of a model whose run is named by its architecture alone (`cobrar 512,64`).
+pub fn arch_label(cfg: &TrainConfig) -> String {
+    format!("{} {}", cfg.model, cfg.arch)
+}
+
+/// A parameter count said the plain way ([`ParamCounts`]' `Display`).
+pub fn plain_counts(c: &ParamCounts) -> String {
+    c.to_string()
+}
+
+/// No checks beyond the shared ones.
+pub fn no_check(_: &TrainConfig) -> anyhow::Result<()> {
+    Ok(())
+}
