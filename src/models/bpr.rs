@@ -366,6 +366,7 @@ impl Model for Bpr<'_> {
 
 /// BPR-MF's descriptor.
 pub static SPEC: ModelSpec = ModelSpec {
+    title: "BPR-MF",
     default_arch: &[64],
     check_arch: check_one_width,
     check: spec::no_check,

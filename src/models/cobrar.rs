@@ -789,6 +789,7 @@ const TWO_TOWER_FLAGS: &[&str] = &["lr", "weight-decay", "mu", "negatives"];
 
 /// CoBraR's descriptor.
 pub static COBRAR: ModelSpec = ModelSpec {
+    title: "CoBraR",
     flags: &["lr", "weight-decay", "mu", "negatives", "dropout"],
     dropout: Some(0.1),
     bench_archs: &["512,64", "2048,128"],
@@ -797,6 +798,7 @@ pub static COBRAR: ModelSpec = ModelSpec {
 
 /// DeepMF's descriptor: CoBraR's with a branch per side and no dropout (as in the study).
 pub static DEEPMF: ModelSpec = ModelSpec {
+    title: "DeepMF",
     flags: TWO_TOWER_FLAGS,
     branches: 2,
     counts: |a, n, m| counts(2, a, n, m),
@@ -806,6 +808,7 @@ pub static DEEPMF: ModelSpec = ModelSpec {
 
 /// What the two descriptors share.
 const TWO_TOWER: ModelSpec = ModelSpec {
+    title: "",
     default_arch: &[512, 64],
     check_arch,
     check: spec::no_check,

@@ -292,6 +292,7 @@ impl Model for LightGcn<'_> {
 
 /// LightGCN's descriptor.
 pub static SPEC: ModelSpec = ModelSpec {
+    title: "LightGCN",
     default_arch: &[64],
     check_arch: bpr::check_one_width,
     check,

@@ -148,6 +148,7 @@ impl Model for MostPop<'_> {
 
 /// MostPop's descriptor: nothing learned, fitted from the training counts.
 pub static SPEC: ModelSpec = ModelSpec {
+    title: "MostPop",
     // No architecture: a placeholder width the kernels accept.
     default_arch: &[4],
     check_arch,

@@ -657,6 +657,7 @@ impl Model for MultVae<'_> {
 
 /// MultVAE's descriptor.
 pub static SPEC: ModelSpec = ModelSpec {
+    title: "MultVAE",
     // Liang et al.'s and Elliot's [600, 200].
     default_arch: &[600, 200],
     check_arch,

@@ -76,8 +76,18 @@ impl ModelKind {
             .iter()
             .find(|(flag, g)| *g && !self.flag_applies(flag))
         {
+            // A flag only one model has is named as that model's (`--layers is LightGCN's`).
+            let owners: Vec<&ModelSpec> = ModelKind::all()
+                .iter()
+                .map(|k| k.spec())
+                .filter(|s| s.flags.contains(&canonical_flag(flag)))
+                .collect();
+            let whose = match owners[..] {
+                [one] => format!(" is {}'s and", one.title),
+                _ => String::new(),
+            };
             bail!(
-                "--{flag} does not apply to {self}: {}; drop it",
+                "--{flag}{whose} does not apply to {self}: {}; drop it",
                 self.spec().why_not
             );
         }

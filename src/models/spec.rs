@@ -49,6 +49,8 @@ pub type BuildFn = for<'d> fn(&TrainConfig, &'d Dataset, usize, IndexStrategy) -
 
 /// One model's descriptor.
 pub struct ModelSpec {
+    /// The model's name as the literature writes it (`LightGCN`), for messages.
+    pub title: &'static str,
     /// `--arch` when it is not given.
     pub default_arch: &'static [usize],
     /// Whether `--arch` suits the model: one line saying what it expects.
