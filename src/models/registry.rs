@@ -172,12 +172,22 @@ impl TrainConfig {
             self.model.dropout(Some(self.dropout))?;
         }
         if !spec.samplers.is_empty() && !spec.samplers.contains(&self.sampler) {
-            let names: Vec<String> = spec.samplers.iter().map(|&s| sampler_name(s)).collect();
+            let on = |k: ModelKind| {
+                let names: Vec<String> =
+                    k.spec().samplers.iter().map(|&s| sampler_name(s)).collect();
+                format!("{k} on {}", names.join(" or "))
+            };
+            let all: Vec<String> = ModelKind::all()
+                .iter()
+                .filter(|k| !k.spec().samplers.is_empty())
+                .map(|&k| on(k))
+                .collect();
             bail!(
-                "--sampler {} does not suit {}: it trains on {}",
+                "--sampler {} does not suit {}: {} ({})",
                 sampler_name(self.sampler),
                 self.model,
-                names.join(" or ")
+                on(self.model),
+                all.join(", ")
             );
         }
         (spec.check)(self)?;
