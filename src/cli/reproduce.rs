@@ -534,6 +534,13 @@ impl Reports {
             }
         }
 
+        let beside = crate::report::paper::beside(
+            &results[0].dataset,
+            &t,
+            &protocol(runs, results, &selected, grid),
+        )
+        .map(|b| format!("## Beside the paper\n\n{b}\n"))
+        .unwrap_or_default();
         let timing = timing_table(runs, results)?;
         let figure2 = figure2(runs, results)?;
 
@@ -564,7 +571,7 @@ impl Reports {
             "# The study on {ds}\n\nGrid `{grid}`: {n} runs, each model's best selected on validation \
              NDCG@{sk}; test metrics of the selected runs, full ranking with training items excluded. \
              Adapter: {adapter} ({backend}); cobrar-gpu {version} ({rev}).\n\n\
-             ## Table 2\n\n{table2_markdown}\n\n## Parameters (RQ2)\n\n{parameters}\n\
+             ## Table 2\n\n{table2_markdown}\n\n{beside}## Parameters (RQ2)\n\n{parameters}\n\
              ## Does the shared branch need longer training? (the open question)\n\n{timing}\n\
              ## Figure 2\n\n{fig}\n\n## Every run\n\n{all}",
             ds = first.dataset,
@@ -615,6 +622,39 @@ impl Reports {
         }
         Ok(())
     }
+}
+
+/// Our side of the protocol, for the comparison with the paper: the grid, and the learning rates, stopping
+/// rule and seeds of the selected runs.
+fn protocol(runs: &[Planned], results: &[RunMetrics], selected: &[usize], grid: &str) -> String {
+    let mut lrs: Vec<String> = Vec::new();
+    let mut rules: Vec<String> = Vec::new();
+    let mut seeds: Vec<String> = Vec::new();
+    for &i in selected {
+        let h = &results[i].hyperparameters;
+        if !h.model.trains() {
+            continue;
+        }
+        for (list, v) in [
+            (&mut lrs, format!("{:e}", h.lr)),
+            (
+                &mut rules,
+                format!("max epochs {}, patience {}", h.max_epochs, h.patience),
+            ),
+            (&mut seeds, h.seed.to_string()),
+        ] {
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+    }
+    format!(
+        "Ours: grid `{grid}` ({n} runs); the selected runs trained at lr {lr}, {rule}, seed {seed}.",
+        n = runs.len(),
+        lr = lrs.join(" / "),
+        rule = rules.join(" / "),
+        seed = seeds.join(" / "),
+    )
 }
 
 /// The architectures both CoBraR and DeepMF were trained with, in grid order.

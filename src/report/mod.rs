@@ -5,6 +5,7 @@
 pub mod benchmarks;
 pub mod export;
 pub mod figure;
+pub mod paper;
 pub mod plot;
 pub mod run;
 pub mod table;

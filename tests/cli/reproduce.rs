@@ -121,6 +121,7 @@ fn reproduce_runs_every_model_once_and_writes_the_reports() {
         report.contains("## Table 2") && report.contains("open question"),
         "{report}"
     );
+    assert!(!report.contains("Beside the paper"), "{report}");
 
     // Everything is finished: nothing is trained again, the reports are rewritten the same.
     let before = mtimes(&out);
@@ -191,4 +192,74 @@ fn an_interrupted_study_continues_where_it_stopped() {
     std::fs::write(&grid, "[models.nosuch]\n").unwrap();
     let line = error_line(&run(&args));
     assert!(line.contains("unknown model [models.nosuch]"), "{line}");
+}
+
+/// On one of the paper's datasets (found by its folder name, here a small stand-in for Amazon Baby's
+/// published split) the report puts the paper's Table 2 rows beside ours, with the protocol.
+#[test]
+fn reproduce_on_a_paper_dataset_prints_the_papers_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let baby = tmp.path().join("data").join("amazon-baby");
+    std::fs::create_dir_all(&baby).unwrap();
+    let mut files = [String::new(), String::new(), String::new()];
+    for u in 0..40 {
+        for i in 0..30 {
+            if (u * 7 + i * 3) % 4 == 0 {
+                let f = match (u + i) % 10 {
+                    0 | 1 => 2,
+                    2 => 1,
+                    _ => 0,
+                };
+                files[f].push_str(&format!("U{u}\tI{i}\t5.0\n"));
+            }
+        }
+    }
+    for (name, text) in ["train.tsv", "val.tsv", "test.tsv"].iter().zip(&files) {
+        std::fs::write(baby.join(name), text).unwrap();
+    }
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        "[train]\nepochs = 1\nmax-steps-per-epoch = 2\nseed = 3\n\n[models.mostpop]\n\n[models.bpr]\narch = \"8\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("study");
+    let o = reproduce(
+        &grid,
+        &out,
+        &[
+            "--dataset",
+            "amazon-baby",
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let section = report
+        .split("## Beside the paper")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no paper section:\n{report}"));
+    // BPR's published Baby row (NDCG@5 0.0113, ARP@5 111.0 marked, PopRSP 0.9886, coverage 38.6 %)
+    // on our bpr row; the paper's models we did not run are listed as such; MostPop has no paper row.
+    let bpr = section
+        .lines()
+        .find(|l| l.starts_with("| bpr 8 |"))
+        .unwrap();
+    assert!(
+        bpr.contains("| 0.0113 |") && bpr.contains("| 111.0* |") && bpr.contains("| 38.6 |"),
+        "{bpr}"
+    );
+    assert!(
+        section.contains("| mostpop | ") && section.contains("| cobrar (not run) |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("published one") && section.contains("grid `"),
+        "{section}"
+    );
+    assert!(
+        section.contains("seed 3") && section.contains("max epochs 1, patience"),
+        "{section}"
+    );
 }
