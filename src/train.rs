@@ -66,12 +66,25 @@ pub fn train<'d>(
     start: Start,
     on_epoch: &mut EpochObserver<'_, 'd>,
 ) -> anyhow::Result<TrainOutcome<'d>> {
-    cfg.validate()?;
-    let (mut session, sampler, probe) = setup(ctx, ds, cfg)?;
+    let prepared = prepare(&ctx, ds, cfg)?;
+    train_prepared(ctx, prepared, ds, cfg, progress, start, on_epoch)
+}
+
+/// [`train`] with the sampler and model [`prepare`]d beforehand (the commands prepare before they
+/// write anything, and build the model once).
+pub fn train_prepared<'d>(
+    ctx: Arc<GpuContext>,
+    prepared: Prepared<'d>,
+    ds: &'d Dataset,
+    cfg: &TrainConfig,
+    progress: bool,
+    start: Start,
+    on_epoch: &mut EpochObserver<'_, 'd>,
+) -> anyhow::Result<TrainOutcome<'d>> {
+    let (mut session, sampler, probe) = prepared.session(ctx, cfg)?;
     let builders = probe.builders;
     let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
     let validate = !cfg.no_validation;
-    check_splits(ds, cfg)?;
     let steps_per_epoch = match cfg.max_steps_per_epoch {
         _ if !session.model.trains() => 0, // fitted, not trained: one epoch of no steps
         Some(n) => n.clamp(1, sampler.steps_per_epoch()),
@@ -247,12 +260,25 @@ pub fn sampler_for<'d>(cfg: &TrainConfig, ds: &'d Dataset) -> anyhow::Result<Sam
     )
 }
 
-/// The sampler and a GPU training session holding freshly initialised parameters for `cfg` on `ds`.
-pub fn setup<'d>(
-    ctx: Arc<GpuContext>,
+/// A run's sampler and model, checked against the configuration, the data and the memory plan: built
+/// once, before a command writes anything, then turned into a session.
+pub struct Prepared<'d> {
+    pub sampler: Sampler<'d>,
+    pub model: Net<'d>,
+    /// Who builds the batches' gradient index, and the measurement behind the choice.
+    pub probe: IndexProbe,
+}
+
+/// Checks `cfg` against `ds`, measures who should build the gradient index (models that have one), and
+/// builds the model, its memory plan checked (a mistyped `--arch` gets one line before the host
+/// allocates any weights).
+pub fn prepare<'d>(
+    ctx: &Arc<GpuContext>,
     ds: &'d Dataset,
     cfg: &TrainConfig,
-) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>, IndexProbe)> {
+) -> anyhow::Result<Prepared<'d>> {
+    cfg.validate()?;
+    check_splits(ds, cfg)?;
     let sampler = sampler_for(cfg, ds)?;
     let builders = pipeline::default_builders();
     let index_probe = cfg.model.spec().index_probe;
@@ -266,7 +292,7 @@ pub fn setup<'d>(
             gpu_index_ms: 0.0,
             builders,
         },
-        (IndexChoice::Auto, Some(probe)) => probe(&ctx, ds, cfg, &sampler, builders)?,
+        (IndexChoice::Auto, Some(probe)) => probe(ctx, ds, cfg, &sampler, builders)?,
         (IndexChoice::Host | IndexChoice::Gpu, Some(_)) => IndexProbe {
             strategy: if cfg.batch_index == IndexChoice::Gpu {
                 IndexStrategy::Gpu
@@ -281,13 +307,37 @@ pub fn setup<'d>(
         },
     };
     let model = model_for(cfg, ds, sampler.max_pairs(), probe.strategy);
-    // Check the plan before the host allocates the weights: a mistyped --arch gets one line.
-    crate::models::session::memory_plan(&model, Mode::Train, &ctx)?;
-    let weights = model
-        .fitted()
-        .unwrap_or_else(|| Weights::init(model.params(), cfg.seed));
-    let session = gpu_session(ctx, model, Mode::Train, &weights, None)?;
-    Ok((session, sampler, probe))
+    crate::models::session::memory_plan(&model, Mode::Train, ctx)?;
+    Ok(Prepared {
+        sampler,
+        model,
+        probe,
+    })
+}
+
+impl<'d> Prepared<'d> {
+    /// A GPU training session holding freshly initialised (or fitted) parameters.
+    pub fn session(
+        self,
+        ctx: Arc<GpuContext>,
+        cfg: &TrainConfig,
+    ) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>, IndexProbe)> {
+        let weights = self
+            .model
+            .fitted()
+            .unwrap_or_else(|| Weights::init(self.model.params(), cfg.seed));
+        let session = gpu_session(ctx, self.model, Mode::Train, &weights, None)?;
+        Ok((session, self.sampler, self.probe))
+    }
+}
+
+/// The sampler and a GPU training session holding freshly initialised parameters for `cfg` on `ds`.
+pub fn setup<'d>(
+    ctx: Arc<GpuContext>,
+    ds: &'d Dataset,
+    cfg: &TrainConfig,
+) -> anyhow::Result<(TrainSession<'d>, Sampler<'d>, IndexProbe)> {
+    prepare(&ctx, ds, cfg)?.session(ctx, cfg)
 }
 
 /// Runs one epoch's steps; returns the mean loss. Fails on a non-finite loss, naming the step. Losses

@@ -313,12 +313,15 @@ fn reject_flags_beside_resume() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Everything that must hold before a run directory is touched: flags, data, the memory plan.
+/// Everything that must hold before a run directory is touched: flags, data, the memory plan
+/// (`reproduce` checks every run of its grid so before it trains the first; `train` prepares the run
+/// instead, [`train::prepare`], which checks the same and keeps the model it built).
 pub fn preflight(
     cfg: &TrainConfig,
     ds: &Dataset,
     ctx: &crate::gpu::GpuContext,
 ) -> anyhow::Result<()> {
+    cfg.validate()?;
     train::check_splits(ds, cfg)?;
     let sampler = train::sampler_for(cfg, ds)?;
     let model = crate::models::model_for(cfg, ds, sampler.max_pairs(), Default::default());
@@ -335,7 +338,7 @@ pub fn execute(
 ) -> anyhow::Result<RunMetrics> {
     let cfg = cmd.train.config()?;
     let ctx = gpu.context()?;
-    preflight(&cfg, ds, &ctx)?;
+    let prepared = train::prepare(&ctx, ds, &cfg)?;
     let out = match &cmd.out {
         Some(d) => d.clone(),
         None => default_run_dir(&ds.name, cfg.model),
@@ -369,7 +372,7 @@ pub fn execute(
     };
     // Validated: from here on the run directory is written (created whole, or not at all).
     let dir = RunDir::create(&out, existing, config, ds, started)?;
-    run_training(dir, ds, ctx, None, (cmd.quiet, !cmd.no_summary))
+    run_training(dir, ds, ctx, prepared, None, (cmd.quiet, !cmd.no_summary))
 }
 
 /// `--selftest`: the full selftest on `ctx`; a failing check ends the command (status 1).
@@ -396,7 +399,7 @@ pub fn resume(
     let (run_dir, swept) = RunDir::open_unfinished(dir, started)?;
     let ds = run_dir.dataset()?;
     let ctx = gpu.context()?;
-    preflight(&run_dir.config().train, &ds, &ctx)?;
+    let prepared = train::prepare(&ctx, &ds, &run_dir.config().train)?;
     if selftest {
         selftest_first(&ctx)?;
     }
@@ -412,15 +415,16 @@ pub fn resume(
             String::new()
         }
     );
-    run_training(run_dir, &ds, ctx, progress, (quiet, summary))
+    run_training(run_dir, &ds, ctx, prepared, progress, (quiet, summary))
 }
 
 /// Trains (from scratch or from `start`), checkpointing every epoch, then evaluates the best epoch on
 /// test and writes the reports.
-fn run_training(
+fn run_training<'d>(
     mut dir: RunDir,
-    ds: &Dataset,
+    ds: &'d Dataset,
     ctx: std::sync::Arc<crate::gpu::GpuContext>,
+    prepared: train::Prepared<'d>,
     start: train::Start,
     (quiet, summary): (bool, bool),
 ) -> anyhow::Result<RunMetrics> {
@@ -454,8 +458,10 @@ fn run_training(
         dir.path().display()
     );
     dir.begin(&start)?;
-    let outcome = train::train(ctx, ds, cfg, !quiet, start, &mut |e| dir.on_epoch(e))
-        .map_err(|e| dir.training_error(e))?;
+    let outcome = train::train_prepared(ctx, prepared, ds, cfg, !quiet, start, &mut |e| {
+        dir.on_epoch(e)
+    })
+    .map_err(|e| dir.training_error(e))?;
     let mut session = outcome.session;
 
     // Test (and the best epoch's validation) metrics from the best weights.
