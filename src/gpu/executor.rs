@@ -4,9 +4,9 @@
 
 use anyhow::ensure;
 
-use super::cpu::Real;
 use super::memory::{Bind, BufId, Elem, MemoryLayout};
 use super::plan::Plan;
+use super::twin::Real;
 
 pub trait Executor {
     /// The float type of the f32 buffers (`f32` on the GPU; `f32` or `f64` on the CPU).

@@ -2,9 +2,9 @@
 //! kernel definitions and the CPU twin. `eval::ranking` runs it over a model's embeddings.
 
 use crate::data::Csr;
-use crate::gpu::cpu::{CpuCall, Real};
 use crate::gpu::kernel::KernelDef;
 use crate::gpu::shaders;
+use crate::gpu::twin::{CpuCall, Real};
 use crate::kernels::score_loss::NORM_EPS;
 
 /// Largest k the kernel keeps.

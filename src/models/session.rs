@@ -8,11 +8,12 @@ use anyhow::ensure;
 
 use super::{LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer};
 use crate::eval::ranking::Embeddings;
-use crate::gpu::cpu::{CpuExec, Real};
+use crate::gpu::cpu::CpuExec;
 use crate::gpu::exec::GpuExec;
 pub use crate::gpu::executor::Executor;
 use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::{Plan, PlanBuilder};
+use crate::gpu::twin::Real;
 
 /// Every buffer a session of `model` in `mode` holds.
 pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
