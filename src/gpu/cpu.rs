@@ -2,6 +2,9 @@
 //! the GPU, in `f64` for finite-difference gradient checks. Tables are split into the same row chunks
 //! as on the GPU, so the chunked code paths are mirrored too.
 
+use std::collections::HashMap;
+use std::ops::Range;
+
 use anyhow::{Context, ensure};
 
 use super::executor::Executor;
@@ -13,7 +16,10 @@ use super::twin::{CpuCall, HostBuf, Real};
 pub struct CpuExec<T> {
     layout: MemoryLayout,
     bufs: Vec<HostBuf<T>>,
-    reads: Vec<(u64, Vec<T>)>,
+    /// Results of the `Read` operations run so far and not yet taken: (tag, 32-bit words).
+    reads: Vec<(u64, Vec<u32>)>,
+    /// Choices measured on this executor (it has no device to share them with).
+    choices: HashMap<&'static str, u32>,
     dispatched: usize,
 }
 
@@ -42,6 +48,7 @@ impl<T: Real> CpuExec<T> {
             layout,
             bufs,
             reads: Vec::new(),
+            choices: HashMap::new(),
             dispatched: 0,
         }
     }
@@ -98,17 +105,18 @@ impl<T: Real> CpuExec<T> {
                     len,
                     tag,
                 } => {
-                    let v = self.chunk_values(*src)?;
-                    self.reads.push((*tag, v[*offset..*offset + *len].to_vec()));
+                    let words = self.chunk_words(*src)?[*offset..*offset + *len]
+                        .iter()
+                        .map(|w| match w {
+                            Word::F(x) => (x.to_f64() as f32).to_bits(),
+                            Word::U(u) => *u,
+                        })
+                        .collect();
+                    self.reads.push((*tag, words));
                 }
             }
         }
         Ok(())
-    }
-
-    /// Results of the `Read` operations run so far, in order.
-    pub fn take_reads(&mut self) -> Vec<(u64, Vec<T>)> {
-        std::mem::take(&mut self.reads)
     }
 
     /// A chunk as 4-byte words (copies between buffers move bits; only f32 → f32 and u32 → u32).
@@ -198,6 +206,27 @@ impl<T: Real> Executor for CpuExec<T> {
             HostBuf::U(v) => Ok(v.concat()),
             HostBuf::F(_) => anyhow::bail!("{} is an f32 buffer", self.layout.spec(id).name),
         }
+    }
+
+    fn take_reads(&mut self, tags: Range<u64>) -> anyhow::Result<Vec<(u64, Vec<u32>)>> {
+        let (taken, kept) = std::mem::take(&mut self.reads)
+            .into_iter()
+            .partition(|r| tags.contains(&r.0));
+        self.reads = kept;
+        Ok(taken)
+    }
+
+    /// Reads complete when their plan runs.
+    fn wait_read(&mut self, _tag: u64) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn choice(&self, name: &'static str) -> Option<u32> {
+        self.choices.get(name).copied()
+    }
+
+    fn set_choice(&mut self, name: &'static str, value: u32) {
+        self.choices.insert(name, value);
     }
 }
 

@@ -51,6 +51,10 @@ pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
         model.n_items() * dim,
         Role::Output,
     ));
+    specs.extend(crate::kernels::rank_topk::buffer_specs(
+        model.n_users(),
+        model.n_items(),
+    ));
     specs.extend(model.buffers(mode));
     specs
 }
@@ -400,24 +404,25 @@ impl<E: Executor, M: Model> Session<E, M> {
     pub fn bytes(&self) -> u64 {
         self.exec.layout().total_bytes()
     }
-}
 
-impl<M: Model> Session<GpuExec, M> {
-    /// What the ranking reads (after [`Session::embed_all`]).
-    pub fn embeddings(&self) -> Embeddings<'_> {
+    /// What the ranking reads (after [`Session::embed_all`]): the session's embeddings, its model's
+    /// scorer and exclusion CSR.
+    pub fn embeddings(&self) -> Embeddings {
         let l = self.exec.layout();
         Embeddings {
-            users: self.exec.buffer(l.id(buffers::USER_EMBEDDINGS)),
-            items: self.exec.buffer(l.id(buffers::ITEM_EMBEDDINGS)),
+            users: l.id(buffers::USER_EMBEDDINGS),
+            items: l.id(buffers::ITEM_EMBEDDINGS),
             n_users: self.model.n_users(),
             n_items: self.model.n_items(),
             dim: self.model.dim(),
             scorer: self.model.scorer(),
-            exclude_ptr: self.exec.buffer(l.id(buffers::EXCLUDE_PTR)),
-            exclude_idx: self.exec.buffer(l.id(buffers::EXCLUDE_IDX)),
+            exclude_ptr: l.id(buffers::EXCLUDE_PTR),
+            exclude_idx: l.id(buffers::EXCLUDE_IDX),
         }
     }
+}
 
+impl<M: Model> Session<GpuExec, M> {
     pub fn ctx(&self) -> &crate::gpu::GpuContext {
         &self.exec.ctx
     }
