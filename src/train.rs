@@ -18,6 +18,7 @@ use crate::eval::Evaluator;
 use crate::eval::metrics::SplitMetrics;
 use crate::gpu::GpuContext;
 use crate::gpu::exec::GpuExec;
+use crate::gpu::executor::Executor;
 use crate::models::session::gpu_session;
 use crate::models::{Mode, Model, Net, Session, Weights, model_for};
 use crate::pipeline::{self, IndexProbe, Item, Pipeline};
@@ -144,7 +145,7 @@ pub fn train_prepared<'d>(
                 let score = if validate {
                     let t = Instant::now();
                     session.embed_all()?;
-                    let ev = evaluator.evaluate_session(&session, &ds.val, ds)?;
+                    let ev = evaluator.evaluate_session(&mut session, &ds.val, ds)?;
                     record.eval_seconds = t.elapsed().as_secs_f64();
                     let split = SplitMetrics::from(&ev.result);
                     let ndcg = split.at(cfg.select_k).map(|m| m.ndcg).unwrap_or(0.0);

@@ -441,7 +441,7 @@ fn measure(
         let t = Instant::now();
         session.embed_all()?;
         let mut evaluator = Evaluator::new(&[20])?;
-        evaluator.evaluate_session(&session, &ds.test, ds)?;
+        evaluator.evaluate_session(&mut session, &ds.test, ds)?;
         Ok(t.elapsed().as_secs_f64())
     };
     let (eval_seconds_cold, eval_seconds) = if cmd.no_eval {

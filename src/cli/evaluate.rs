@@ -33,14 +33,14 @@ pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     if let Some(note) = saved.unfinished_note() {
         eprintln!("{note}");
     }
-    let session = saved.embedded_session(gpu.context()?)?;
+    let mut session = saved.embedded_session(gpu.context()?)?;
     let mut evaluator = Evaluator::new(&cutoffs)?;
     let mut out = serde_json::Map::new();
     for (name, truth) in [("validation", &ds.val), ("test", &ds.test)] {
         if truth.nnz() == 0 {
             continue;
         }
-        let ev = evaluator.evaluate_session(&session, truth, ds)?;
+        let ev = evaluator.evaluate_session(&mut session, truth, ds)?;
         let m = SplitMetrics::from(&ev.result);
         if !cmd.json {
             outln!("{}\n", metrics_table(name, &m));

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::GpuArgs;
 use crate::checkpoint;
-use crate::eval::ranking::{MAX_K, Ranker};
+use crate::eval::ranking::{self, MAX_K};
 use crate::report::run::recommendations_tsv;
 use crate::util::write_atomic;
 
@@ -77,8 +77,9 @@ pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     if let Some(note) = saved.unfinished_note() {
         eprintln!("{note}");
     }
-    let session = saved.embedded_session(gpu.context()?)?;
-    let top = Ranker::new().rank(session.ctx(), &session.embeddings(), &users, cmd.k)?;
+    let mut session = saved.embedded_session(gpu.context()?)?;
+    let emb = session.embeddings();
+    let top = ranking::rank(&mut session.exec, &emb, &users, cmd.k)?;
     let tsv = recommendations_tsv(&top, &ds.user_ids, &ds.item_ids);
     match &out {
         Some(path) => {

@@ -468,7 +468,7 @@ fn run_training<'d>(
     let t = Instant::now();
     session.embed_all()?;
     let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
-    let test = evaluator.evaluate_session(&session, &ds.test, ds)?;
+    let test = evaluator.evaluate_session(&mut session, &ds.test, ds)?;
     let test_seconds = t.elapsed().as_secs_f64();
     let best = &outcome.history[outcome.best_epoch - 1];
 

@@ -1,5 +1,5 @@
-//! Evaluation: full ranking on the GPU with top-k selection (`ranking`), the study's metrics
-//! (`metrics`), and paired significance tests (`significance`).
+//! Evaluation: full ranking with top-k selection as plans on either executor (`ranking`), the study's
+//! metrics (`metrics`), and paired significance tests (`significance`).
 
 pub mod metrics;
 pub mod ranking;
@@ -8,11 +8,10 @@ pub mod significance;
 use std::time::Instant;
 
 use crate::data::{Csr, Dataset};
-use crate::gpu::GpuContext;
-use crate::gpu::exec::GpuExec;
+use crate::gpu::executor::Executor;
 use crate::models::{Model, Session};
 use metrics::{EvalResult, RankedLists};
-use ranking::{Embeddings, Ranker, TopK};
+use ranking::{Embeddings, TopK};
 
 /// One split's evaluation: the metrics and the ranked lists they came from.
 pub struct Evaluation {
@@ -23,7 +22,6 @@ pub struct Evaluation {
 
 /// Full-ranking evaluation of a model's embeddings at several cutoffs.
 pub struct Evaluator {
-    ranker: Ranker,
     pub cutoffs: Vec<usize>,
 }
 
@@ -37,7 +35,6 @@ impl Evaluator {
             ranking::MAX_K
         );
         Ok(Evaluator {
-            ranker: Ranker::new(),
             cutoffs: cutoffs.to_vec(),
         })
     }
@@ -54,19 +51,19 @@ impl Evaluator {
             .collect()
     }
 
-    /// Ranks every item for the users of `truth` (the items `emb` excludes, the training items, left
-    /// out) and computes the metrics.
-    pub fn evaluate(
+    /// Ranks every item for the users of `truth` on `exec` (the items `emb` excludes, the training
+    /// items, left out) and computes the metrics.
+    pub fn evaluate<E: Executor>(
         &mut self,
-        ctx: &GpuContext,
-        emb: &Embeddings<'_>,
+        exec: &mut E,
+        emb: &Embeddings,
         truth: &Csr,
         train: &Csr,
         popularity: &[u32],
     ) -> anyhow::Result<Evaluation> {
         let start = Instant::now();
         let users = Self::users_of(truth);
-        let top = self.ranker.rank(ctx, emb, &users, self.k_max())?;
+        let top = ranking::rank(exec, emb, &users, self.k_max())?;
         let lists = RankedLists {
             users: &top.users,
             items: &top.items,
@@ -80,15 +77,16 @@ impl Evaluator {
         })
     }
 
-    /// Evaluates a GPU session's current embeddings (call `embed_all` first) against `truth`, the
-    /// training items of `ds` excluded.
-    pub fn evaluate_session<M: Model>(
+    /// Evaluates a session's current embeddings (call `embed_all` first) against `truth`, the
+    /// training items of `ds` excluded, on the session's executor (the GPU, or the CPU twins).
+    pub fn evaluate_session<E: Executor, M: Model>(
         &mut self,
-        session: &Session<GpuExec, M>,
+        session: &mut Session<E, M>,
         truth: &Csr,
         ds: &Dataset,
     ) -> anyhow::Result<Evaluation> {
         let emb = session.embeddings();
-        self.evaluate(session.ctx(), &emb, truth, &ds.train, &ds.item_popularity)
+        let (train, popularity) = (&ds.train, &ds.item_popularity);
+        self.evaluate(&mut session.exec, &emb, truth, train, popularity)
     }
 }

@@ -3,42 +3,16 @@
 //! tests and diagnostics (the training loop reads through the non-blocking ring in `readback`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 
 use super::GpuContext;
 use super::error::GpuError;
+use super::memory::MemoryStats;
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST)
     .union(wgpu::BufferUsages::COPY_SRC);
-
-/// Live and peak bytes of the storage buffers of one device.
-#[derive(Debug, Default)]
-pub struct MemoryStats {
-    live: AtomicU64,
-    peak: AtomicU64,
-}
-
-impl MemoryStats {
-    fn add(&self, bytes: u64) {
-        let now = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.peak.fetch_max(now, Ordering::Relaxed);
-    }
-
-    fn sub(&self, bytes: u64) {
-        self.live.fetch_sub(bytes, Ordering::Relaxed);
-    }
-
-    pub fn live(&self) -> u64 {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    pub fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
-    }
-}
 
 /// A storage buffer whose bytes count towards its device's [`MemoryStats`] while it lives.
 #[derive(Debug)]

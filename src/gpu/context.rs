@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 
-use super::buffers::MemoryStats;
 use super::error::{ErrorSink, GpuError};
 use super::kernel::{Kernel, KernelDef};
+use super::memory::MemoryStats;
 use super::registry::KernelRegistry;
 
 /// Environment variable that selects the adapter when `--adapter` is not given.

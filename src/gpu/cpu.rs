@@ -2,125 +2,24 @@
 //! the GPU, in `f64` for finite-difference gradient checks. Tables are split into the same row chunks
 //! as on the GPU, so the chunked code paths are mirrored too.
 
+use std::collections::HashMap;
+use std::ops::Range;
+
 use anyhow::{Context, ensure};
 
 use super::executor::Executor;
-use super::kernel::{KernelDef, Twin};
 use super::memory::{Bind, BufId, Elem, MemoryLayout};
-use super::params::ParamBlock;
 use super::plan::{Op, Plan};
-
-/// The float type of a CPU twin: `f32` to mirror the GPU, `f64` for finite-difference checks. Twins do
-/// their arithmetic in f64 either way and round their outputs to `T`.
-pub trait Real: Copy + Default + PartialOrd + Send + Sync + std::fmt::Debug + 'static {
-    fn to_f64(self) -> f64;
-    fn from_f64(v: f64) -> Self;
-    /// This type's twin of a kernel.
-    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, Self>);
-}
-
-impl Real for f32 {
-    #[inline]
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    #[inline]
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, f32>) {
-        t.f32
-    }
-}
-
-impl Real for f64 {
-    #[inline]
-    fn to_f64(self) -> f64 {
-        self
-    }
-    #[inline]
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, f64>) {
-        t.f64
-    }
-}
-
-/// A host buffer: f32 buffers hold `T`, u32 buffers raw words; one vector per chunk.
-#[derive(Debug, Clone)]
-pub enum HostBuf<T> {
-    F(Vec<Vec<T>>),
-    U(Vec<Vec<u32>>),
-}
-
-/// What a CPU twin sees of one dispatch: its parameter block, constants and bound buffers.
-pub struct CpuCall<'a, T> {
-    pub kernel: &'static KernelDef,
-    pub workgroups: [u32; 3],
-    params: &'a [u8],
-    binds: &'a [Bind],
-    bufs: &'a mut [HostBuf<T>],
-}
-
-impl<T: Real> CpuCall<'_, T> {
-    /// The dispatch's parameter block.
-    pub fn params<P: ParamBlock>(&self) -> P {
-        bytemuck::pod_read_unaligned(self.params)
-    }
-
-    /// Override constant `name` of the kernel.
-    pub fn constant(&self, name: &str) -> f64 {
-        self.kernel.constant(name)
-    }
-
-    fn slot(&self, slot: usize) -> (usize, usize) {
-        let b = self.binds[slot];
-        (b.buf.0 as usize, b.chunk as usize)
-    }
-
-    /// Binding `slot` (in binding order) as floats.
-    pub fn f(&self, slot: usize) -> &[T] {
-        let (b, c) = self.slot(slot);
-        match &self.bufs[b] {
-            HostBuf::F(v) => &v[c],
-            HostBuf::U(_) => panic!("{}: binding {slot} is a u32 buffer", self.kernel.name),
-        }
-    }
-
-    pub fn f_mut(&mut self, slot: usize) -> &mut [T] {
-        let (b, c) = self.slot(slot);
-        let name = self.kernel.name;
-        match &mut self.bufs[b] {
-            HostBuf::F(v) => &mut v[c],
-            HostBuf::U(_) => panic!("{name}: binding {slot} is a u32 buffer"),
-        }
-    }
-
-    /// Binding `slot` as u32 words.
-    pub fn u(&self, slot: usize) -> &[u32] {
-        let (b, c) = self.slot(slot);
-        match &self.bufs[b] {
-            HostBuf::U(v) => &v[c],
-            HostBuf::F(_) => panic!("{}: binding {slot} is an f32 buffer", self.kernel.name),
-        }
-    }
-
-    pub fn u_mut(&mut self, slot: usize) -> &mut [u32] {
-        let (b, c) = self.slot(slot);
-        let name = self.kernel.name;
-        match &mut self.bufs[b] {
-            HostBuf::U(v) => &mut v[c],
-            HostBuf::F(_) => panic!("{name}: binding {slot} is an f32 buffer"),
-        }
-    }
-}
+use super::twin::{CpuCall, HostBuf, Real};
 
 /// Host memory laid out like a GPU session, and the twins that run on it.
 pub struct CpuExec<T> {
     layout: MemoryLayout,
     bufs: Vec<HostBuf<T>>,
-    reads: Vec<(u64, Vec<T>)>,
+    /// Results of the `Read` operations run so far and not yet taken: (tag, 32-bit words).
+    reads: Vec<(u64, Vec<u32>)>,
+    /// Choices measured on this executor (it has no device to share them with).
+    choices: HashMap<&'static str, u32>,
     dispatched: usize,
 }
 
@@ -149,6 +48,7 @@ impl<T: Real> CpuExec<T> {
             layout,
             bufs,
             reads: Vec::new(),
+            choices: HashMap::new(),
             dispatched: 0,
         }
     }
@@ -177,13 +77,14 @@ impl<T: Real> CpuExec<T> {
                         continue;
                     }
                     let twin = d.kernel.twin.get::<T>();
-                    let mut call = CpuCall {
-                        kernel: d.kernel,
-                        workgroups: d.workgroups,
-                        params: &d.params,
-                        binds: &d.binds,
-                        bufs: &mut self.bufs,
-                    };
+                    let mut call = CpuCall::new(
+                        d.kernel.name,
+                        d.kernel.constants,
+                        d.workgroups,
+                        &d.params,
+                        &d.binds,
+                        &mut self.bufs,
+                    );
                     twin(&mut call);
                     self.dispatched += 1;
                 }
@@ -204,17 +105,18 @@ impl<T: Real> CpuExec<T> {
                     len,
                     tag,
                 } => {
-                    let v = self.chunk_values(*src)?;
-                    self.reads.push((*tag, v[*offset..*offset + *len].to_vec()));
+                    let words = self.chunk_words(*src)?[*offset..*offset + *len]
+                        .iter()
+                        .map(|w| match w {
+                            Word::F(x) => (x.to_f64() as f32).to_bits(),
+                            Word::U(u) => *u,
+                        })
+                        .collect();
+                    self.reads.push((*tag, words));
                 }
             }
         }
         Ok(())
-    }
-
-    /// Results of the `Read` operations run so far, in order.
-    pub fn take_reads(&mut self) -> Vec<(u64, Vec<T>)> {
-        std::mem::take(&mut self.reads)
     }
 
     /// A chunk as 4-byte words (copies between buffers move bits; only f32 → f32 and u32 → u32).
@@ -304,6 +206,27 @@ impl<T: Real> Executor for CpuExec<T> {
             HostBuf::U(v) => Ok(v.concat()),
             HostBuf::F(_) => anyhow::bail!("{} is an f32 buffer", self.layout.spec(id).name),
         }
+    }
+
+    fn take_reads(&mut self, tags: Range<u64>) -> anyhow::Result<Vec<(u64, Vec<u32>)>> {
+        let (taken, kept) = std::mem::take(&mut self.reads)
+            .into_iter()
+            .partition(|r| tags.contains(&r.0));
+        self.reads = kept;
+        Ok(taken)
+    }
+
+    /// Reads complete when their plan runs.
+    fn wait_read(&mut self, _tag: u64) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn choice(&self, name: &'static str) -> Option<u32> {
+        self.choices.get(name).copied()
+    }
+
+    fn set_choice(&mut self, name: &'static str, value: u32) {
+        self.choices.insert(name, value);
     }
 }
 

@@ -7,6 +7,7 @@
 //! `max_in_flight` submissions: it then waits for the oldest one, never for the whole queue.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 
 use anyhow::{Context, ensure};
@@ -34,6 +35,9 @@ pub struct GpuExec {
     groups: HashMap<(&'static str, Vec<Bind>), wgpu::BindGroup>,
     kernels: HashMap<&'static str, Arc<Kernel>>,
     reads: ReadbackRing,
+    /// Completed reads a [`Executor::take_reads`] left (tags outside its range), oldest first, for
+    /// whoever issued them.
+    held: Vec<(u64, Vec<u8>)>,
     in_flight: VecDeque<wgpu::SubmissionIndex>,
     max_in_flight: usize,
     profiler: Option<Profiler>,
@@ -72,6 +76,7 @@ impl GpuExec {
             groups: HashMap::new(),
             kernels: HashMap::new(),
             reads: ReadbackRing::new(8),
+            held: Vec::new(),
             in_flight: VecDeque::new(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             profiler: None,
@@ -224,12 +229,9 @@ impl GpuExec {
 
     /// Completed reads (tag, bytes), oldest first, without blocking.
     pub fn ready_reads(&mut self) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
-        self.reads.ready(&self.ctx)
-    }
-
-    /// Blocks until the read tagged `tag` has completed (then `ready_reads` returns it).
-    pub fn wait_read(&mut self, tag: u64) -> anyhow::Result<()> {
-        self.reads.wait(&self.ctx, tag)
+        let mut out = std::mem::take(&mut self.held);
+        out.extend(self.reads.ready(&self.ctx)?);
+        Ok(out)
     }
 
     /// Waits for every submission.
@@ -292,5 +294,34 @@ impl Executor for GpuExec {
         let spec = self.layout.spec(id);
         ensure!(spec.elem == Elem::U32, "{} is an f32 buffer", spec.name);
         buffers::read::<u32>(&self.ctx, &self.bufs[id.0 as usize][0], 0, spec.len())
+    }
+
+    fn take_reads(&mut self, tags: Range<u64>) -> anyhow::Result<Vec<(u64, Vec<u32>)>> {
+        let mut taken = Vec::new();
+        let mut ready = std::mem::take(&mut self.held);
+        ready.extend(self.reads.ready(&self.ctx)?);
+        for (tag, bytes) in ready {
+            if tags.contains(&tag) {
+                taken.push((tag, bytemuck::pod_collect_to_vec(&bytes)));
+            } else {
+                self.held.push((tag, bytes));
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Blocks until the read tagged `tag` has completed (then `take_reads` or `ready_reads` returns
+    /// it).
+    fn wait_read(&mut self, tag: u64) -> anyhow::Result<()> {
+        self.reads.wait(&self.ctx, tag)
+    }
+
+    /// Measured once per device, for every session on it.
+    fn choice(&self, name: &'static str) -> Option<u32> {
+        self.ctx.choice(name)
+    }
+
+    fn set_choice(&mut self, name: &'static str, value: u32) {
+        self.ctx.set_choice(name, value)
     }
 }

@@ -8,22 +8,9 @@
 
 use anyhow::{Context, bail};
 
-use super::cpu::{CpuCall, Real};
 use super::params::{ParamBlock, ParamInfo};
 use super::shaders::ShaderSource;
-
-/// The CPU twin of a kernel, for both float types of the CPU executor.
-#[derive(Clone, Copy)]
-pub struct Twin {
-    pub f32: fn(&mut CpuCall<'_, f32>),
-    pub f64: fn(&mut CpuCall<'_, f64>),
-}
-
-impl Twin {
-    pub fn get<T: Real>(&self) -> fn(&mut CpuCall<'_, T>) {
-        T::twin(self)
-    }
-}
+use super::twin::Twin;
 
 /// One kernel: shader, entry point, override constants, parameter block and CPU twin.
 #[derive(Clone, Copy)]
@@ -65,11 +52,7 @@ impl KernelDef {
 
     /// The value of override constant `name` (panics when the definition does not set it: a bug).
     pub fn constant(&self, name: &str) -> f64 {
-        self.constants
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
-            .unwrap_or_else(|| panic!("kernel {} sets no constant {name}", self.name))
+        super::twin::constant(self.name, self.constants, name)
     }
 
     /// The entry point's bindings, from naga's reflection.
@@ -94,7 +77,7 @@ macro_rules! kernel_def {
                 $shader,
                 $entry,
                 &[$(($k, $v)),*],
-                $crate::gpu::kernel::Twin { f32: $twin::<f32>, f64: $twin::<f64> },
+                $crate::gpu::twin::Twin { f32: $twin::<f32>, f64: $twin::<f64> },
             );
     };
 }

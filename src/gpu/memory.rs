@@ -5,6 +5,7 @@
 //! allocated.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::GpuError;
 
@@ -235,6 +236,32 @@ impl MemoryLayout {
     /// Bytes of every buffer.
     pub fn total_bytes(&self) -> u64 {
         self.specs.iter().map(BufferSpec::bytes).sum()
+    }
+}
+
+/// Live and peak bytes of the storage buffers of one device.
+#[derive(Debug, Default)]
+pub struct MemoryStats {
+    live: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl MemoryStats {
+    pub(super) fn add(&self, bytes: u64) {
+        let now = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub(super) fn sub(&self, bytes: u64) {
+        self.live.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    pub fn live(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
     }
 }
 

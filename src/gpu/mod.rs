@@ -8,8 +8,11 @@
 //! - `registry` / `kernel`: kernels described once, compiled once per device; bindings from naga.
 //! - `params`: parameter blocks declared once and checked against the WGSL structs.
 //! - `grid`: launch grids within the per-dimension workgroup limit.
-//! - `memory` / `buffers`: named buffers, row-chunked tables, byte accounting, typed errors.
+//! - `memory` / `buffers`: named buffers, row-chunked tables, byte accounting (`MemoryStats`), typed
+//!   errors.
 //! - `plan`, `executor`, `exec`, `cpu`: the step description, what an executor offers, and the two.
+//! - `twin`: what kernel definitions and the CPU executor share (the twins' float type, a dispatch's
+//!   view for its twin), below both.
 //! - `readback`: non-blocking read-backs through a persistent staging pool.
 //! - `recorder`, `uniforms`: command recording (with per-dispatch timestamps) and the uniform arena.
 
@@ -28,6 +31,7 @@ pub mod readback;
 pub mod recorder;
 pub mod registry;
 pub mod shaders;
+pub mod twin;
 pub mod uniforms;
 
 pub use context::{AdapterChoice, GpuContext};

@@ -2,9 +2,9 @@
 //! shared with the table step, and the CPU twin of the update.
 
 use super::{Real, u32_of};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
+use crate::gpu::twin::CpuCall;
 
 use crate::gpu::shaders;
 

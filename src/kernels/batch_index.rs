@@ -3,10 +3,10 @@
 //! so the host uploads only ids and pairs. Five entries, with their CPU twins.
 
 use super::{Real, u32_of};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 /// Marks an id that is not in the batch.
 pub const NONE: u32 = u32::MAX;

@@ -2,9 +2,9 @@
 //! its CPU twin. The batch mean goes to the loss ring through `score_loss::SUM`.
 
 use super::{Real, at4, u32_of, vec4_offset};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
+use crate::gpu::twin::CpuCall;
 
 use crate::gpu::shaders;
 

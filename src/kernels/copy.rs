@@ -1,8 +1,8 @@
 //! A plain copy (`shaders/copy.wgsl`): the adapter's memory bandwidth for `bench`'s roofline; CPU twin.
 
 use super::{Real, u32_of};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 crate::param_block! {
     pub struct Params {

@@ -3,11 +3,11 @@
 
 use super::dense_forward::{TILE, per_segment};
 use super::{Activation, Real, at4, u32_of, vec4_offset};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::kernel::KernelDef;
 use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 /// One block of rows sharing a weight matrix. Offsets in f32 elements (multiples of 4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 
 use super::dense_forward::{TILE, per_segment};
 use super::{Real, at4, u32_of, vec4_offset};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
+use crate::gpu::twin::CpuCall;
 
 use crate::gpu::shaders;
 

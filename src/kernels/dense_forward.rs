@@ -2,11 +2,11 @@
 //! two row segments, with the activation and dropout chosen per pipeline; CPU twin.
 
 use super::{Activation, Dropout, Real, at4, u32_of, vec4_offset};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::kernel::KernelDef;
 use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 /// Output tile of one workgroup (rows × columns) in the three dense kernels.
 pub const TILE: usize = 64;

@@ -25,7 +25,7 @@ pub mod spmm_transpose;
 pub mod strided_copy;
 pub mod vae;
 
-pub use crate::gpu::cpu::Real;
+pub use crate::gpu::twin::Real;
 
 /// Every kernel definition (the parameter-block and binding tests walk this list).
 pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[

@@ -3,9 +3,9 @@
 //! layer-0 rows a batch uses; with their CPU twins.
 
 use super::{Real, u32_of};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
+use crate::gpu::twin::CpuCall;
 
 use crate::gpu::shaders;
 

@@ -1,16 +1,43 @@
 //! Full-ranking top-k selection (`shaders/rank_topk.wgsl`): the scorers, the parameter block, the
-//! kernel definitions and the CPU twin. `eval::ranking` runs it over a model's embeddings.
+//! kernel definitions, the buffers a session holds for them and the CPU twin. `eval::ranking` runs it
+//! over a model's embeddings, as plans on either executor.
 
 use crate::data::Csr;
-use crate::gpu::cpu::{CpuCall, Real};
 use crate::gpu::kernel::KernelDef;
+use crate::gpu::memory::{BufferSpec, Role};
 use crate::gpu::shaders;
+use crate::gpu::twin::{CpuCall, Real};
 use crate::kernels::score_loss::NORM_EPS;
 
 /// Largest k the kernel keeps.
 pub const MAX_K: usize = 128;
 /// Marks an empty position (fewer than k candidate items).
 pub const NO_ITEM: u32 = u32::MAX;
+/// Users per ranking dispatch (and per read-back).
+pub const TILE_USERS: usize = 4096;
+
+/// Names of the buffers the ranking uses beside the embeddings and the exclusion CSR.
+pub mod buffers {
+    /// The ranked users' ids (uploaded with the first tile).
+    pub const USERS: &str = "rank.users";
+    /// One tile's top-k items and scores (`users × k`, k at most [`super::MAX_K`]).
+    pub const TOP_ITEMS: &str = "rank.top_items";
+    pub const TOP_SCORES: &str = "rank.top_scores";
+    /// Every item embedding's norm (the cosine scorer's denominator).
+    pub const ITEM_NORMS: &str = "rank.item_norms";
+}
+
+/// The ranking's buffers in a session over `n_users` users and `n_items` items: room for every user,
+/// one tile of lists of up to [`MAX_K`] items, and the item norms.
+pub fn buffer_specs(n_users: usize, n_items: usize) -> Vec<BufferSpec> {
+    let tile = TILE_USERS.min(n_users).max(1);
+    vec![
+        BufferSpec::u32(buffers::USERS, n_users, Role::Input),
+        BufferSpec::u32(buffers::TOP_ITEMS, tile * MAX_K, Role::Output),
+        BufferSpec::f32(buffers::TOP_SCORES, tile * MAX_K, Role::Output),
+        BufferSpec::f32(buffers::ITEM_NORMS, n_items, Role::Work),
+    ]
+}
 
 /// How a model scores a (user, item) pair from their embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

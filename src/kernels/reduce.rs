@@ -2,8 +2,8 @@
 //! check of the parameters; CPU twin.
 
 use super::{Real, u32_of};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 crate::param_block! {
     pub struct Params {

@@ -2,9 +2,9 @@
 //! embedding row, plus the per-step loss sum; with their CPU twins.
 
 use super::{Real, at4, u32_of, vec4_offset};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
+use crate::gpu::twin::CpuCall;
 
 use crate::gpu::shaders;
 

@@ -3,11 +3,11 @@
 //! twin mirrors the chunked accumulation.
 
 use super::{Activation, Dropout, Real, at4, u32_of, vec4_offset};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::kernel::KernelDef;
 use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 crate::param_block! {
     pub struct Params {

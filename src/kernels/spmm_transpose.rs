@@ -3,10 +3,10 @@
 //! from the batch's transposed index; CPU twin.
 
 use super::{Dropout, Real, at4, u32_of, vec4_offset};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 crate::param_block! {
     pub struct Params {

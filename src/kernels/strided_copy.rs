@@ -3,10 +3,10 @@
 //! and item embeddings; CPU twin.
 
 use super::{Real, u32_of};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 crate::param_block! {
     pub struct Params {

@@ -3,10 +3,10 @@
 //! and the KL term with the reparameterisation's backward; CPU twins.
 
 use super::{Dropout, Real, mix32, u32_of};
-use crate::gpu::cpu::CpuCall;
 use crate::gpu::grid::Grid;
 use crate::gpu::plan::Cost;
 use crate::gpu::shaders;
+use crate::gpu::twin::CpuCall;
 
 crate::param_block! {
     pub struct Params {

@@ -8,11 +8,12 @@ use anyhow::ensure;
 
 use super::{LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer};
 use crate::eval::ranking::Embeddings;
-use crate::gpu::cpu::{CpuExec, Real};
+use crate::gpu::cpu::CpuExec;
 use crate::gpu::exec::GpuExec;
 pub use crate::gpu::executor::Executor;
 use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::{Plan, PlanBuilder};
+use crate::gpu::twin::Real;
 
 /// Every buffer a session of `model` in `mode` holds.
 pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
@@ -49,6 +50,10 @@ pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
         buffers::ITEM_EMBEDDINGS,
         model.n_items() * dim,
         Role::Output,
+    ));
+    specs.extend(crate::kernels::rank_topk::buffer_specs(
+        model.n_users(),
+        model.n_items(),
     ));
     specs.extend(model.buffers(mode));
     specs
@@ -399,24 +404,25 @@ impl<E: Executor, M: Model> Session<E, M> {
     pub fn bytes(&self) -> u64 {
         self.exec.layout().total_bytes()
     }
-}
 
-impl<M: Model> Session<GpuExec, M> {
-    /// What the ranking reads (after [`Session::embed_all`]).
-    pub fn embeddings(&self) -> Embeddings<'_> {
+    /// What the ranking reads (after [`Session::embed_all`]): the session's embeddings, its model's
+    /// scorer and exclusion CSR.
+    pub fn embeddings(&self) -> Embeddings {
         let l = self.exec.layout();
         Embeddings {
-            users: self.exec.buffer(l.id(buffers::USER_EMBEDDINGS)),
-            items: self.exec.buffer(l.id(buffers::ITEM_EMBEDDINGS)),
+            users: l.id(buffers::USER_EMBEDDINGS),
+            items: l.id(buffers::ITEM_EMBEDDINGS),
             n_users: self.model.n_users(),
             n_items: self.model.n_items(),
             dim: self.model.dim(),
             scorer: self.model.scorer(),
-            exclude_ptr: self.exec.buffer(l.id(buffers::EXCLUDE_PTR)),
-            exclude_idx: self.exec.buffer(l.id(buffers::EXCLUDE_IDX)),
+            exclude_ptr: l.id(buffers::EXCLUDE_PTR),
+            exclude_idx: l.id(buffers::EXCLUDE_IDX),
         }
     }
+}
 
+impl<M: Model> Session<GpuExec, M> {
     pub fn ctx(&self) -> &crate::gpu::GpuContext {
         &self.exec.ctx
     }

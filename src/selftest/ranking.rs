@@ -1,22 +1,28 @@
-//! Full ranking + top-k on the GPU against the CPU top-k, in both ranking variants, over a model's
-//! embeddings from an inference session (clamped-cosine scorer, and DeepMF's) and over raw embeddings
-//! with the dot scorer at the widths the models use (up to MultVAE's 604 and beyond). Several k,
-//! including lists shorter than k because a user has interacted with most of the catalogue; exact ties
-//! broken by item index. Tolerance: GPU scores within 2e-6·max(|score|, 1)·max(dim/64, 1) of the f64
-//! scores; a different item at a position is accepted only when the two candidates' f64 scores are
-//! within that tolerance (f32 rounding may swap near-ties).
+//! Full ranking + top-k: the same ranking plans on the GPU and on the CPU executor (the kernels' CPU
+//! twins), compared, in both ranking variants, over a model's embeddings from inference sessions
+//! (clamped-cosine scorer, and DeepMF's) and over raw embeddings with the dot scorer at the widths the
+//! models use (up to MultVAE's 604 and beyond). Both executors rank the same embeddings (the GPU
+//! session's, written into the CPU one), and their output buffers are poisoned first, so a kernel that
+//! writes nothing is caught. Several k, including lists shorter than k because a user has interacted
+//! with most of the catalogue; exact ties broken by item index. Tolerance: GPU scores within
+//! 2e-6·max(|score|, 1)·max(dim/64, 1) of the f64 scores; a different item at a position is accepted
+//! only when the two candidates' f64 scores are within that tolerance (f32 rounding may swap
+//! near-ties).
 
 use rand::RngExt;
 
 use super::harness::{Harness, Rng};
 use super::verdict::Verdict;
 use crate::data::Csr;
-use crate::eval::ranking::{
-    self, Embeddings, NO_ITEM, RankVariant, Ranker, Scorer, TopK, rank_cpu,
-};
-use crate::gpu::buffers;
-use crate::models::session::gpu_session;
-use crate::models::{Mode, Model, ModelKind, Side, Weights};
+use crate::eval::ranking::{self, Embeddings, NO_ITEM, RankVariant, Scorer, TopK};
+use crate::gpu::cpu::CpuExec;
+use crate::gpu::exec::GpuExec;
+use crate::gpu::executor::Executor;
+use crate::gpu::memory::{BufferSpec, MemoryLayout, Role};
+use crate::gpu::twin::Real;
+use crate::kernels::rank_topk::buffers as rank_buffers;
+use crate::models::session::{cpu_session, gpu_session};
+use crate::models::{Mode, Model, STUDY_PAIR, Side, Weights, buffers};
 
 type Result = anyhow::Result<()>;
 
@@ -47,12 +53,41 @@ pub fn catalogue(rng: &mut Rng) -> (Csr, Csr) {
     (by_user, by_item)
 }
 
-/// Checks `got` against the f64 ranking of the same embeddings.
+/// Overwrites the ranking's output buffers with what no ranking writes (out-of-range items, NaN scores),
+/// so lists a kernel did not write cannot pass for an earlier ranking's.
+pub fn poison_outputs<E: Executor>(exec: &mut E) -> Result {
+    let items = exec.layout().id(rank_buffers::TOP_ITEMS);
+    let scores = exec.layout().id(rank_buffers::TOP_SCORES);
+    let n = exec.layout().spec(items).len();
+    exec.write_u32(items, &vec![NO_ITEM - 1; n])?;
+    let n = exec.layout().spec(scores).len();
+    exec.write(scores, &vec![E::Real::from_f64(f64::NAN); n])
+}
+
+/// Ranks `users` with `variant` on the GPU and on the CPU executor, both poisoned first: (GPU, CPU).
+fn rank_both(
+    gpu: &mut GpuExec,
+    cpu: &mut CpuExec<f32>,
+    emb: &Embeddings,
+    users: &[u32],
+    k: usize,
+    variant: RankVariant,
+) -> anyhow::Result<(TopK, TopK)> {
+    poison_outputs(gpu)?;
+    poison_outputs(cpu)?;
+    let got = ranking::rank_with(gpu, emb, users, k, variant)?;
+    let want = ranking::rank_with(cpu, emb, users, k, variant)?;
+    Ok((got, want))
+}
+
+/// Checks the GPU's lists `got` against the CPU executor's `want` (f64 scores of `ue` and `ie`, rounded
+/// to f32) over the same embeddings.
 #[allow(clippy::too_many_arguments)]
 pub fn check_lists(
     v: &mut Verdict,
     what: &str,
     got: &TopK,
+    want: &TopK,
     ue: &[f32],
     ie: &[f32],
     dim: usize,
@@ -61,7 +96,12 @@ pub fn check_lists(
     k: usize,
 ) {
     let users = &got.users;
-    let want = rank_cpu(ue, ie, dim, exclude, users, k, scorer);
+    if want.users != *users || want.k != k || want.items.len() != users.len() * k {
+        v.fail(format!(
+            "{what}: the CPU executor ranked other users or another k"
+        ));
+        return;
+    }
     // The score error closest to (or furthest beyond) its tolerance: (error, tolerance).
     let mut worst: Option<(f64, f64)> = None;
     let mut failures = Vec::new();
@@ -136,16 +176,29 @@ pub fn check_lists(
     }
 }
 
-/// Both variants over CoBraR's and DeepMF's session embeddings (clamped cosine).
+/// Both variants over CoBraR's and DeepMF's session embeddings (clamped cosine): one inference session
+/// on the GPU, one on the CPU executor holding the GPU's embeddings.
 pub fn session_embeddings(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     let (by_user, by_item) = catalogue(rng);
-    for (kind, arch) in [(ModelKind::Cobrar, "32,16"), (ModelKind::Deepmf, "16,12,8")] {
-        let mdl = super::models::two_tower(kind, arch, 0.0, &by_user, &by_item, 40);
-        let w = Weights::init(mdl.params(), rng.random_range(0..1000));
-        let mut s = gpu_session(h.ctx.clone(), mdl, Mode::Infer, &w, None)?;
+    for (kind, arch) in STUDY_PAIR.into_iter().zip(["32,16", "16,12,8"]) {
+        let mdl = || super::models::two_tower(kind, arch, 0.0, &by_user, &by_item, 40);
+        let w = Weights::init(mdl().params(), rng.random_range(0..1000));
+        let mut s = gpu_session(h.ctx.clone(), mdl(), Mode::Infer, &w, None)?;
+        let mut c = cpu_session(mdl(), Mode::Infer, &w, h.ctx.max_binding(), None)?;
         s.embed_all()?;
         let ue = s.read_embeddings(Side::Users)?;
         let ie = s.read_embeddings(Side::Items)?;
+        let l = c.exec.layout();
+        anyhow::ensure!(
+            l.specs() == s.exec.layout().specs(),
+            "the sessions' layouts differ"
+        );
+        let (cu, ci) = (
+            l.id(buffers::USER_EMBEDDINGS),
+            l.id(buffers::ITEM_EMBEDDINGS),
+        );
+        c.exec.write(cu, &ue)?;
+        c.exec.write(ci, &ie)?;
         let dim = s.model.dim();
         v.identical(
             "tied items' embeddings",
@@ -158,12 +211,13 @@ pub fn session_embeddings(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result
         } else {
             &[1, 5, 20, 100, 128]
         };
+        let emb = s.embeddings();
         for &k in ks {
             for variant in [RankVariant::Workgroup, RankVariant::Serial] {
-                let got =
-                    Ranker::new().rank_with(&s.exec.ctx, &s.embeddings(), &users, k, variant)?;
+                let (got, want) = rank_both(&mut s.exec, &mut c.exec, &emb, &users, k, variant)?;
                 let what = format!("{kind} top-{k} {variant:?}");
-                check_lists(v, &what, &got, &ue, &ie, dim, &by_user, s.model.scorer(), k);
+                let scorer = s.model.scorer();
+                check_lists(v, &what, &got, &want, &ue, &ie, dim, &by_user, scorer, k);
                 // User 3 has 285 training items: fewer than 100 candidates remain.
                 if k >= 100 {
                     let short = got.list(users.len() - 1).len();
@@ -177,7 +231,8 @@ pub fn session_embeddings(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result
     Ok(())
 }
 
-/// The dot scorer over raw embeddings as wide as the models make them.
+/// The dot scorer over raw embeddings as wide as the models make them, in a layout of the embeddings,
+/// the exclusion CSR and the ranking's buffers on both executors.
 pub fn dot_widths(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     let (by_user, _) = catalogue(rng);
     let dims: &[usize] = if h.quick {
@@ -185,40 +240,73 @@ pub fn dot_widths(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     } else {
         &[8, 128, 604, 1024]
     };
+    let (n_users, n_items) = (90, 300);
     for &dim in dims {
-        let ue: Vec<f32> = (0..90 * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let mut ie: Vec<f32> = (0..300 * dim)
+        let ue: Vec<f32> = (0..n_users * dim)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let mut ie: Vec<f32> = (0..n_items * dim)
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
         ie.copy_within(10 * dim..11 * dim, 11 * dim);
-        let ctx = &h.ctx;
-        let (ub, ib) = (
-            buffers::storage_init(ctx, "users", &ue)?,
-            buffers::storage_init(ctx, "items", &ie)?,
-        );
-        let ptr = buffers::storage_init(ctx, "ptr", &by_user.offsets)?;
-        let idx = buffers::storage_init(ctx, "idx", &by_user.indices)?;
+        let mut specs = vec![
+            BufferSpec::f32(buffers::USER_EMBEDDINGS, n_users * dim, Role::Output),
+            BufferSpec::f32(buffers::ITEM_EMBEDDINGS, n_items * dim, Role::Output),
+            BufferSpec::u32(buffers::EXCLUDE_PTR, by_user.offsets.len(), Role::Resident),
+            BufferSpec::u32(buffers::EXCLUDE_IDX, by_user.indices.len(), Role::Resident),
+        ];
+        specs.extend(ranking::buffer_specs(n_users, n_items));
+        let layout = MemoryLayout::new(specs, h.ctx.max_binding(), None)?;
         let emb = Embeddings {
-            users: &ub,
-            items: &ib,
-            n_users: 90,
-            n_items: 300,
+            users: layout.id(buffers::USER_EMBEDDINGS),
+            items: layout.id(buffers::ITEM_EMBEDDINGS),
+            n_users,
+            n_items,
             dim,
             scorer: Scorer::Dot,
-            exclude_ptr: &ptr,
-            exclude_idx: &idx,
+            exclude_ptr: layout.id(buffers::EXCLUDE_PTR),
+            exclude_idx: layout.id(buffers::EXCLUDE_IDX),
         };
-        let users: Vec<u32> = (0..90).collect();
+        let mut gpu = GpuExec::new(h.ctx.clone(), layout.clone())?;
+        let mut cpu = CpuExec::<f32>::new(layout);
+        fill(&mut gpu, &emb, &ue, &ie, &by_user)?;
+        fill(&mut cpu, &emb, &ue, &ie, &by_user)?;
+        let users: Vec<u32> = (0..n_users as u32).collect();
         for k in [1, 10, 128] {
             for variant in [RankVariant::Workgroup, RankVariant::Serial] {
                 if variant == RankVariant::Serial && dim > ranking::SERIAL_MAX_DIM {
-                    continue; // not used that wide (see `Ranker::rank`)
+                    continue; // not used that wide (see `ranking::rank`)
                 }
-                let got = Ranker::new().rank_with(ctx, &emb, &users, k, variant)?;
+                let (got, want) = rank_both(&mut gpu, &mut cpu, &emb, &users, k, variant)?;
                 let what = format!("dot top-{k} {variant:?} dim {dim}");
-                check_lists(v, &what, &got, &ue, &ie, dim, &by_user, Scorer::Dot, k);
+                check_lists(
+                    v,
+                    &what,
+                    &got,
+                    &want,
+                    &ue,
+                    &ie,
+                    dim,
+                    &by_user,
+                    Scorer::Dot,
+                    k,
+                );
             }
         }
     }
     Ok(())
+}
+
+/// Writes embeddings `ue`, `ie` and the exclusion CSR into `exec`'s buffers named by `emb`.
+fn fill<E: Executor<Real = f32>>(
+    exec: &mut E,
+    emb: &Embeddings,
+    ue: &[f32],
+    ie: &[f32],
+    exclude: &Csr,
+) -> Result {
+    exec.write(emb.users, ue)?;
+    exec.write(emb.items, ie)?;
+    exec.write_u32(emb.exclude_ptr, &exclude.offsets)?;
+    exec.write_u32(emb.exclude_idx, &exclude.indices)
 }

@@ -134,7 +134,11 @@ pub fn loss_falls_and_beats_random(cfg: &TrainConfig) {
     let (mut session, _, _) = cobrar_gpu::train::setup(gpu(), &ds, cfg).unwrap();
     session.embed_all().unwrap();
     let mut ev = Evaluator::new(&cfg.cutoffs).unwrap();
-    let random = SplitMetrics::from(&ev.evaluate_session(&session, &ds.val, &ds).unwrap().result);
+    let random = SplitMetrics::from(
+        &ev.evaluate_session(&mut session, &ds.val, &ds)
+            .unwrap()
+            .result,
+    );
     let random = random.at(5).unwrap().ndcg;
     drop(session);
 
@@ -193,7 +197,7 @@ fn mostpop_ranks_by_training_popularity_with_hand_computed_metrics() {
     let w = session.read_weights().unwrap();
     assert_eq!(w.data[0][..4], [3.0, 1.0, 1.0, 0.0], "item_popularity");
     let mut ev = Evaluator::new(&cfg.cutoffs).unwrap();
-    let e = ev.evaluate_session(&session, &ds.test, &ds).unwrap();
+    let e = ev.evaluate_session(&mut session, &ds.test, &ds).unwrap();
     // Training items excluded; the tie between items 1 and 2 goes to the lower index.
     assert_eq!(e.top.list(0), &[2, 3]);
     assert_eq!(e.top.list(1), &[1, 3]);

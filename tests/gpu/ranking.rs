@@ -1,16 +1,19 @@
-//! GPU full ranking + top-k against its CPU twin (the selftest's ranking checks: both variants, the
-//! models' cosine scorer over session embeddings and the dot scorer at every width); inference sessions
+//! GPU full ranking + top-k against its CPU twin (the selftest's ranking checks: the same ranking plans
+//! on a GPU and a CPU executor, both variants, the models' cosine scorer over session embeddings and the
+//! dot scorer at every width); the evaluator on a CPU session as on the GPU; inference sessions
 //! embed exactly as training sessions do, and the exported (normalised) embeddings rank by inner
 //! product as the model does.
 
-use cobrar_gpu::eval::ranking::{Ranker, Scorer, rank_cpu};
+use cobrar_gpu::data::Csr;
+use cobrar_gpu::eval::Evaluator;
+use cobrar_gpu::eval::ranking::{self, Scorer, rank_cpu};
 use cobrar_gpu::gpu::executor::Executor;
-use cobrar_gpu::models::session::gpu_session;
-use cobrar_gpu::models::{Mode, Model, ModelKind, Side, Weights};
+use cobrar_gpu::models::session::{cpu_session, gpu_session};
+use cobrar_gpu::models::{Mode, Model, ModelKind, STUDY_PAIR, Side, Weights, buffers};
 use cobrar_gpu::report::export;
 use cobrar_gpu::selftest::ranking::catalogue;
 
-use crate::common::{check, gpu, rng, toy_data};
+use crate::common::{assert_close, check, gpu, rng, toy_data};
 use crate::steps::model_with_pairs;
 
 #[test]
@@ -75,9 +78,8 @@ fn exported_embeddings_rank_by_inner_product_as_the_model_does() {
     let dim = s.model.dim();
     let users: Vec<u32> = (0..90).collect();
     let k = 10;
-    let model_top = Ranker::new()
-        .rank(&s.exec.ctx, &s.embeddings(), &users, k)
-        .unwrap();
+    let emb = s.embeddings();
+    let model_top = ranking::rank(&mut s.exec, &emb, &users, k).unwrap();
     let ids = |n: usize| (0..n).map(|i| format!("id{i}")).collect::<Vec<_>>();
     let (uids, iids) = (ids(90), ids(300));
     let dir = tempfile::tempdir().unwrap();
@@ -135,4 +137,48 @@ fn exported_embeddings_rank_by_inner_product_as_the_model_does() {
             }
         }
     }
+}
+
+#[test]
+fn the_evaluator_ranks_on_a_cpu_session_as_on_the_gpu() {
+    let mut rng = rng("evaluator on the cpu executor");
+    let (by_user, by_item) = catalogue(&mut rng);
+    let mdl = || model_with_pairs(STUDY_PAIR[0], "32,16", &by_user, &by_item, 40);
+    let w = Weights::init(mdl().params(), 5);
+    let mut g = gpu_session(gpu(), mdl(), Mode::Infer, &w, None).unwrap();
+    let mut c = cpu_session(mdl(), Mode::Infer, &w, g.ctx().max_binding(), None).unwrap();
+    g.embed_all().unwrap();
+    for side in [Side::Users, Side::Items] {
+        let e = g.read_embeddings(side).unwrap();
+        let name = match side {
+            Side::Users => buffers::USER_EMBEDDINGS,
+            Side::Items => buffers::ITEM_EMBEDDINGS,
+        };
+        let id = c.exec.layout().id(name);
+        c.exec.write(id, &e).unwrap();
+    }
+    // One held-out item per user, outside its training items.
+    let truth = Csr::from_rows(
+        &(0..90)
+            .map(|u| {
+                let i = (0..300u32)
+                    .map(|j| (j + 7 * u) % 300)
+                    .find(|&i| !by_user.contains(u as usize, i))
+                    .unwrap();
+                vec![i]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let popularity: Vec<u32> = (0..300).map(|i| by_item.row_len(i) as u32).collect();
+    let mut ev = Evaluator::new(&[5, 20]).unwrap();
+    let (ge, ce) = (g.embeddings(), c.embeddings());
+    let on_gpu = ev
+        .evaluate(&mut g.exec, &ge, &truth, &by_user, &popularity)
+        .unwrap();
+    let on_cpu = ev
+        .evaluate(&mut c.exec, &ce, &truth, &by_user, &popularity)
+        .unwrap();
+    assert_eq!(on_gpu.top.users, on_cpu.top.users);
+    assert_eq!(on_gpu.top.items, on_cpu.top.items, "the same lists");
+    assert_close("scores", &on_gpu.top.scores, &on_cpu.top.scores, 1e-6, 1e-5);
 }

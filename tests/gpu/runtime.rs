@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use cobrar_gpu::gpu::context::{FaultPoint, InjectedFault};
+use cobrar_gpu::gpu::executor::Executor;
 use cobrar_gpu::gpu::{GpuContext, GpuError, buffers};
 use cobrar_gpu::models::session::gpu_session;
 use cobrar_gpu::models::{Mode, Model, ModelKind, Weights};

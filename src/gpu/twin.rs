@@ -1,0 +1,157 @@
+//! What the kernel definitions and the CPU executor share: the twins' float type, a kernel's pair of
+//! twins, and the view of one dispatch a twin works on. A leaf of the runtime (it names no kernel, plan
+//! or executor), so `kernel` can name its twins and `cpu` can call them without a cycle between them.
+
+use super::memory::Bind;
+use super::params::ParamBlock;
+
+/// The float type of a CPU twin: `f32` to mirror the GPU, `f64` for finite-difference checks. Twins do
+/// their arithmetic in f64 either way and round their outputs to `T`.
+pub trait Real: Copy + Default + PartialOrd + Send + Sync + std::fmt::Debug + 'static {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+    /// This type's twin of a kernel.
+    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, Self>);
+}
+
+impl Real for f32 {
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, f32>) {
+        t.f32
+    }
+}
+
+impl Real for f64 {
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn twin(t: &Twin) -> fn(&mut CpuCall<'_, f64>) {
+        t.f64
+    }
+}
+
+/// The CPU twin of a kernel, for both float types of the CPU executor.
+#[derive(Clone, Copy)]
+pub struct Twin {
+    pub f32: fn(&mut CpuCall<'_, f32>),
+    pub f64: fn(&mut CpuCall<'_, f64>),
+}
+
+impl Twin {
+    pub fn get<T: Real>(&self) -> fn(&mut CpuCall<'_, T>) {
+        T::twin(self)
+    }
+}
+
+/// The value of override constant `name` among a kernel's `constants` (panics when the kernel does
+/// not set it: a bug).
+pub fn constant(kernel: &str, constants: &[(&'static str, f64)], name: &str) -> f64 {
+    constants
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("kernel {kernel} sets no constant {name}"))
+}
+
+/// A host buffer: f32 buffers hold `T`, u32 buffers raw words; one vector per chunk.
+#[derive(Debug, Clone)]
+pub enum HostBuf<T> {
+    F(Vec<Vec<T>>),
+    U(Vec<Vec<u32>>),
+}
+
+/// What a CPU twin sees of one dispatch: its kernel's name and constants, its parameter block and
+/// bound buffers.
+pub struct CpuCall<'a, T> {
+    /// The kernel's name (for messages).
+    pub kernel: &'static str,
+    pub workgroups: [u32; 3],
+    constants: &'static [(&'static str, f64)],
+    params: &'a [u8],
+    binds: &'a [Bind],
+    bufs: &'a mut [HostBuf<T>],
+}
+
+impl<'a, T: Real> CpuCall<'a, T> {
+    /// The call of kernel `kernel` (with override `constants`) on `bufs`, bound by `binds`.
+    pub fn new(
+        kernel: &'static str,
+        constants: &'static [(&'static str, f64)],
+        workgroups: [u32; 3],
+        params: &'a [u8],
+        binds: &'a [Bind],
+        bufs: &'a mut [HostBuf<T>],
+    ) -> CpuCall<'a, T> {
+        CpuCall {
+            kernel,
+            workgroups,
+            constants,
+            params,
+            binds,
+            bufs,
+        }
+    }
+
+    /// The dispatch's parameter block.
+    pub fn params<P: ParamBlock>(&self) -> P {
+        bytemuck::pod_read_unaligned(self.params)
+    }
+
+    /// Override constant `name` of the kernel.
+    pub fn constant(&self, name: &str) -> f64 {
+        constant(self.kernel, self.constants, name)
+    }
+
+    fn slot(&self, slot: usize) -> (usize, usize) {
+        let b = self.binds[slot];
+        (b.buf.0 as usize, b.chunk as usize)
+    }
+
+    /// Binding `slot` (in binding order) as floats.
+    pub fn f(&self, slot: usize) -> &[T] {
+        let (b, c) = self.slot(slot);
+        match &self.bufs[b] {
+            HostBuf::F(v) => &v[c],
+            HostBuf::U(_) => panic!("{}: binding {slot} is a u32 buffer", self.kernel),
+        }
+    }
+
+    pub fn f_mut(&mut self, slot: usize) -> &mut [T] {
+        let (b, c) = self.slot(slot);
+        let name = self.kernel;
+        match &mut self.bufs[b] {
+            HostBuf::F(v) => &mut v[c],
+            HostBuf::U(_) => panic!("{name}: binding {slot} is a u32 buffer"),
+        }
+    }
+
+    /// Binding `slot` as u32 words.
+    pub fn u(&self, slot: usize) -> &[u32] {
+        let (b, c) = self.slot(slot);
+        match &self.bufs[b] {
+            HostBuf::U(v) => &v[c],
+            HostBuf::F(_) => panic!("{}: binding {slot} is an f32 buffer", self.kernel),
+        }
+    }
+
+    pub fn u_mut(&mut self, slot: usize) -> &mut [u32] {
+        let (b, c) = self.slot(slot);
+        let name = self.kernel;
+        match &mut self.bufs[b] {
+            HostBuf::U(v) => &mut v[c],
+            HostBuf::F(_) => panic!("{name}: binding {slot} is an f32 buffer"),
+        }
+    }
+}
