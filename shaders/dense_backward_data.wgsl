@@ -8,7 +8,7 @@
 // (With tanh, X must be the activation's output itself: tanh layers take no dropout.)
 // W is the top d_in rows of the stored [W ; b]; the bias row gets no input gradient.
 //
-// Tiling as dense_forward: 64×64 output tiles (rows × d_in), 8×8 invocations of 8×8 outputs, k-tiles of
+// Tiling (lib/gemm_tile.wgsl) as dense_forward: 64×64 output tiles (rows × d_in), 8×8 invocations of 8×8 outputs, k-tiles of
 // 16 over d_out; both operands are staged transposed through 4×4 register blocks.
 
 override IN_ACTIVATION: u32 = 1u; // what produced X: 0 identity, 1 ReLU, 2 tanh
@@ -30,13 +30,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> grads_act: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const TM: u32 = 8u;
-
-var<workgroup> As: array<vec4<f32>, 256>; // [k][m4]: dZ transposed
-var<workgroup> Bs: array<vec4<f32>, 256>; // [k][n4]: W transposed
+// The tile: As[k][m4] is dZ transposed, Bs[k][n4] W transposed.
+//!include lib/gemm_tile.wgsl
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -55,10 +50,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let in4 = p.d_in / 4u;
     let out4 = p.d_out / 4u;
 
-    var acc: array<vec4<f32>, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
+    var acc: Tile;
+    tile_clear(&acc);
     let g = tid / 4u;   // which group of 4 rows (A) or 4 input columns (B)
     let kq = tid % 4u;  // which vec4 of the k-tile
 
@@ -90,18 +83,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             Bs[(kq * 4u + c) * 16u + g] = vec4<f32>(blk[0][c], blk[1][c], blk[2][c], blk[3][c]);
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            let a0 = As[kk * 16u + lid.y * 2u];
-            let a1 = As[kk * 16u + lid.y * 2u + 1u];
-            let b0 = Bs[kk * 16u + lid.x * 2u];
-            let b1 = Bs[kk * 16u + lid.x * 2u + 1u];
-            for (var i = 0u; i < 4u; i++) {
-                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
-                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
-                acc[(i + 4u) * 2u] = fma(vec4<f32>(a1[i]), b0, acc[(i + 4u) * 2u]);
-                acc[(i + 4u) * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[(i + 4u) * 2u + 1u]);
-            }
-        }
+        tile_multiply(&acc, lid);
         workgroupBarrier();
     }
 

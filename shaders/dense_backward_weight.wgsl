@@ -6,7 +6,7 @@
 // order: deterministic, no atomics. CoBraR puts user and item rows in one segment (both feed the one
 // shared branch); DeepMF gives each branch its own segment and gradient block.
 //
-// Tiling: 64×64 output tiles ((d_in + 1) × d_out), 8×8 invocations of 8×8 outputs, k-tiles of 16 rows.
+// Tiling (lib/gemm_tile.wgsl): 64×64 output tiles ((d_in + 1) × d_out), 8×8 invocations of 8×8 outputs, k-tiles of 16 rows.
 // X and dZ are both row-major with the reduction dimension (rows) outermost, so no transposes are needed.
 
 struct Params {
@@ -25,13 +25,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> grads: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const TM: u32 = 8u;
-
-var<workgroup> As: array<vec4<f32>, 256>; // [row][k4]: X tile
-var<workgroup> Bs: array<vec4<f32>, 256>; // [row][n4]: dZ tile
+// The tile: As[row][k4] is the X tile, Bs[row][n4] the dZ tile.
+//!include lib/gemm_tile.wgsl
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -46,10 +41,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let in4 = p.d_in / 4u;
     let out4 = p.d_out / 4u;
 
-    var acc: array<vec4<f32>, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
+    var acc: Tile;
+    tile_clear(&acc);
     let lc = tid % 16u; // vec4 column within the tile
     let lr = tid / 16u; // first row within the k-tile (then +4, +8, +12)
 
@@ -75,18 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             Bs[rr * 16u + lc] = b;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            let a0 = As[kk * 16u + lid.y * 2u];
-            let a1 = As[kk * 16u + lid.y * 2u + 1u];
-            let b0 = Bs[kk * 16u + lid.x * 2u];
-            let b1 = Bs[kk * 16u + lid.x * 2u + 1u];
-            for (var i = 0u; i < 4u; i++) {
-                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
-                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
-                acc[(i + 4u) * 2u] = fma(vec4<f32>(a1[i]), b0, acc[(i + 4u) * 2u]);
-                acc[(i + 4u) * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[(i + 4u) * 2u + 1u]);
-            }
-        }
+        tile_multiply(&acc, lid);
         workgroupBarrier();
     }
 

@@ -8,12 +8,11 @@
 // and weights: CoBraR stacks user and item rows in one segment (one shared branch); DeepMF runs its two
 // branches as two segments of one dispatch.
 //
-// Tiling: a 64×64 output tile per workgroup of 8×8 invocations, each computing a contiguous 8×8 block;
-// k-tiles of 16 staged in workgroup memory as vec4 (vec4 loads, many outputs per invocation and small
-// workgroups were fastest on lavapipe: BENCHMARKS.md).  d_in and d_out are multiples of 4, so a
-// vec4 never straddles the edge of a row.  Every global access is guarded: audited for trusted modules.
+// Tiling: lib/gemm_tile.wgsl (64×64 output tiles, 8×8 invocations of 8×8 outputs, k-tiles of 16
+// staged in workgroup memory as vec4).  d_in and d_out are multiples of 4, so a vec4 never straddles
+// the edge of a row.  Every global access is guarded: audited for trusted modules.
 
-override ACTIVATION: u32 = 1u; // 0 identity, 1 ReLU, 2 tanh
+//!include lib/activation.wgsl
 override DROPOUT: bool = true;  // false: the dropout epilogue is compiled out
 
 struct Params {
@@ -34,41 +33,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> acts: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const TM: u32 = 8u;
-const TN: u32 = 8u;
-
-// As[k][m]: the X tile transposed, vec4 over 4 consecutive rows; Bs[k][n]: the W tile, vec4 over n.
-var<workgroup> As: array<vec4<f32>, 256>; // BK * BM / 4
-var<workgroup> Bs: array<vec4<f32>, 256>; // BK * BN / 4
-
-// The counter-based hash the CPU twin (`kernels::Dropout::keep`) mirrors bit for bit, for four
-// columns at once (component-wise, so each lane is the scalar hash; a vec4 of u32 is ~2× cheaper on
-// lavapipe than four scalar hashes with dynamic component writes).
-fn mix32(x_in: vec4<u32>) -> vec4<u32> {
-    var x = x_in;
-    x = x ^ (x >> vec4<u32>(16u));
-    x = x * 0x7feb352du;
-    x = x ^ (x >> vec4<u32>(15u));
-    x = x * 0x846ca68bu;
-    x = x ^ (x >> vec4<u32>(16u));
-    return x;
-}
-
-fn dropout_hash(seed: u32, salt: u32, row: u32, col: vec4<u32>) -> vec4<u32> {
-    return mix32(vec4<u32>(seed) ^ mix32(vec4<u32>(salt) ^ mix32(vec4<u32>(row) ^ mix32(col))));
-}
-
-fn activate(v: vec4<f32>) -> vec4<f32> {
-    if (ACTIVATION == 1u) {
-        return max(v, vec4<f32>(0.0));
-    } else if (ACTIVATION == 2u) {
-        return tanh(v);
-    }
-    return v;
-}
+// The tile (As[k][m]: the X tile transposed; Bs[k][n]: the W tile) and the dropout hash.
+//!include lib/gemm_tile.wgsl
+//!include lib/hash.wgsl
 
 // X's vec4 `kv` of row `r` (zero past the rows; the constant bias column at k = d_in).
 fn x_vec4(x_off: u32, rows: u32, in4: u32, r: u32, kv: u32) -> vec4<f32> {
@@ -110,10 +77,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let in4 = p.d_in / 4u;             // vec4 per X row
     let out4 = p.d_out / 4u;           // vec4 per W / Y row
 
-    var acc: array<vec4<f32>, 16>;     // 8 rows × 2 vec4 (8 columns)
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
+    var acc: Tile;
+    tile_clear(&acc);
 
     // Loader roles: X — a 4×4 block (rows g*4.., k-vec4 kq) per invocation; W — 4 vec4 per invocation.
     let g = tid / 4u;
@@ -147,18 +112,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             Bs[kk * 16u + wn4] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            let a0 = As[kk * 16u + lid.y * 2u];
-            let a1 = As[kk * 16u + lid.y * 2u + 1u];
-            let b0 = Bs[kk * 16u + lid.x * 2u];
-            let b1 = Bs[kk * 16u + lid.x * 2u + 1u];
-            for (var i = 0u; i < 4u; i++) {
-                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
-                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
-                acc[(i + 4u) * 2u] = fma(vec4<f32>(a1[i]), b0, acc[(i + 4u) * 2u]);
-                acc[(i + 4u) * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[(i + 4u) * 2u + 1u]);
-            }
-        }
+        tile_multiply(&acc, lid);
         workgroupBarrier();
     }
 
@@ -184,7 +138,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             var z = acts[at];
             if (DROPOUT && p.drop_threshold != 0u) {
                 let cols = vec4<u32>(n4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
-                let keep = dropout_hash(p.seed, p.salt, row_base + r, cols) >= vec4<u32>(p.drop_threshold);
+                let keep = counter_hash4(p.seed, p.salt, row_base + r, cols) >= vec4<u32>(p.drop_threshold);
                 z = select(vec4<f32>(0.0), z * p.drop_scale, keep);
             }
             acts[at] = activate(z);

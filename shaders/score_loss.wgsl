@@ -43,22 +43,9 @@ struct Params {
 const WG: u32 = 64u;
 const MAX_V: u32 = 4u; // vec4 per invocation: up to 4 * 64 * 4 = 1024 columns
 
-var<workgroup> red: array<vec2<f32>, 64>;
-var<workgroup> bounds: vec2<u32>;
+//!include lib/reduce.wgsl
 
-fn reduce2(tid: u32, v: vec2<f32>) -> vec2<f32> {
-    red[tid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (tid < s) {
-            red[tid] = red[tid] + red[tid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
+var<workgroup> bounds: vec2<u32>;
 
 @compute @workgroup_size(64, 1, 1)
 fn grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -85,7 +72,7 @@ fn grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         bounds = vec2<u32>(batch[p.row_ptr + r], batch[p.row_ptr + r + 1u]);
     }
     let range = workgroupUniformLoad(&bounds);
-    let a_norm = sqrt(reduce2(tid, vec2<f32>(own_sq, 0.0)).x);
+    let a_norm = sqrt(reduce_sum2(tid, vec2<f32>(own_sq, 0.0)).x);
     let a = max(a_norm, 1e-8);
     let inv_n = 1.0 / f32(p.n_pairs);
 
@@ -103,7 +90,7 @@ fn grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 part += vec2<f32>(dot(own[j], ov), dot(ov, ov));
             }
         }
-        let s = reduce2(tid, part);
+        let s = reduce_sum2(tid, part);
         let b = max(sqrt(s.y), 1e-8);
         let cos = s.x / (a * b);
         let pred = min(max(cos, p.mu), 1.0);
@@ -139,7 +126,7 @@ fn sum_loss(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var q = tid; q < p.n_pairs; q += WG) {
         s += pair_loss[q];
     }
-    let total = reduce2(tid, vec2<f32>(s, 0.0)).x;
+    let total = reduce_sum2(tid, vec2<f32>(s, 0.0)).x;
     if (tid == 0u) {
         loss_ring[p.ring_slot] = total / f32(max(p.n_pairs, 1u));
     }

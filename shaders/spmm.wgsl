@@ -4,7 +4,7 @@
 // binary interaction vector is exactly this sum of weight rows; the dense row is never materialised.
 // The bias is optional; s_r is 1, or 1/√|row| (the L2 normalisation of a binary row, `row_scale` = 1).
 // With dropout (MultVAE's input), an entry (r, j) is dropped when its hash is below `drop_threshold`
-// (the hash of `Dropout::keep` in kernels/mod.rs) and s_r is multiplied by 1/(1 − rate).
+// (lib/hash.wgsl, `Dropout::keep` in kernels/mod.rs) and s_r is multiplied by 1/(1 − rate).
 //
 // Tables larger than one storage binding are split into row chunks and this kernel runs once per chunk:
 // the first chunk starts from the bias (or zero), later ones add to the partial sums, the last applies
@@ -13,7 +13,8 @@
 //
 // One workgroup of 64 invocations per batch row; each invocation owns up to 4 vec4 columns per pass.
 
-override ACTIVATION: u32 = 1u; // 0 identity, 1 ReLU, 2 tanh
+//!include lib/activation.wgsl
+//!include lib/hash.wgsl
 
 struct Params {
     n_rows: u32,     // batch rows of this launch
@@ -44,30 +45,7 @@ struct Params {
 
 const WG: u32 = 64u;
 
-fn mix32(x_in: u32) -> u32 {
-    var x = x_in;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    x ^= x >> 16u;
-    return x;
-}
-
-fn kept(row: u32, col: u32) -> bool {
-    return p.drop_threshold == 0u
-        || mix32(p.drop_seed ^ mix32(p.drop_salt ^ mix32(row ^ mix32(col)))) >= p.drop_threshold;
-}
 const MAX_V: u32 = 4u;
-
-fn activate(v: vec4<f32>) -> vec4<f32> {
-    if (ACTIVATION == 1u) {
-        return max(v, vec4<f32>(0.0));
-    } else if (ACTIVATION == 2u) {
-        return tanh(v);
-    }
-    return v;
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -120,7 +98,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (t >= p.chunk_hi) {
                 break;
             }
-            if (!kept(row, t)) {
+            if (!kept(p.drop_threshold, p.drop_seed, p.drop_salt, row, t)) {
                 continue;
             }
             let src = (t - p.chunk_lo) * p.d4;

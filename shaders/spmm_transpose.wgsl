@@ -7,7 +7,7 @@
 //
 // The batch's transposed index (built on the host) lists, for each table row j, the batch rows whose
 // entity has j in its row, ascending: the sum runs in that order (deterministic, no atomics). The
-// dropout hash is spmm.wgsl's (and `Dropout::keep`'s), keyed by (batch row, table row).
+// dropout hash is spmm.wgsl's (lib/hash.wgsl, and `Dropout::keep`'s), keyed by (batch row, table row).
 //
 // One workgroup of 64 invocations per table row; each invocation owns vec4 columns tid, tid + 64, ….
 
@@ -28,6 +28,8 @@ struct Params {
     _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
+//!include lib/hash.wgsl
+
 @group(0) @binding(0) var<storage, read> batch: array<u32>;
 @group(0) @binding(1) var<storage, read> csr_ptr: array<u32>;
 @group(0) @binding(2) var<storage, read> grads_act: array<vec4<f32>>;
@@ -35,21 +37,6 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 
 const WG: u32 = 64u;
-
-fn mix32(x_in: u32) -> u32 {
-    var x = x_in;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    x ^= x >> 16u;
-    return x;
-}
-
-fn kept(row: u32, col: u32) -> bool {
-    return p.drop_threshold == 0u
-        || mix32(p.drop_seed ^ mix32(p.drop_salt ^ mix32(row ^ mix32(col)))) >= p.drop_threshold;
-}
 
 fn row_factor(r: u32) -> f32 {
     var s = 1.0;
@@ -76,7 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         var acc = vec4<f32>(0.0);
         for (var e = start; e < end; e++) {
             let r = batch[p.list_off + e];
-            if (kept(r, j)) {
+            if (kept(p.drop_threshold, p.drop_seed, p.drop_salt, r, j)) {
                 acc += row_factor(r) * grads_act[p.dz_off + r * p.d4 + c];
             }
         }

@@ -8,7 +8,7 @@
 //                logvar with β·KL(q ‖ N(0, I)) / B added, and β·KL_u added to `row_loss`.
 // The logits of a block are rows of m4 = M rounded up to 4 columns; the padding columns get a zero
 // gradient and never enter the softmax. Sums over columns are tree reductions in workgroup memory
-// (fixed order: deterministic).
+// (lib/reduce.wgsl: fixed order, deterministic).
 
 struct Params {
     rows: u32,      // rows of this launch
@@ -37,54 +37,18 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-const WG: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
+//!include lib/hash.wgsl
+//!include lib/reduce.wgsl
 
-fn mix32(x_in: u32) -> u32 {
-    var x = x_in;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    x ^= x >> 16u;
-    return x;
-}
+const WG: u32 = 64u;
 
 // A standard normal draw for (row, k): Box–Muller over two 24-bit uniforms (kernels::vae::gauss).
 fn gauss(row: u32, k: u32) -> f32 {
-    let h1 = mix32(p.seed ^ mix32(p.salt ^ mix32(row ^ mix32(k))));
+    let h1 = counter_hash(p.seed, p.salt, row, k);
     let h2 = mix32(h1 ^ 0x9e3779b9u);
     let u1 = (f32(h1 >> 8u) + 0.5) / 16777216.0;
     let u2 = f32(h2 >> 8u) / 16777216.0;
     return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
-}
-
-fn reduce_sum(tid: u32, v: f32) -> f32 {
-    red[tid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (tid < s) {
-            red[tid] = red[tid] + red[tid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
-
-fn reduce_max(tid: u32, v: f32) -> f32 {
-    red[tid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (tid < s) {
-            red[tid] = max(red[tid], red[tid + s]);
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -101,7 +101,7 @@ pub fn cost(segments: &[Segment], d_in: usize, d_out: usize) -> Cost {
     })
 }
 /// CPU twin for one segment: `x` is `rows × d_in`, `wb` is [W ; b] `(d_in + 1) × d_out`; returns the
-/// post-activation `rows × d_out`. Dropout uses the shader's hash keyed by `row_base + r`.
+/// post-activation `rows × d_out`. Dropout uses the shaders' hash (`shaders/lib/hash.wgsl`) keyed by `row_base + r`.
 #[allow(clippy::too_many_arguments)]
 pub fn cpu<T: Real>(
     x: &[T],

@@ -5,7 +5,7 @@
 //! Adam, the cosine + BCE loss, and top-k ranking (`eval::ranking`).
 //!
 //! The CPU twins are the reference path: plain Rust, f64 accumulation where sums are long, the same
-//! integer hashes as the shaders; the CPU executor (`gpu::cpu`) runs them on a plan's host buffers.
+//! integer hashes as the shaders (`shaders/lib/hash.wgsl`); the CPU executor (`gpu::cpu`) runs them on a plan's host buffers.
 
 pub mod adam_dense;
 pub mod adam_table;
@@ -133,7 +133,8 @@ pub(crate) fn at4(v: u32) -> usize {
 }
 
 /// The 32-bit integer finaliser both the shaders and the CPU twins use for counter-based randomness
-/// (dropout masks). Must stay bit-identical to `mix32` in the WGSL files.
+/// (dropout masks, MultVAE's ε). Must stay bit-identical to `mix32` in `shaders/lib/hash.wgsl`, the one
+/// WGSL copy every shader that hashes includes.
 #[inline]
 pub fn mix32(mut x: u32) -> u32 {
     x ^= x >> 16;
@@ -184,7 +185,7 @@ impl Dropout {
         }
     }
 
-    /// Whether element (`row`, `col`) is kept — the shader's `dropout_hash(...) >= threshold`.
+    /// Whether element (`row`, `col`) is kept — `kept` in `shaders/lib/hash.wgsl`.
     #[inline]
     pub fn keep(&self, row: u32, col: u32) -> bool {
         self.threshold == 0

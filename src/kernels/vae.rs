@@ -32,7 +32,7 @@ pub fn noise_key(seed: u64, t: u64) -> (u32, u32) {
 }
 
 /// A standard normal draw for (row, k) under `key`: Box–Muller over two 24-bit uniforms, as the
-/// shader computes it (there in f32).
+/// shader computes it (there in f32, from `counter_hash` of `shaders/lib/hash.wgsl`).
 pub fn gauss(key: (u32, u32), row: u32, k: u32) -> f64 {
     let h1 = mix32(key.0 ^ mix32(key.1 ^ mix32(row ^ mix32(k))));
     let h2 = mix32(h1 ^ 0x9e37_79b9);

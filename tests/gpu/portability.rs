@@ -10,7 +10,7 @@ use std::process::Command;
 
 use cobrar_gpu::gpu::kernel::KernelDef;
 use naga::back;
-use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
+use naga::valid::ModuleInfo;
 
 /// One translation target.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,10 +54,11 @@ fn describe(def: &KernelDef) -> String {
 
 /// The kernel's module with its override constants applied, and naga's analysis of it.
 fn specialised(def: &KernelDef) -> Result<(naga::Module, ModuleInfo), String> {
-    let module = def.shader.validate().map_err(|e| format!("{e:#}"))?;
-    let info = Validator::new(ValidationFlags::all(), Capabilities::all())
-        .validate(&module)
-        .map_err(|e| format!("{e:?}"))?;
+    // Errors name the file and line a composed line was written at (a library's, where it is in one).
+    let (module, info) = def
+        .shader
+        .validate_with_info()
+        .map_err(|e| format!("{e:#}"))?;
     let mut constants = back::PipelineConstants::default();
     for (k, v) in def.constants {
         constants.insert(k.to_string(), *v);

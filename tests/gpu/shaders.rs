@@ -1,30 +1,30 @@
-//! Every WGSL file under `shaders/` parses and validates with naga and is registered (embedded) in the
-//! binary; every kernel's Rust parameter block matches naga's reflection of its WGSL struct (field
+//! Every stage file `shaders/*.wgsl`, its includes expanded, parses and validates with naga and is
+//! registered (embedded) in the binary; errors in a composed stage name the original file and line; every kernel's Rust parameter block matches naga's reflection of its WGSL struct (field
 //! names, offsets, size) and every binding its entry point uses is reflected. Needs no adapter.
 
-use cobrar_gpu::gpu::shaders::{ALL, validate_wgsl};
+use cobrar_gpu::gpu::shaders::{ALL, ShaderSource, compose, validate_wgsl};
 
 #[test]
 fn every_shader_file_validates_and_is_embedded() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .expect("shaders/ folder")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".wgsl"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no shaders found in {}", dir.display());
+    let composed = compose::compose_dir(&dir).expect("shaders/ composes");
+    assert!(
+        !composed.is_empty(),
+        "no shaders found in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
-    for f in &files {
+    for (f, c) in &composed {
         let path = format!("shaders/{f}");
-        let source = std::fs::read_to_string(dir.join(f)).unwrap();
-        if let Err(e) = validate_wgsl(&path, &source) {
+        if let Err(e) = validate_wgsl(&path, &c.source) {
             failures.push(format!("{e}"));
         }
         let embedded = ALL.iter().find(|s| s.path == path);
         let embedded = embedded.unwrap_or_else(|| panic!("{path} is not in gpu::shaders::ALL"));
-        assert_eq!(embedded.source, source, "{path}: embedded copy is stale");
+        assert_eq!(embedded.source, c.source, "{path}: embedded copy is stale");
+        if let Err(e) = embedded.validate() {
+            failures.push(format!("{e}"));
+        }
     }
     assert!(
         failures.is_empty(),
@@ -33,9 +33,66 @@ fn every_shader_file_validates_and_is_embedded() {
     );
     assert_eq!(
         ALL.len(),
-        files.len(),
+        composed.len(),
         "registry lists a shader that has no file"
     );
+}
+
+/// A stage of in-memory files, composed as build.rs composes `shaders/` (leaked: a `ShaderSource` is
+/// static).
+fn composed_stage(files: &[(&str, &str)]) -> ShaderSource {
+    let mut read = |f: &str| {
+        files
+            .iter()
+            .find(|(n, _)| *n == f)
+            .map(|(_, t)| t.to_string())
+            .ok_or_else(|| "missing".to_string())
+    };
+    let c = compose::compose(files[0].0, &mut read).unwrap();
+    let lines: Vec<compose::Segment<'static>> = c
+        .segments
+        .into_iter()
+        .map(|(first, f, line)| (first, &*Box::leak(f.into_boxed_str()), line))
+        .collect();
+    ShaderSource {
+        name: "stage",
+        path: "shaders/stage.wgsl",
+        source: Box::leak(c.source.into_boxed_str()),
+        lines: Box::leak(lines.into_boxed_slice()),
+    }
+}
+
+#[test]
+fn errors_in_a_composed_stage_name_the_file_and_line_they_were_written_at() {
+    let stage = "// a stage\n//!include lib/util.wgsl\n@compute @workgroup_size(1)\nfn main() {\n    \
+                 let y: u32 = twice(1u);\n    let z: u32 = 1.5;\n}\n";
+    let lib = "// util\nfn twice(x: u32) -> u32 {\n    return x * 2u;\n}\n";
+    // A parse error in the stage, after the library's lines.
+    let err = composed_stage(&[("stage.wgsl", stage), ("lib/util.wgsl", lib)])
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shaders/stage.wgsl:6:"), "{err}");
+    assert!(err.contains("6 │     let z: u32 = 1.5;"), "{err}");
+    // One in the library.
+    let broken = "// util\nfn twice(x: u32) -> u32 {\n    return x * 2.0;\n}\n";
+    let fixed = stage.replace("1.5", "1u");
+    let err = composed_stage(&[("stage.wgsl", &fixed), ("lib/util.wgsl", broken)])
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shaders/lib/util.wgsl:3:"), "{err}");
+    assert!(!err.contains("shaders/stage.wgsl:"), "{err}");
+    // A validation error (past the parser) in the library.
+    let invalid = "// util\n@group(0) @binding(0) var<storage, read> a: array<u32>;\n\
+                   fn twice(x: u32) -> u32 {\n    a[0] = x;\n    return x * 2u;\n}\n";
+    let err = composed_stage(&[("stage.wgsl", &fixed), ("lib/util.wgsl", invalid)])
+        .validate()
+        .unwrap_err()
+        .to_string();
+    // naga points at the function (line 3) and marks the store in its snippet.
+    assert!(err.contains("shaders/lib/util.wgsl:3:"), "{err}");
+    assert!(err.contains("4 │ │     a[0] = x;"), "{err}");
 }
 
 #[test]
