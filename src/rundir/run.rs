@@ -47,14 +47,19 @@ impl RunDir {
             crate::data::write_split(ds, &dir.join(SPLIT_DIR))?;
             run::write_json(&dir.join(CONFIG_FILE), &config)
         })?;
-        Ok(RunDir {
+        Ok(RunDir::locked(path, config, lock, started))
+    }
+
+    /// The run in `path`, held by this process through `lock`; its time counted from `started`.
+    fn locked(path: &Path, config: RunConfig, lock: RunLock, started: Instant) -> RunDir {
+        RunDir {
             path: path.to_path_buf(),
             config,
             _lock: lock,
             started,
             earlier_wall: 0.0,
             processes: 1,
-        })
+        }
     }
 
     /// Opens the interrupted run in `path` for `--resume`: locks it, sweeps the half-written files of
@@ -80,15 +85,7 @@ impl RunDir {
         let lock = RunLock::acquire(path)?;
         let swept = super::sweep_temporaries(path);
         let config = RunConfig::load(path)?;
-        let dir = RunDir {
-            path: path.to_path_buf(),
-            config,
-            _lock: lock,
-            started,
-            earlier_wall: 0.0,
-            processes: 1,
-        };
-        Ok((dir, swept))
+        Ok((RunDir::locked(path, config, lock, started), swept))
     }
 
     pub fn path(&self) -> &Path {
