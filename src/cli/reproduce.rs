@@ -50,6 +50,41 @@ pub struct ReproduceCommand {
     /// replaced)
     #[arg(long)]
     pub overwrite: bool,
+    /// Train only share I of N of the grid's runs (runs I, I+N, I+2N, … in grid order; 1 ≤ I ≤ N), for
+    /// a job array or GNU parallel over one shared --out (e.g. `--shard $SLURM_ARRAY_TASK_ID/4`); the
+    /// reports are written by whichever shard finishes the grid's last run, or by `--collect`
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "collect")]
+    pub shard: Option<Shard>,
+    /// Train nothing: write the reports from the grid's finished runs and list the missing ones
+    #[arg(long)]
+    pub collect: bool,
+}
+
+/// A share of a grid: the runs whose 0-based position p has p mod `of` = `index` − 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Shard {
+    fn takes(&self, position: usize) -> bool {
+        position % self.of == self.index - 1
+    }
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("{s:?}: expected I/N with 1 ≤ I ≤ N (e.g. 2/4)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, of) = (
+        i.trim().parse::<usize>().map_err(|_| bad())?,
+        n.trim().parse::<usize>().map_err(|_| bad())?,
+    );
+    if index == 0 || index > of {
+        return Err(bad());
+    }
+    Ok(Shard { index, of })
 }
 
 /// The record of what reproduce wrote into its output folder: a later run (the same study
@@ -148,6 +183,7 @@ struct TrainOnly {
 }
 
 /// One run of the study.
+#[derive(Clone)]
 pub struct Planned {
     pub model: ModelKind,
     /// The grid values of this run (`lr=0.001 weight-decay=0.01`).
@@ -339,12 +375,28 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         runs.len() - finished,
         cmd.out.display()
     );
+    let mine = |i: usize| cmd.shard.is_none_or(|sh| sh.takes(i));
+    if let Some(sh) = cmd.shard {
+        let n = (0..runs.len()).filter(|&i| mine(i)).count();
+        eprintln!(
+            "reproduce: shard {}/{}: {n} of the grid's runs",
+            sh.index, sh.of
+        );
+    }
     if cmd.dry_run {
-        for (r, s) in runs.iter().zip(&states) {
+        for (_, (r, s)) in runs
+            .iter()
+            .zip(&states)
+            .enumerate()
+            .filter(|(i, _)| mine(*i))
+        {
             let s = format!("{s:?}").to_lowercase();
             outln!("{}  {s:<11}  {} {}", r.dir.display(), r.model, r.setting);
         }
         return Ok(());
+    }
+    if cmd.collect {
+        return collect(&cmd, &runs, &states, &grid_name);
     }
     check_out(&cmd.out, cmd.overwrite)?;
     let ds = cmd.dataset.load()?;
@@ -352,8 +404,8 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     // is found now, not after the ones before it have trained.
     let ctx = gpu.context()?;
     let mut checked: Vec<String> = Vec::new();
-    for (r, s) in runs.iter().zip(&states) {
-        if *s == State::Finished {
+    for (i, (r, s)) in runs.iter().zip(&states).enumerate() {
+        if *s == State::Finished || !mine(i) {
             continue;
         }
         // The memory plan depends on the model's shape, not on its learning rate: check each once.
@@ -373,9 +425,14 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     record(&cmd.out, &["runs"])?;
     let started = Instant::now();
     let (mut trained, mut train_seconds) = (0usize, 0.0f64);
-    let to_train = runs.len() - finished;
+    let to_train = (0..runs.len())
+        .filter(|&i| mine(i) && states[i] != State::Finished)
+        .count();
     let mut results = Vec::with_capacity(runs.len());
     for (n, (r, s)) in runs.iter().zip(&states).enumerate() {
+        if !mine(n) {
+            continue;
+        }
         let eta = if trained > 0 {
             let left = (to_train - trained) as f64 * train_seconds / trained as f64;
             format!(" · ETA {}", hms(left))
@@ -421,6 +478,25 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         }
         results.push(metrics);
     }
+    if cmd.shard.is_some() {
+        // The other shards' runs: the reports wait for the grid's last run, whichever shard trains it.
+        let states = runs.iter().map(state).collect::<anyhow::Result<Vec<_>>>()?;
+        let missing = states.iter().filter(|s| **s != State::Finished).count();
+        if missing > 0 {
+            eprintln!(
+                "reproduce: this shard's runs are finished ({trained} trained in {}); {missing} of the \
+                 grid's {} runs are not finished yet: the last shard to finish writes the reports, or \
+                 run the same command with --collect instead of --shard",
+                hms(started.elapsed().as_secs_f64()),
+                runs.len()
+            );
+            return Ok(());
+        }
+        results = runs
+            .iter()
+            .map(|r| load_metrics(&r.dir))
+            .collect::<anyhow::Result<_>>()?;
+    }
     let reports = Reports::build(&runs, &results, &grid_name)?;
     record(&cmd.out, REPORT_FILES)?;
     reports.write(&cmd.out)?;
@@ -428,6 +504,67 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         "reproduce: {} runs ({trained} trained in {}); reports in {}",
         runs.len(),
         hms(started.elapsed().as_secs_f64()),
+        cmd.out.display()
+    );
+    outln!("{}", reports.table2_markdown);
+    Ok(())
+}
+
+/// `--collect`: the reports of the grid's finished runs, and a list of the others.
+fn collect(
+    cmd: &ReproduceCommand,
+    runs: &[Planned],
+    states: &[State],
+    grid_name: &str,
+) -> anyhow::Result<()> {
+    let (done, missing): (Vec<usize>, Vec<usize>) =
+        (0..runs.len()).partition(|&i| states[i] == State::Finished);
+    if done.is_empty() {
+        bail!(
+            "--collect: none of the grid's {} runs in {} is finished yet: nothing to report",
+            runs.len(),
+            cmd.out.display()
+        );
+    }
+    check_out(&cmd.out, cmd.overwrite)?;
+    let finished: Vec<Planned> = done.iter().map(|&i| runs[i].clone()).collect();
+    let results = finished
+        .iter()
+        .map(|r| load_metrics(&r.dir))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut reports = Reports::build(&finished, &results, grid_name)?;
+    if !missing.is_empty() {
+        let mut list = format!(
+            "\n## Not finished\n\n{} of the grid's {} runs were not finished when these reports were \
+             written; the tables above leave them out:\n\n",
+            missing.len(),
+            runs.len()
+        );
+        for &i in &missing {
+            let r = &runs[i];
+            let state = format!("{:?}", states[i]).to_lowercase();
+            let _ = writeln!(
+                list,
+                "- {} {} ({state}): {}",
+                r.model,
+                r.setting.trim_end(),
+                r.dir.display()
+            );
+            eprintln!(
+                "reproduce: missing ({state}): {} {} in {}",
+                r.model,
+                r.setting.trim_end(),
+                r.dir.display()
+            );
+        }
+        reports.report.push_str(&list);
+    }
+    record(&cmd.out, REPORT_FILES)?;
+    reports.write(&cmd.out)?;
+    eprintln!(
+        "reproduce: reports of {} finished run(s) of {} in {}",
+        done.len(),
+        runs.len(),
         cmd.out.display()
     );
     outln!("{}", reports.table2_markdown);

@@ -16,8 +16,10 @@
 //!    comment is `--model`'s help) and its line `ModelKind::NAME => &NAME::SPEC` to
 //!    [`ModelKind::spec`] (`registry.rs`). Nothing else names a model: `train`, `grid`, `reproduce`,
 //!    `bench`, `evaluate`, `recommend`, `export` and the checkpoints take it from there.
-//! 3. New kernels: one WGSL file per stage in `shaders/` and its module in `src/kernels` with the
-//!    stage's CPU twin, registered like the others.
+//! 3. New kernels: one WGSL file per stage in `shaders/` (`build.rs` adds every file there to the
+//!    shader table; shared code comes in with `//!include lib/NAME.wgsl`), and its module in
+//!    `src/kernels` holding the `KernelDef`s and the stage's CPU twin, declared in `kernels/mod.rs`
+//!    with its definitions in `kernels::ALL` (what the context compiles and the selftest checks).
 //! 4. Tests: the model's GPU step against its CPU twin and its plan's gradients against finite
 //!    differences (`tests/gpu/`), as every model has; `registry::tests` checks the descriptor's own
 //!    consistency.

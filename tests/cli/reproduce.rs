@@ -263,3 +263,78 @@ fn reproduce_on_a_paper_dataset_prints_the_papers_rows() {
         "{section}"
     );
 }
+
+/// `--shard I/N` over one shared folder (two processes at once, as a job array would run them) and
+/// `--collect` give the same Table 2 as one process; a partial grid is collected with its missing runs
+/// listed.
+#[test]
+fn shards_in_parallel_and_collect_match_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(&grid, GRID).unwrap();
+    let one = tmp.path().join("one");
+    let o = reproduce(&grid, &one, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let shared = tmp.path().join("shared");
+    let workers: Vec<_> = ["1/2", "2/2"]
+        .iter()
+        .map(|s| {
+            bin()
+                .args(["reproduce", "--grid", grid.to_str().unwrap()])
+                .args(["--out", shared.to_str().unwrap(), "--shard", s])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for w in workers {
+        let o = w.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("of the grid's runs"), "{}", stderr(&o));
+    }
+    let o = reproduce(&grid, &shared, &["--collect"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = |dir: &Path| {
+        std::fs::read_to_string(dir.join("table2.csv"))
+            .unwrap()
+            .replace(dir.to_str().unwrap(), "OUT")
+    };
+    assert_eq!(table(&shared), table(&one));
+    assert!(
+        stderr(&o).contains("reports of 7 finished run(s) of 7"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Half a grid: collected, with the other half listed as missing.
+    let half = tmp.path().join("half");
+    let o = reproduce(&grid, &half, &["--shard", "2/2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("4 of the grid's 7 runs are not finished"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!half.join("table2.md").exists());
+    let o = reproduce(&grid, &half, &["--collect"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("reproduce: missing (new)").count(),
+        4,
+        "{}",
+        stderr(&o)
+    );
+    let report = std::fs::read_to_string(half.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Not finished") && report.contains("4 of the grid's 7 runs"),
+        "{report}"
+    );
+
+    let line = error_line(&reproduce(&grid, &half, &["--shard", "3/2"]));
+    assert!(line.contains("expected I/N with 1 ≤ I ≤ N"), "{line}");
+    let empty = tmp.path().join("empty");
+    let line = error_line(&reproduce(&grid, &empty, &["--collect"]));
+    assert!(line.contains("none of the grid's 7 runs"), "{line}");
+}
