@@ -28,6 +28,7 @@ pub fn run(json: bool, choice: Option<&str>) -> anyhow::Result<()> {
             out.push('\n');
         }
         out.push_str(&describe(a));
+        let _ = writeln!(out, "  index:          {i} (--adapter {i})");
     }
     if let Some(info) = selected {
         let _ = writeln!(

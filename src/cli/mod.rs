@@ -61,8 +61,8 @@ pub struct Cli {
 /// Where GPU work runs.
 #[derive(Debug, Clone, Args)]
 pub struct GpuArgs {
-    /// GPU adapter: auto, vulkan, metal, dx12, gl, or part of the adapter's name
-    /// (see `cobrar-gpu adapters`). auto prefers discrete, then integrated, virtual, CPU.
+    /// GPU adapter: auto, vulkan, metal, dx12, gl, part of the adapter's name, or its index in
+    /// `cobrar-gpu adapters`' list. auto prefers discrete, then integrated, virtual, CPU.
     #[arg(long, global = true, env = "COBRAR_ADAPTER", value_name = "ADAPTER")]
     pub adapter: Option<String>,
 }

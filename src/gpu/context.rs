@@ -29,6 +29,8 @@ pub enum AdapterChoice {
     Backend(wgpu::Backend),
     /// Case-insensitive substring of the adapter's name.
     Name(String),
+    /// The adapter at this position in `cobrar-gpu adapters`' list (two identical GPUs share a name).
+    Index(usize),
 }
 
 impl FromStr for AdapterChoice {
@@ -42,6 +44,9 @@ impl FromStr for AdapterChoice {
             "metal" => AdapterChoice::Backend(wgpu::Backend::Metal),
             "dx12" | "d3d12" => AdapterChoice::Backend(wgpu::Backend::Dx12),
             "gl" | "gles" | "opengl" => AdapterChoice::Backend(wgpu::Backend::Gl),
+            n if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n
+                .parse()
+                .map_or(AdapterChoice::Name(n.to_string()), AdapterChoice::Index),
             _ => AdapterChoice::Name(s.trim().to_string()),
         })
     }
@@ -54,6 +59,7 @@ impl fmt::Display for AdapterChoice {
             AdapterChoice::All => f.write_str("all"),
             AdapterChoice::Backend(b) => write!(f, "{b}"),
             AdapterChoice::Name(n) => write!(f, "{n:?}"),
+            AdapterChoice::Index(i) => write!(f, "{i}"),
         }
     }
 }
@@ -71,6 +77,8 @@ impl AdapterChoice {
             AdapterChoice::Auto | AdapterChoice::All => true,
             AdapterChoice::Backend(b) => info.backend == *b,
             AdapterChoice::Name(n) => info.name.to_lowercase().contains(&n.to_lowercase()),
+            // By position, in `select_adapter`.
+            AdapterChoice::Index(_) => false,
         }
     }
 }
@@ -184,10 +192,13 @@ pub fn select_adapter(choice: &AdapterChoice) -> anyhow::Result<wgpu::Adapter> {
              driver (`apt-get install mesa-vulkan-drivers libvulkan1`)"
         );
     }
-    let mut candidates: Vec<&wgpu::Adapter> = adapters
-        .iter()
-        .filter(|a| choice.accepts(&a.get_info()))
-        .collect();
+    let mut candidates: Vec<&wgpu::Adapter> = match choice {
+        AdapterChoice::Index(i) => adapters.get(*i).into_iter().collect(),
+        _ => adapters
+            .iter()
+            .filter(|a| choice.accepts(&a.get_info()))
+            .collect(),
+    };
     candidates.sort_by_key(|a| {
         let i = a.get_info();
         (type_rank(i.device_type), backend_rank(i.backend))

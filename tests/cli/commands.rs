@@ -23,6 +23,19 @@ fn adapters_lists_and_selects() {
     let o = run(&["adapters", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(list.as_array().is_some_and(|a| !a.is_empty()));
+    // By position in the list (identical GPUs share a name): the first is index 0.
+    let o = run(&["adapters", "--adapter", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = list[0]["name"].as_str().unwrap();
+    assert!(
+        stdout(&o).contains(&format!("selected: {name}")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("index:          0 (--adapter 0)"));
+    let n = list.as_array().unwrap().len();
+    let line = error_line(&run(&["adapters", "--adapter", &n.to_string()]));
+    assert!(line.contains("no adapter matches --adapter"), "{line}");
 }
 
 #[test]
