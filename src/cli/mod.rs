@@ -47,6 +47,7 @@ pub mod recommend;
 pub mod reproduce;
 pub mod selftest;
 pub mod train;
+pub mod workers;
 
 /// Train and evaluate CoBraR / DeepMF recommenders on any GPU through WGSL compute shaders.
 #[derive(Debug, Parser)]

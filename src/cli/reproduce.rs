@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -58,6 +59,15 @@ pub struct ReproduceCommand {
     /// Train nothing: write the reports from the grid's finished runs and list the missing ones
     #[arg(long)]
     pub collect: bool,
+    /// Train on these adapters at once (comma-separated names or indices of `cobrar-gpu adapters`, or
+    /// `all`: every adapter of the kind and backend `auto` picks), one worker each taking the next
+    /// unfinished run [default: --adapter's one]
+    #[arg(long, value_name = "ADAPTER,…", value_delimiter = ',')]
+    pub devices: Option<Vec<String>>,
+    /// Runs at once on each adapter (small models leave a large GPU mostly idle; each run needs its
+    /// own memory plan's bytes on the adapter)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
 }
 
 /// A share of a grid: the runs whose 0-based position p has p mod `of` = `index` − 1.
@@ -424,24 +434,41 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", cmd.out.display()))?;
     record(&cmd.out, &["runs"])?;
     let started = Instant::now();
-    let (mut trained, mut train_seconds) = (0usize, 0.0f64);
+    let workers = workers(&cmd, gpu)?;
+    if workers.len() > 1 {
+        let names: Vec<String> = workers
+            .iter()
+            .map(|w| w.adapter.clone().unwrap_or_else(|| "auto".into()))
+            .collect();
+        eprintln!(
+            "reproduce: {} workers ({})",
+            workers.len(),
+            names.join(", ")
+        );
+    }
     let to_train = (0..runs.len())
         .filter(|&i| mine(i) && states[i] != State::Finished)
         .count();
-    let mut results = Vec::with_capacity(runs.len());
-    for (n, (r, s)) in runs.iter().zip(&states).enumerate() {
-        if !mine(n) {
-            continue;
-        }
-        let eta = if trained > 0 {
-            let left = (to_train - trained) as f64 * train_seconds / trained as f64;
-            format!(" · ETA {}", hms(left))
-        } else {
-            String::new()
+    let jobs: Vec<usize> = (0..runs.len()).filter(|&i| mine(i)).collect();
+    let progress = Mutex::new((0usize, 0.0f64)); // runs trained, their seconds (for the ETA)
+    let mut results = super::workers::run(&workers, &jobs, |worker, &n| {
+        let (r, s) = (&runs[n], states[n]);
+        let eta = {
+            let (trained, seconds) = *progress.lock().expect("no worker panics holding it");
+            if trained > 0 {
+                let left = (to_train - trained) as f64 * seconds / trained as f64;
+                format!(" · ETA {}", hms(left / workers.len() as f64))
+            } else {
+                String::new()
+            }
         };
         let what = format!("{} {}", r.model, r.setting);
+        let on = match (&worker.adapter, workers.len()) {
+            (Some(a), 2..) => format!(" [on {a}]"),
+            _ => String::new(),
+        };
         let head = format!(
-            "reproduce: run {}/{}: {}",
+            "reproduce: run {}/{}: {}{on}",
             n + 1,
             runs.len(),
             what.trim_end()
@@ -450,11 +477,11 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
         let metrics = match s {
             State::Finished => {
                 eprintln!("{head} · finished earlier");
-                load_metrics(&r.dir)?
+                return load_metrics(&r.dir);
             }
             State::Interrupted => {
                 eprintln!("{head} · resuming{eta}");
-                super::train::resume(&r.dir, true, false, false, gpu, t)?
+                super::train::resume(&r.dir, true, false, false, worker, t)?
             }
             State::New => {
                 eprintln!("{head}{eta}");
@@ -469,15 +496,15 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
                     selftest: false,
                     no_summary: true,
                 };
-                super::train::execute(&tc, gpu, &ds, t)?
+                super::train::execute(&tc, worker, &ds, t)?
             }
         };
-        if *s != State::Finished {
-            trained += 1;
-            train_seconds += t.elapsed().as_secs_f64();
-        }
-        results.push(metrics);
-    }
+        let mut p = progress.lock().expect("no worker panics holding it");
+        p.0 += 1;
+        p.1 += t.elapsed().as_secs_f64();
+        Ok(metrics)
+    })?;
+    let trained = progress.into_inner().expect("the workers have ended").0;
     if cmd.shard.is_some() {
         // The other shards' runs: the reports wait for the grid's last run, whichever shard trains it.
         let states = runs.iter().map(state).collect::<anyhow::Result<Vec<_>>>()?;
@@ -508,6 +535,47 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     );
     outln!("{}", reports.table2_markdown);
     Ok(())
+}
+
+/// The workers of `--devices` × `--jobs`, each an adapter choice (one worker per run at a time),
+/// interleaved so that the first runs spread over the adapters.
+fn workers(cmd: &ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<Vec<GpuArgs>> {
+    let devices: Vec<GpuArgs> = match cmd.devices.as_deref() {
+        None => vec![gpu.clone()],
+        Some([all]) if all.eq_ignore_ascii_case("all") => {
+            use crate::gpu::context::{AdapterChoice, enumerate_adapters, select_adapter};
+            let chosen =
+                select_adapter(&AdapterChoice::resolve(gpu.adapter.as_deref()))?.get_info();
+            enumerate_adapters()
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| {
+                    let i = a.get_info();
+                    i.backend == chosen.backend && i.device_type == chosen.device_type
+                })
+                .map(|(i, _)| GpuArgs {
+                    adapter: Some(i.to_string()),
+                })
+                .collect()
+        }
+        Some(list) => {
+            let mut out = Vec::new();
+            for d in list {
+                // Checked now: a mistyped device is one line before anything trains.
+                crate::gpu::context::select_adapter(&crate::gpu::context::AdapterChoice::resolve(
+                    Some(d),
+                ))
+                .with_context(|| format!("--devices {d}"))?;
+                out.push(GpuArgs {
+                    adapter: Some(d.clone()),
+                });
+            }
+            out
+        }
+    };
+    Ok((0..cmd.jobs as usize)
+        .flat_map(|_| devices.iter().cloned())
+        .collect())
 }
 
 /// `--collect`: the reports of the grid's finished runs, and a list of the others.

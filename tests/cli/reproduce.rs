@@ -308,6 +308,18 @@ fn shards_in_parallel_and_collect_match_one_process() {
         stderr(&o)
     );
 
+    // Two workers in one process on this machine's adapter (by index), each taking the next run.
+    let jobs = tmp.path().join("jobs");
+    let o = reproduce(&grid, &jobs, &["--devices", "0", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 workers (0, 0)"), "{}", stderr(&o));
+    assert_eq!(table(&jobs), table(&one));
+    let line = error_line(&reproduce(&grid, &jobs, &["--devices", "0,nosuch"]));
+    assert!(
+        line.contains("--devices nosuch") && line.contains("no adapter matches"),
+        "{line}"
+    );
+
     // Half a grid: collected, with the other half listed as missing.
     let half = tmp.path().join("half");
     let o = reproduce(&grid, &half, &["--shard", "2/2"]);
