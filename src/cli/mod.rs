@@ -46,6 +46,7 @@ pub mod grid;
 pub mod recommend;
 pub mod reproduce;
 pub mod selftest;
+pub mod slurm;
 pub mod train;
 pub mod workers;
 

@@ -68,7 +68,29 @@ pub struct ReproduceCommand {
     /// own memory plan's bytes on the adapter)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// Train nothing: write a job script for a scheduler into --out (`slurm`: reproduce.sbatch, a job
+    /// array of --shards tasks, each this command with --shard I/N) and say how to submit it
+    #[arg(long, value_enum, value_name = "SCHEDULER", conflicts_with_all = ["shard", "collect", "dry_run", "devices"])]
+    pub emit: Option<Emit>,
+    /// With --emit: the array's tasks [default: one per run to train, at most 64]
+    #[arg(long, value_name = "N", requires = "emit", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub shards: Option<u32>,
+    /// With --emit slurm: GPUs each task requests (--gres=gpu:N; 0: none)
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "emit")]
+    pub gpus_per_task: u32,
+    /// With --emit slurm: each task's time limit (Slurm's form: 12:00:00, 2-00:00:00 …)
+    #[arg(long, value_name = "TIME", default_value = "1-00:00:00", requires = "emit", value_parser = super::slurm::parse_time)]
+    pub time: String,
 }
+
+/// The schedulers `--emit` writes a job script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    Slurm,
+}
+
+/// Flags of `reproduce` that describe the emitted script, not the study (left out of its command).
+const EMIT_FLAGS: &[&str] = &["--emit", "--shards", "--gpus-per-task", "--time"];
 
 /// A share of a grid: the runs whose 0-based position p has p mod `of` = `index` − 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +432,9 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     }
     check_out(&cmd.out, cmd.overwrite)?;
     let ds = cmd.dataset.load()?;
+    if cmd.emit.is_some() {
+        return emit_slurm(&cmd, &runs, &states, &ds, &grid_name);
+    }
     // Every run's data checks and memory plan before any run trains: a grid entry that cannot run
     // is found now, not after the ones before it have trained.
     let ctx = gpu.context()?;
@@ -576,6 +601,87 @@ fn workers(cmd: &ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<Vec<GpuArgs>
     Ok((0..cmd.jobs as usize)
         .flat_map(|_| devices.iter().cloned())
         .collect())
+}
+
+/// `--emit slurm`: `reproduce.sbatch` in the output folder (and its `slurm/` log folder).
+fn emit_slurm(
+    cmd: &ReproduceCommand,
+    runs: &[Planned],
+    states: &[State],
+    ds: &crate::data::Dataset,
+    grid_name: &str,
+) -> anyhow::Result<()> {
+    let to_train: Vec<usize> = (0..runs.len())
+        .filter(|&i| states[i] != State::Finished)
+        .collect();
+    if to_train.is_empty() {
+        bail!(
+            "--emit slurm: every run of the grid is finished in {}: nothing to schedule (run the \
+             command without --emit to write the reports)",
+            cmd.out.display()
+        );
+    }
+    let shards = cmd.shards.map_or(to_train.len().min(64), |n| n as usize);
+    // Per shard: runs to train and their most steps (every epoch; a fitted model takes none).
+    let mut plan = vec![(0usize, 0u64); shards];
+    for &i in &to_train {
+        let c = &runs[i].config;
+        let steps = if c.model.trains() {
+            let per_epoch = crate::train::sampler_for(c, ds)?.steps_per_epoch();
+            let per_epoch = c
+                .max_steps_per_epoch
+                .map_or(per_epoch, |n| n.clamp(1, per_epoch));
+            per_epoch as u64 * c.max_epochs as u64
+        } else {
+            0
+        };
+        let p = &mut plan[i % shards];
+        p.0 += 1;
+        p.1 += steps;
+    }
+    // The command as given, minus the emit flags; --out made absolute (the logs are written there).
+    let out = std::path::absolute(&cmd.out)
+        .with_context(|| format!("cannot resolve {}", cmd.out.display()))?;
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = Vec::new();
+    let mut it = given.iter().peekable();
+    while let Some(a) = it.next() {
+        let name = a.split('=').next().unwrap_or(a);
+        if EMIT_FLAGS.contains(&name) || name == "--out" {
+            if !a.contains('=') {
+                it.next();
+            }
+            continue;
+        }
+        args.push(a.clone());
+    }
+    args.extend(["--out".to_string(), out.display().to_string()]);
+    let program = std::env::current_exe().context("cannot find this program's path")?;
+    let workdir = std::env::current_dir().context("cannot read the current folder")?;
+    let job = super::slurm::JobArray {
+        program: &program,
+        args: &args,
+        workdir: &workdir,
+        out: &out,
+        shards,
+        gpus_per_task: cmd.gpus_per_task,
+        time: &cmd.time,
+        plan: &plan,
+        grid: grid_name,
+    };
+    std::fs::create_dir_all(out.join("slurm"))
+        .with_context(|| format!("cannot create {}", out.join("slurm").display()))?;
+    let script = out.join("reproduce.sbatch");
+    write_atomic(&script, job.script().as_bytes())?;
+    record(&cmd.out, &["slurm", "reproduce.sbatch"])?;
+    eprintln!(
+        "reproduce: {} run(s) to train in {shards} array task(s); submit with\n  sbatch {}\nthen, \
+         when every task has ended (the last to finish writes the reports too):\n  cobrar-gpu \
+         reproduce … --collect",
+        to_train.len(),
+        super::slurm::quote(&script.display().to_string())
+    );
+    Ok(())
 }
 
 /// `--collect`: the reports of the grid's finished runs, and a list of the others.

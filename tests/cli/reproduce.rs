@@ -350,3 +350,67 @@ fn shards_in_parallel_and_collect_match_one_process() {
     let line = error_line(&reproduce(&grid, &empty, &["--collect"]));
     assert!(line.contains("none of the grid's 7 runs"), "{line}");
 }
+
+/// `--emit slurm` on a real Slurm (a one-node cluster on this machine, started by
+/// `tests/slurm/start.sh`, which `.ci/run` runs first): `sbatch --test-only` accepts the script, the
+/// two-task array trains the grid, and `--collect` gives one process's `table2.csv`.
+#[test]
+#[ignore = "needs a running Slurm: tests/slurm/start.sh, then SLURM_CONF as it prints"]
+fn an_emitted_slurm_array_trains_the_grid_like_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(&grid, GRID).unwrap();
+    let one = tmp.path().join("one");
+    let o = reproduce(&grid, &one, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let array = tmp.path().join("array");
+    let o = reproduce(
+        &grid,
+        &array,
+        &[
+            "--emit",
+            "slurm",
+            "--shards",
+            "2",
+            "--gpus-per-task",
+            "0",
+            "--time",
+            "30:00",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("7 run(s) to train in 2 array task(s)"),
+        "{}",
+        stderr(&o)
+    );
+    let script = array.join("reproduce.sbatch");
+    let sbatch = |args: &[&str]| {
+        std::process::Command::new("sbatch")
+            .args(args)
+            .arg(&script)
+            .output()
+            .expect("sbatch (slurm-client) must be installed for this test")
+    };
+    let o = sbatch(&["--test-only"]);
+    assert!(o.status.success(), "sbatch --test-only: {}", stderr(&o));
+    let o = sbatch(&["--wait"]);
+    let logs: String = std::fs::read_dir(array.join("slurm"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(o.status.success(), "sbatch --wait: {}\n{logs}", stderr(&o));
+    assert!(
+        logs.contains("shard 1/2") && logs.contains("shard 2/2"),
+        "{logs}"
+    );
+    let o = reproduce(&grid, &array, &["--collect"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = |dir: &Path| {
+        std::fs::read_to_string(dir.join("table2.csv"))
+            .unwrap()
+            .replace(dir.to_str().unwrap(), "OUT")
+    };
+    assert_eq!(table(&array), table(&one));
+}
