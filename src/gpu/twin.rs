@@ -175,3 +175,37 @@ impl<'a, T: Real> CpuCall<'a, T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::memory::BufId;
+
+    fn with_call(f: impl FnOnce(&mut CpuCall<'_, f32>)) {
+        let names = ["grads_act", "index"];
+        let binds = [Bind::from(BufId(1)), Bind::from(BufId(0))];
+        let mut bufs = vec![
+            HostBuf::U(vec![vec![7u32; 2]]),
+            HostBuf::F(vec![vec![0.5f32; 3]]),
+        ];
+        let mut call = CpuCall::new("k.test", &[], [1, 1, 1], &[], &names, &binds, &mut bufs);
+        f(&mut call);
+    }
+
+    #[test]
+    fn a_twin_reads_the_buffer_bound_to_the_wgsl_name() {
+        with_call(|c| {
+            assert_eq!(c.f("grads_act"), &[0.5; 3]);
+            c.u_mut("index")[1] = 9;
+            assert_eq!(c.u("index"), &[7, 9]);
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "kernel k.test: its entry point binds no storage variable grad ")]
+    fn an_unknown_binding_name_panics_naming_kernel_and_name() {
+        with_call(|c| {
+            c.f("grad");
+        });
+    }
+}

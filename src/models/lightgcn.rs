@@ -206,11 +206,10 @@ impl<'d> LightGcn<'d> {
         // The final rows' gradients, gathered per table row (every row written, zero if unused).
         let index = b.gathers(d);
         let unused = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
-        for side in 0..2 {
-            let (ptr_rows, dh_off, _) = index[side];
+        for (side, (&(ptr_rows, dh_off, _), grad)) in index.iter().zip(ids.grads).enumerate() {
             let rows = (0, self.rows(side));
             let (p, grid) = adam_table::params(rows, d, ptr_rows, dh_off, unused, pb.max_per_dim);
-            let binds = [batch.into(), grads.into(), ids.grads[side].into()];
+            let binds = [batch.into(), grads.into(), grad.into()];
             pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
         }
         self.propagate(pb, &ids.prop, ids.grads);
