@@ -77,11 +77,19 @@ impl<T: Real> CpuExec<T> {
                         continue;
                     }
                     let twin = d.kernel.twin.get::<T>();
+                    let names = d.kernel.storage_names()?;
+                    ensure!(
+                        d.binds.len() == names.len(),
+                        "kernel {} binds {names:?}, the dispatch passes {} buffers",
+                        d.kernel.name,
+                        d.binds.len()
+                    );
                     let mut call = CpuCall::new(
                         d.kernel.name,
                         d.kernel.constants,
                         d.workgroups,
                         &d.params,
+                        names,
                         &d.binds,
                         &mut self.bufs,
                     );

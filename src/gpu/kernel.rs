@@ -4,7 +4,10 @@
 //! A definition names a WGSL file, an entry point, override constants, its parameter block and its CPU
 //! twin. The bind group layout is not written by hand: it comes from naga's reflection of the globals
 //! the entry point actually uses (binding index, read or read-write storage, uniform), so a dispatch
-//! binds exactly those, in binding order — the order the CPU twin receives them in too.
+//! binds exactly those, in binding order, and the CPU twin reads them by their WGSL names.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, bail};
 
@@ -60,6 +63,31 @@ impl KernelDef {
         let (module, info) = self.shader.validate_with_info()?;
         entry_bindings(&module, &info, self.entry)
             .with_context(|| format!("kernel {} ({})", self.name, self.shader.path))
+    }
+
+    /// The WGSL names of the entry point's storage bindings, in binding order: the buffers a dispatch
+    /// passes, which its CPU twin reads and writes by these names. Reflected once per shader and entry
+    /// point in a process.
+    pub fn storage_names(&self) -> anyhow::Result<&'static [&'static str]> {
+        type Cache = HashMap<(&'static str, &'static str), &'static [&'static str]>;
+        static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+        let key = (self.shader.path, self.entry);
+        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        if let Some(names) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(names);
+        }
+        let names: Vec<&'static str> = self
+            .bindings()?
+            .iter()
+            .filter(|b| !matches!(b.slot, Slot::Uniform { .. }))
+            .map(|b| b.name)
+            .collect();
+        let names: &'static [&'static str] = Box::leak(names.into_boxed_slice());
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, names);
+        Ok(names)
     }
 }
 

@@ -73,32 +73,45 @@ pub enum HostBuf<T> {
 }
 
 /// What a CPU twin sees of one dispatch: its kernel's name and constants, its parameter block and
-/// bound buffers.
+/// bound buffers. A twin reads and writes the buffers by the name of the WGSL binding it mirrors
+/// (`c.f("grads_act")`), resolved through the entry point's reflected storage bindings; a name the
+/// entry point does not bind panics, naming the kernel and the name (a bug the twin tests catch).
 pub struct CpuCall<'a, T> {
     /// The kernel's name (for messages).
     pub kernel: &'static str,
     pub workgroups: [u32; 3],
     constants: &'static [(&'static str, f64)],
     params: &'a [u8],
+    /// The entry point's storage bindings' WGSL names, in binding order (the order of `binds`).
+    names: &'a [&'static str],
     binds: &'a [Bind],
     bufs: &'a mut [HostBuf<T>],
 }
 
 impl<'a, T: Real> CpuCall<'a, T> {
-    /// The call of kernel `kernel` (with override `constants`) on `bufs`, bound by `binds`.
+    /// The call of kernel `kernel` (with override `constants`) on `bufs`, bound by `binds`, whose
+    /// entries are the entry point's storage bindings `names` (in binding order).
     pub fn new(
         kernel: &'static str,
         constants: &'static [(&'static str, f64)],
         workgroups: [u32; 3],
         params: &'a [u8],
+        names: &'a [&'static str],
         binds: &'a [Bind],
         bufs: &'a mut [HostBuf<T>],
     ) -> CpuCall<'a, T> {
+        assert_eq!(
+            names.len(),
+            binds.len(),
+            "kernel {kernel} binds {names:?}, the dispatch passes {} buffers",
+            binds.len()
+        );
         CpuCall {
             kernel,
             workgroups,
             constants,
             params,
+            names,
             binds,
             bufs,
         }
@@ -114,44 +127,85 @@ impl<'a, T: Real> CpuCall<'a, T> {
         constant(self.kernel, self.constants, name)
     }
 
-    fn slot(&self, slot: usize) -> (usize, usize) {
+    /// The buffer and chunk bound to the WGSL variable `name`.
+    fn binding(&self, name: &str) -> (usize, usize) {
+        let Some(slot) = self.names.iter().position(|n| *n == name) else {
+            panic!(
+                "kernel {}: its entry point binds no storage variable {name} (it binds {:?})",
+                self.kernel, self.names
+            )
+        };
         let b = self.binds[slot];
         (b.buf.0 as usize, b.chunk as usize)
     }
 
-    /// Binding `slot` (in binding order) as floats.
-    pub fn f(&self, slot: usize) -> &[T] {
-        let (b, c) = self.slot(slot);
+    /// The buffer bound to WGSL variable `name`, as floats.
+    pub fn f(&self, name: &str) -> &[T] {
+        let (b, c) = self.binding(name);
         match &self.bufs[b] {
             HostBuf::F(v) => &v[c],
-            HostBuf::U(_) => panic!("{}: binding {slot} is a u32 buffer", self.kernel),
+            HostBuf::U(_) => panic!("{}: binding {name} is a u32 buffer", self.kernel),
         }
     }
 
-    pub fn f_mut(&mut self, slot: usize) -> &mut [T] {
-        let (b, c) = self.slot(slot);
-        let name = self.kernel;
+    pub fn f_mut(&mut self, name: &str) -> &mut [T] {
+        let (b, c) = self.binding(name);
+        let kernel = self.kernel;
         match &mut self.bufs[b] {
             HostBuf::F(v) => &mut v[c],
-            HostBuf::U(_) => panic!("{name}: binding {slot} is a u32 buffer"),
+            HostBuf::U(_) => panic!("{kernel}: binding {name} is a u32 buffer"),
         }
     }
 
-    /// Binding `slot` as u32 words.
-    pub fn u(&self, slot: usize) -> &[u32] {
-        let (b, c) = self.slot(slot);
+    /// The buffer bound to WGSL variable `name`, as u32 words.
+    pub fn u(&self, name: &str) -> &[u32] {
+        let (b, c) = self.binding(name);
         match &self.bufs[b] {
             HostBuf::U(v) => &v[c],
-            HostBuf::F(_) => panic!("{}: binding {slot} is an f32 buffer", self.kernel),
+            HostBuf::F(_) => panic!("{}: binding {name} is an f32 buffer", self.kernel),
         }
     }
 
-    pub fn u_mut(&mut self, slot: usize) -> &mut [u32] {
-        let (b, c) = self.slot(slot);
-        let name = self.kernel;
+    pub fn u_mut(&mut self, name: &str) -> &mut [u32] {
+        let (b, c) = self.binding(name);
+        let kernel = self.kernel;
         match &mut self.bufs[b] {
             HostBuf::U(v) => &mut v[c],
-            HostBuf::F(_) => panic!("{name}: binding {slot} is an f32 buffer"),
+            HostBuf::F(_) => panic!("{kernel}: binding {name} is an f32 buffer"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::memory::BufId;
+
+    fn with_call(f: impl FnOnce(&mut CpuCall<'_, f32>)) {
+        let names = ["grads_act", "index"];
+        let binds = [Bind::from(BufId(1)), Bind::from(BufId(0))];
+        let mut bufs = vec![
+            HostBuf::U(vec![vec![7u32; 2]]),
+            HostBuf::F(vec![vec![0.5f32; 3]]),
+        ];
+        let mut call = CpuCall::new("k.test", &[], [1, 1, 1], &[], &names, &binds, &mut bufs);
+        f(&mut call);
+    }
+
+    #[test]
+    fn a_twin_reads_the_buffer_bound_to_the_wgsl_name() {
+        with_call(|c| {
+            assert_eq!(c.f("grads_act"), &[0.5; 3]);
+            c.u_mut("index")[1] = 9;
+            assert_eq!(c.u("index"), &[7, 9]);
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "kernel k.test: its entry point binds no storage variable grad ")]
+    fn an_unknown_binding_name_panics_naming_kernel_and_name() {
+        with_call(|c| {
+            c.f("grad");
+        });
     }
 }

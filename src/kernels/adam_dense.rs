@@ -108,12 +108,12 @@ pub fn cost(p: &Params) -> Cost {
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let n = p.n4 as usize * 4;
-    let grad = c.f(1)[..n].to_vec();
-    let mut m = c.f(2)[..n].to_vec();
-    let mut v = c.f(3)[..n].to_vec();
-    cpu(&mut c.f_mut(0)[..n], &grad, &mut m, &mut v, &p.step());
-    c.f_mut(2)[..n].copy_from_slice(&m);
-    c.f_mut(3)[..n].copy_from_slice(&v);
+    let grad = c.f("grads")[..n].to_vec();
+    let mut m = c.f("m1")[..n].to_vec();
+    let mut v = c.f("m2")[..n].to_vec();
+    cpu(&mut c.f_mut("theta")[..n], &grad, &mut m, &mut v, &p.step());
+    c.f_mut("m1")[..n].copy_from_slice(&m);
+    c.f_mut("m2")[..n].copy_from_slice(&v);
 }
 
 /// CPU twin of one Adam step with coupled L2, in place.

@@ -90,21 +90,27 @@ pub fn grad_cpu<T: Real>(ptr: &[u32], rows: &[u32], dh: &[T], dim: usize) -> Vec
     g
 }
 
-/// The gathered gradient of the chunk's rows, from bindings `batch` and `grads_act`.
-fn chunk_grad<T: Real>(c: &CpuCall<'_, T>, p: &Params, batch: usize, grads_act: usize) -> Vec<T> {
+/// The gathered gradient of the chunk's rows, from bindings `batch` and `grads_act` (both entry
+/// points bind them).
+fn chunk_grad<T: Real>(c: &CpuCall<'_, T>, p: &Params) -> Vec<T> {
     let dim = p.d4 as usize * 4;
     let (lo, n) = (p.row0 as usize, p.rows as usize);
-    let b = c.u(batch);
+    let b = c.u("batch");
     let ptr = &b[p.ptr_off as usize + lo..][..n + 1];
     let base = ptr[0] as usize;
     let local: Vec<u32> = ptr.iter().map(|v| v - ptr[0]).collect();
     let rows = &b[p.rows_off as usize + base..][..(ptr[n] - ptr[0]) as usize];
-    grad_cpu(&local, rows, &c.f(grads_act)[p.dh_off as usize * 4..], dim)
+    grad_cpu(
+        &local,
+        rows,
+        &c.f("grads_act")[p.dh_off as usize * 4..],
+        dim,
+    )
 }
 
 fn step_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
-    let g = chunk_grad(c, &p, 3, 4);
+    let g = chunk_grad(c, &p);
     let n = g.len();
     let step = AdamStep {
         step_size: p.step_size,
@@ -114,15 +120,15 @@ fn step_twin<T: Real>(c: &mut CpuCall<'_, T>) {
         eps: p.eps,
         weight_decay: p.weight_decay,
     };
-    let mut m = c.f(1)[..n].to_vec();
-    let mut v = c.f(2)[..n].to_vec();
-    adam_dense::cpu(&mut c.f_mut(0)[..n], &g, &mut m, &mut v, &step);
-    c.f_mut(1)[..n].copy_from_slice(&m);
-    c.f_mut(2)[..n].copy_from_slice(&v);
+    let mut m = c.f("m1")[..n].to_vec();
+    let mut v = c.f("m2")[..n].to_vec();
+    adam_dense::cpu(&mut c.f_mut("theta")[..n], &g, &mut m, &mut v, &step);
+    c.f_mut("m1")[..n].copy_from_slice(&m);
+    c.f_mut("m2")[..n].copy_from_slice(&v);
 }
 
 fn gather_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
-    let g = chunk_grad(c, &p, 0, 1);
-    c.f_mut(2)[..g.len()].copy_from_slice(&g);
+    let g = chunk_grad(c, &p);
+    c.f_mut("grad_out")[..g.len()].copy_from_slice(&g);
 }

@@ -102,13 +102,13 @@ pub fn cost(p: &Params, nnz: u64) -> [Cost; 5] {
 fn clear_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let n = (p.n_users + p.n_items) as usize;
-    c.u_mut(0)[..n].fill(NONE);
+    c.u_mut("maps")[..n].fill(NONE);
 }
 
 fn scatter_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
-    let batch = c.u(0).to_vec();
-    let maps = c.u_mut(1);
+    let batch = c.u("batch").to_vec();
+    let maps = c.u_mut("maps");
     for k in 0..p.batch_users as usize {
         maps[batch[p.user_ids_off as usize + k] as usize] = k as u32;
     }
@@ -119,7 +119,13 @@ fn scatter_twin<T: Real>(c: &mut CpuCall<'_, T>) {
 
 /// The local rows of table row `r` (W_U rows first, then W_T rows), in CSR order.
 fn lists(c: &CpuCall<'_, impl Real>, p: &Params) -> Vec<Vec<u32>> {
-    let (uptr, uidx, iptr, iidx, maps) = (c.u(0), c.u(1), c.u(2), c.u(3), c.u(4));
+    let (uptr, uidx, iptr, iidx, maps) = (
+        c.u("users_of_items_ptr"),
+        c.u("users_of_items"),
+        c.u("items_of_users_ptr"),
+        c.u("items_of_users"),
+        c.u("maps"),
+    );
     let n_items = p.n_items as usize;
     (0..n_items + p.n_users as usize)
         .map(|r| {
@@ -141,13 +147,13 @@ fn lists(c: &CpuCall<'_, impl Real>, p: &Params) -> Vec<Vec<u32>> {
 fn count_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let counts: Vec<u32> = lists(c, &p).iter().map(|l| l.len() as u32).collect();
-    c.u_mut(5)[..counts.len()].copy_from_slice(&counts);
+    c.u_mut("index")[..counts.len()].copy_from_slice(&counts);
 }
 
 fn scan_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let n = (p.n_users + p.n_items) as usize;
-    let index = c.u_mut(0);
+    let index = c.u_mut("index");
     let mut acc = 0u32;
     for v in index[..n].iter_mut() {
         let count = *v;
@@ -161,7 +167,7 @@ fn fill_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let lists = lists(c, &p);
     let n = lists.len();
-    let index = c.u_mut(5);
+    let index = c.u_mut("index");
     for (r, l) in lists.iter().enumerate() {
         let at = n + 1 + index[r] as usize;
         index[at..at + l.len()].copy_from_slice(l);

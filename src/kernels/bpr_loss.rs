@@ -152,7 +152,7 @@ pub fn cpu<T: Real>(
 fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let (n, dim) = (p.n as usize, at4(p.d4));
-    let b = c.u(2);
+    let b = c.u("batch");
     let triples: Vec<(u32, u32, u32)> = (0..n)
         .map(|k| {
             let at = |off: u32| b[off as usize + k];
@@ -160,15 +160,15 @@ fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
         })
         .collect();
     let rows = Rows {
-        users: c.f(0),
-        items: c.f(1),
-        reg_users: c.f(5),
-        reg_items: c.f(6),
+        users: c.f("users"),
+        items: c.f("items"),
+        reg_users: c.f("reg_users"),
+        reg_items: c.f("reg_items"),
     };
     let out = cpu(rows, dim, &triples, p.lambda as f64, p.reg_rows == 1);
-    c.f_mut(3)[at4(p.gu_off)..][..n * dim].copy_from_slice(&out.d_user);
-    c.f_mut(3)[at4(p.gi_off)..][..2 * n * dim].copy_from_slice(&out.d_item);
-    for (o, l) in c.f_mut(4).iter_mut().zip(&out.loss) {
+    c.f_mut("grads_act")[at4(p.gu_off)..][..n * dim].copy_from_slice(&out.d_user);
+    c.f_mut("grads_act")[at4(p.gi_off)..][..2 * n * dim].copy_from_slice(&out.d_item);
+    for (o, l) in c.f_mut("pair_loss").iter_mut().zip(&out.loss) {
         *o = T::from_f64(*l);
     }
 }

@@ -59,8 +59,8 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let dim = at4(p.d4);
     for z in 0..c.workgroups[2] as usize {
         let (rows, src, dst) = (p.rows[z], p.dh_off[z], p.g_off[z]);
-        let x = c.f(0)[at4(src)..][..rows as usize * dim].to_vec();
+        let x = c.f("grads_act")[at4(src)..][..rows as usize * dim].to_vec();
         let s = cpu(&x, rows as usize, dim);
-        c.f_mut(1)[at4(dst)..][..dim].copy_from_slice(&s);
+        c.f_mut("grads")[at4(dst)..][..dim].copy_from_slice(&s);
     }
 }

@@ -36,6 +36,6 @@ pub fn bytes(n: usize) -> u64 {
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let n = p.n4 as usize * 4;
-    let src = c.f(0)[..n].to_vec();
-    c.f_mut(1)[..n].copy_from_slice(&src);
+    let src = c.f("src")[..n].to_vec();
+    c.f_mut("dst")[..n].copy_from_slice(&src);
 }

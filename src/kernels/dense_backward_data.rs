@@ -125,10 +125,10 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     for z in 0..c.workgroups[2] as usize {
         let (rows, dz_off, dx_off) = (p.rows[z] as usize, p.dz_off[z], p.dx_off[z]);
         let (x_off, w_off) = (p.x_off[z], p.w_off[z]);
-        let wb = c.f(0)[at4(w_off)..][..(d_in + 1) * d_out].to_vec();
-        let x = c.f(1)[at4(x_off)..][..rows * d_in].to_vec();
-        let dz = c.f(2)[at4(dz_off)..][..rows * d_out].to_vec();
+        let wb = c.f("params")[at4(w_off)..][..(d_in + 1) * d_out].to_vec();
+        let x = c.f("acts")[at4(x_off)..][..rows * d_in].to_vec();
+        let dz = c.f("grads_act")[at4(dz_off)..][..rows * d_out].to_vec();
         let dx = cpu(&dz, rows, d_in, d_out, &wb, &x, p.in_scale, act);
-        c.f_mut(2)[at4(dx_off)..][..rows * d_in].copy_from_slice(&dx);
+        c.f_mut("grads_act")[at4(dx_off)..][..rows * d_in].copy_from_slice(&dx);
     }
 }

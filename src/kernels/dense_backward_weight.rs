@@ -92,10 +92,10 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     for z in 0..c.workgroups[2] as usize {
         let (rows, x_off, dz_off, g_off) =
             (p.rows[z] as usize, p.x_off[z], p.dz_off[z], p.g_off[z]);
-        let x = c.f(0)[at4(x_off)..][..rows * d_in].to_vec();
-        let dz = c.f(1)[at4(dz_off)..][..rows * d_out].to_vec();
+        let x = c.f("acts")[at4(x_off)..][..rows * d_in].to_vec();
+        let dz = c.f("grads_act")[at4(dz_off)..][..rows * d_out].to_vec();
         let g = cpu(&x, &dz, rows, d_in, d_out);
-        let out = &mut c.f_mut(2)[at4(g_off)..][..g.len()];
+        let out = &mut c.f_mut("grads")[at4(g_off)..][..g.len()];
         if p.accumulate == 1 {
             for (o, v) in out.iter_mut().zip(&g) {
                 *o = T::from_f64(o.to_f64() + v.to_f64());

@@ -154,9 +154,9 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     for z in 0..c.workgroups[2] as usize {
         let (rows, x_off, y_off) = (p.rows[z] as usize, p.x_off[z], p.y_off[z]);
         let (w_off, row_base) = (p.w_off[z], p.row_base[z]);
-        let wb = c.f(0)[at4(w_off)..][..(d_in + 1) * d_out].to_vec();
-        let x = c.f(1)[at4(x_off)..][..rows * d_in].to_vec();
+        let wb = c.f("params")[at4(w_off)..][..(d_in + 1) * d_out].to_vec();
+        let x = c.f("acts")[at4(x_off)..][..rows * d_in].to_vec();
         let y = cpu(&x, rows, d_in, &wb, d_out, dropout, row_base as usize, act);
-        c.f_mut(1)[at4(y_off)..][..rows * d_out].copy_from_slice(&y);
+        c.f_mut("acts")[at4(y_off)..][..rows * d_out].copy_from_slice(&y);
     }
 }

@@ -114,12 +114,15 @@ pub fn layer_cpu<T: Real>(
 fn layer_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let (rows, dim) = (p.rows as usize, p.d4 as usize * 4);
-    let ptr = c.u(0)[..rows + 1].to_vec();
-    let idx = c.u(1).to_vec();
-    let s_out: Vec<f32> = c.u(2)[..rows].iter().map(|b| f32::from_bits(*b)).collect();
-    let s_in: Vec<f32> = c.u(3).iter().map(|b| f32::from_bits(*b)).collect();
-    let x = c.f(4).to_vec();
-    let mut total = c.f(6)[..rows * dim].to_vec();
+    let ptr = c.u("csr_ptr")[..rows + 1].to_vec();
+    let idx = c.u("csr_idx").to_vec();
+    let s_out: Vec<f32> = c.u("s_out")[..rows]
+        .iter()
+        .map(|b| f32::from_bits(*b))
+        .collect();
+    let s_in: Vec<f32> = c.u("s_in").iter().map(|b| f32::from_bits(*b)).collect();
+    let x = c.f("x").to_vec();
+    let mut total = c.f("total")[..rows * dim].to_vec();
     let y = layer_cpu(
         &ptr,
         &idx,
@@ -129,16 +132,16 @@ fn layer_twin<T: Real>(c: &mut CpuCall<'_, T>) {
         dim,
         p.total_scale,
     );
-    c.f_mut(5)[..rows * dim].copy_from_slice(&y);
-    c.f_mut(6)[..rows * dim].copy_from_slice(&total);
+    c.f_mut("y")[..rows * dim].copy_from_slice(&y);
+    c.f_mut("total")[..rows * dim].copy_from_slice(&total);
 }
 
 fn regularise_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let (rows, dim) = (p.rows as usize, p.d4 as usize * 4);
-    let ptr = c.u(1)[p.ptr_off as usize..][..rows + 1].to_vec();
-    let e0 = c.f(0)[..rows * dim].to_vec();
-    let g = c.f_mut(2);
+    let ptr = c.u("batch")[p.ptr_off as usize..][..rows + 1].to_vec();
+    let e0 = c.f("e0")[..rows * dim].to_vec();
+    let g = c.f_mut("grad");
     for r in 0..rows {
         let k = p.coef as f64 * (ptr[r + 1] - ptr[r]) as f64;
         for j in r * dim..(r + 1) * dim {

@@ -203,18 +203,18 @@ fn rank_twin<T: Real>(c: &mut CpuCall<'_, T>) {
         Scorer::CosineClamp { mu: p.mu }
     };
     let to32 = |v: &[T]| v.iter().map(|x| x.to_f64() as f32).collect::<Vec<f32>>();
-    let (ue, ie) = (to32(c.f(0)), to32(c.f(1)));
-    let ptr = c.u(2).to_vec();
-    let idx = c.u(3).to_vec();
+    let (ue, ie) = (to32(c.f("user_emb")), to32(c.f("item_emb")));
+    let ptr = c.u("train_ptr").to_vec();
+    let idx = c.u("train_idx").to_vec();
     let rows: Vec<Vec<u32>> = (0..ptr.len() - 1)
         .map(|u| idx[ptr[u] as usize..ptr[u + 1] as usize].to_vec())
         .collect();
     let exclude = Csr::from_rows(&rows);
-    let users = c.u(4)[p.user_off as usize..][..p.n_users as usize].to_vec();
+    let users = c.u("users")[p.user_off as usize..][..p.n_users as usize].to_vec();
     let item_emb = &ie[..p.n_items as usize * dim];
     let top = rank_cpu(&ue, item_emb, dim, &exclude, &users, p.k as usize, scorer);
-    c.u_mut(5)[..top.items.len()].copy_from_slice(&top.items);
-    for (o, s) in c.f_mut(6).iter_mut().zip(&top.scores) {
+    c.u_mut("out_items")[..top.items.len()].copy_from_slice(&top.items);
+    for (o, s) in c.f_mut("out_scores").iter_mut().zip(&top.scores) {
         *o = T::from_f64(*s as f64);
     }
 }
@@ -222,7 +222,7 @@ fn rank_twin<T: Real>(c: &mut CpuCall<'_, T>) {
 fn norms_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let dim = p.d4 as usize * 4;
-    let norms: Vec<f64> = c.f(0)[..p.n_items as usize * dim]
+    let norms: Vec<f64> = c.f("item_emb")[..p.n_items as usize * dim]
         .chunks(dim)
         .map(|v| {
             v.iter()
@@ -232,7 +232,7 @@ fn norms_twin<T: Real>(c: &mut CpuCall<'_, T>) {
                 .max(NORM_EPS)
         })
         .collect();
-    for (o, n) in c.f_mut(1).iter_mut().zip(norms) {
+    for (o, n) in c.f_mut("item_norms").iter_mut().zip(norms) {
         *o = T::from_f64(n);
     }
 }

@@ -29,9 +29,9 @@ pub fn params(n: usize, slot: usize, max_per_dim: u32) -> (Params, [u32; 3]) {
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let n = p.n4 as usize * 4;
-    let bad = c.f(0)[..n]
+    let bad = c.f("data")[..n]
         .iter()
         .filter(|v| !v.to_f64().is_finite())
         .count() as u32;
-    c.u_mut(1)[p.slot as usize] += bad;
+    c.u_mut("counts")[p.slot as usize] += bad;
 }

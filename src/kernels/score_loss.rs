@@ -120,8 +120,8 @@ fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let dim = at4(p.d4);
     let (nu, n_rows, np) = (p.n_users as usize, p.n_rows as usize, p.n_pairs as usize);
-    let e = c.f(0)[at4(p.e_off)..][..n_rows * dim].to_vec();
-    let batch = c.u(2);
+    let e = c.f("acts")[at4(p.e_off)..][..n_rows * dim].to_vec();
+    let batch = c.u("batch");
     let user = batch[p.pair_user as usize..][..np].to_vec();
     let item = batch[p.pair_item as usize..][..np].to_vec();
     let label: Vec<f32> = batch[p.pair_label as usize..][..np]
@@ -134,8 +134,8 @@ fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
         label: &label,
     };
     let out = cpu(&e, nu, n_rows - nu, dim, pairs, p.mu, p.out_scale);
-    c.f_mut(1)[at4(p.de_off)..][..n_rows * dim].copy_from_slice(&out.d_e);
-    for (o, l) in c.f_mut(3).iter_mut().zip(&out.pair_loss) {
+    c.f_mut("grads_act")[at4(p.de_off)..][..n_rows * dim].copy_from_slice(&out.d_e);
+    for (o, l) in c.f_mut("pair_loss").iter_mut().zip(&out.pair_loss) {
         *o = T::from_f64(*l);
     }
 }
@@ -143,8 +143,8 @@ fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
 fn sum_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let n = p.n_pairs as usize;
-    let sum: f64 = c.f(0)[..n].iter().map(|v| v.to_f64()).sum();
-    c.f_mut(1)[p.ring_slot as usize] = T::from_f64(sum / n.max(1) as f64);
+    let sum: f64 = c.f("pair_loss")[..n].iter().map(|v| v.to_f64()).sum();
+    c.f_mut("loss_ring")[p.ring_slot as usize] = T::from_f64(sum / n.max(1) as f64);
 }
 
 /// What the score stage produces.

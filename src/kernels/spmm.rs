@@ -99,19 +99,19 @@ fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let act = Activation::from_code(c.constant("ACTIVATION"));
     let dim = at4(p.d4);
-    let (ptr, idx) = (c.u(1).to_vec(), c.u(2).to_vec());
-    let ids = c.u(3)[p.ids_off as usize..][..p.n_rows as usize].to_vec();
+    let (ptr, idx) = (c.u("csr_ptr").to_vec(), c.u("csr_idx").to_vec());
+    let ids = c.u("batch")[p.ids_off as usize..][..p.n_rows as usize].to_vec();
     let bias: Vec<f64> = if p.has_bias == 1 {
-        c.f(4)[at4(p.b_off)..][..dim]
+        c.f("params")[at4(p.b_off)..][..dim]
             .iter()
             .map(|v| v.to_f64())
             .collect()
     } else {
         vec![0.0; dim]
     };
-    let table = c.f(0).to_vec();
+    let table = c.f("table").to_vec();
     let (lo, hi) = (p.chunk_lo, p.chunk_hi);
-    let h = &mut c.f_mut(5)[at4(p.h_off)..];
+    let h = &mut c.f_mut("acts")[at4(p.h_off)..];
     let drop = Dropout {
         threshold: p.drop_threshold,
         scale: p.drop_scale,

@@ -77,16 +77,16 @@ pub fn cost(p: &Params, entries: u64) -> Cost {
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let dim = at4(p.d4);
-    let batch = c.u(0).to_vec();
-    let csr_ptr = c.u(1).to_vec();
-    let dz = c.f(2)[at4(p.dz_off)..].to_vec();
+    let batch = c.u("batch").to_vec();
+    let csr_ptr = c.u("csr_ptr").to_vec();
+    let dz = c.f("grads_act")[at4(p.dz_off)..].to_vec();
     let drop = Dropout {
         threshold: p.drop_threshold,
         scale: p.drop_scale,
         seed: p.drop_seed,
         salt: p.drop_salt,
     };
-    let out = c.f_mut(3);
+    let out = c.f_mut("grad");
     let mut acc = vec![0f64; dim];
     for j in p.lo..p.hi {
         acc.fill(0.0);

@@ -64,8 +64,8 @@ pub fn cost(p: &Params) -> Cost {
 
 fn twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
-    let src = c.f(0).to_vec();
-    let dst = c.f_mut(1);
+    let src = c.f("src").to_vec();
+    let dst = c.f_mut("dst");
     for r in 0..p.rows as usize {
         for k in 0..p.width as usize {
             let v = if k < p.n as usize {

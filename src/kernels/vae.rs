@@ -137,7 +137,7 @@ pub fn latent_cost(p: &Params) -> Cost {
 fn reparam_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let (d, key) = (p.d as usize, (p.seed, p.salt));
-    let acts = c.f_mut(0);
+    let acts = c.f_mut("acts");
     for r in 0..p.rows {
         let row = (p.row0 + r) as usize;
         for k in 0..d {
@@ -156,10 +156,10 @@ fn kl_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let (d, key) = (p.d as usize, (p.seed, p.salt));
     let (beta, inv_b) = (p.beta as f64, p.inv_b as f64);
-    let acts = c.f(0).to_vec();
+    let acts = c.f("acts").to_vec();
     let mut losses = Vec::with_capacity(p.rows as usize);
     {
-        let grads = c.f_mut(1);
+        let grads = c.f_mut("grads_act");
         for r in 0..p.rows {
             let row = (p.row0 + r) as usize;
             let at = p.mulv_off as usize + row * 2 * d;
@@ -181,7 +181,7 @@ fn kl_twin<T: Real>(c: &mut CpuCall<'_, T>) {
             losses.push((row, beta * kl));
         }
     }
-    let row_loss = c.f_mut(2);
+    let row_loss = c.f_mut("row_loss");
     for (row, v) in losses {
         row_loss[row] = T::from_f64(row_loss[row].to_f64() + v);
     }
@@ -190,11 +190,15 @@ fn kl_twin<T: Real>(c: &mut CpuCall<'_, T>) {
 fn softmax_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
     let (m, m4, inv_b) = (p.m as usize, p.m4 as usize, p.inv_b as f64);
-    let acts = c.f(0).to_vec();
-    let (ids, ptr, idx) = (c.u(2).to_vec(), c.u(3).to_vec(), c.u(4).to_vec());
+    let acts = c.f("acts").to_vec();
+    let (ids, ptr, idx) = (
+        c.u("batch").to_vec(),
+        c.u("csr_ptr").to_vec(),
+        c.u("csr_idx").to_vec(),
+    );
     let mut losses = Vec::with_capacity(p.rows as usize);
     {
-        let grads = c.f_mut(1);
+        let grads = c.f_mut("grads_act");
         for r in 0..p.rows as usize {
             let row = p.row0 as usize + r;
             let id = ids[p.ids_off as usize + row] as usize;
@@ -221,7 +225,7 @@ fn softmax_twin<T: Real>(c: &mut CpuCall<'_, T>) {
             losses.push((row, n * lse - picked));
         }
     }
-    let row_loss = c.f_mut(5);
+    let row_loss = c.f_mut("row_loss");
     for (row, v) in losses {
         row_loss[row] = T::from_f64(v);
     }

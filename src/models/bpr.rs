@@ -14,7 +14,7 @@ use super::arch::{Architecture, ParamCounts};
 use super::net::Net;
 use super::params::{Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
-use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
+use super::{Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer};
 use crate::batch::IndexStrategy;
 use crate::config::TrainConfig;
 use crate::data::Csr;
@@ -45,8 +45,23 @@ pub struct BprBatch {
     pub image: Vec<u32>,
     /// Triples in the batch.
     pub n: usize,
-    /// Offsets in `image`: users, positives, negatives; user index (ptr, rows); item index (ptr, rows).
-    pub regions: [usize; 7],
+    /// Where the image's parts start.
+    pub regions: BprRegions,
+}
+
+/// Offsets (u32 words) in a [`BprBatch`]'s image of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BprRegions {
+    /// Each triple's user, positive item, negative item (`n` words each).
+    pub users: usize,
+    pub positives: usize,
+    pub negatives: usize,
+    /// The user table's gradient index: row offsets (`n_users + 1`), then the gradient rows.
+    pub user_ptr: usize,
+    pub user_rows: usize,
+    /// The item table's gradient index, likewise.
+    pub item_ptr: usize,
+    pub item_rows: usize,
 }
 
 impl BprBatch {
@@ -75,7 +90,15 @@ impl BprBatch {
         BprBatch {
             image,
             n,
-            regions: [0, n, 2 * n, user_ptr, user_rows, item_ptr, item_rows],
+            regions: BprRegions {
+                users: 0,
+                positives: n,
+                negatives: 2 * n,
+                user_ptr,
+                user_rows,
+                item_ptr,
+                item_rows,
+            },
         }
     }
 
@@ -85,8 +108,8 @@ impl BprBatch {
     pub fn gathers(&self, dim: usize) -> [((usize, usize), usize, u64); 2] {
         let (r, n) = (&self.regions, self.n);
         [
-            ((r[3], r[4]), 0, n as u64),
-            ((r[5], r[6]), n * dim, 2 * n as u64),
+            ((r.user_ptr, r.user_rows), 0, n as u64),
+            ((r.item_ptr, r.item_rows), n * dim, 2 * n as u64),
         ]
     }
 }
@@ -134,11 +157,34 @@ pub(crate) fn check_tables_unchunked(layout: &MemoryLayout, model: &str) -> anyh
     Ok(())
 }
 
-/// Records the BPR loss of batch `b` (already uploaded to `batch`) at step `t`: the scores of the
+/// The buffers a model trained on triples adds for its steps ([`triple_buffers`]), resolved from a
+/// training or check session's layout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TripleIds {
+    pub batch: BufId,
+    pub grads_act: BufId,
+    pub pair_loss: BufId,
+    pub ring: BufId,
+}
+
+impl TripleIds {
+    pub fn resolve(layout: &MemoryLayout) -> TripleIds {
+        TripleIds {
+            batch: layout.id(buffers::BATCH),
+            grads_act: layout.id(buffers::GRADS_ACT),
+            pair_loss: layout.id(buffers::PAIR_LOSS),
+            ring: layout.id(buffers::LOSS_RING),
+        }
+    }
+}
+
+/// Records the BPR loss of batch `b` (already uploaded to `ids.batch`) at step `t`: the scores of the
 /// `scored` user and item rows, the regulariser on the `regularised` ones — its gradient in the
 /// gradient rows only when they are the same rows (BPR-MF) — and the mean into the loss ring.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn record_loss(
     pb: &mut PlanBuilder<'_, '_>,
+    ids: &TripleIds,
     b: &BprBatch,
     t: u64,
     dim: usize,
@@ -146,15 +192,20 @@ pub(crate) fn record_loss(
     scored: [BufId; 2],
     regularised: [BufId; 2],
 ) {
-    let (batch, grads, pair_loss) = (pb.id("batch"), pb.id("grads_act"), pb.id("pair_loss"));
+    let TripleIds {
+        batch,
+        grads_act: grads,
+        pair_loss,
+        ring,
+    } = *ids;
     let r = &b.regions;
     let [(_, gu_off, _), (_, gi_off, _)] = b.gathers(dim);
     let launch = bpr_loss::Launch {
         n: b.n,
         dim,
-        u_off: r[0],
-        i_off: r[1],
-        j_off: r[2],
+        u_off: r.users,
+        i_off: r.positives,
+        j_off: r.negatives,
         gu_off,
         gi_off,
         lambda,
@@ -171,7 +222,7 @@ pub(crate) fn record_loss(
         regularised[1].into(),
     ];
     pb.dispatch_costed(&bpr_loss::GRAD, &binds, &p, grid, bpr_loss::cost(&p));
-    super::record_mean_loss(pb, b.n, t);
+    super::record_mean_loss(pb, pair_loss, ring, b.n, t);
 }
 
 /// The buffers a model trained on triples needs beside its own in `mode`: the batch image, the
@@ -186,9 +237,9 @@ pub(crate) fn triple_buffers(
     if mode != Mode::Infer {
         let b = max_triples;
         let image = image_len(b, n_users, n_items);
-        specs.push(BufferSpec::u32("batch", image, Role::Input));
-        specs.push(BufferSpec::f32("grads_act", 3 * b * dim, Role::Work));
-        specs.push(BufferSpec::f32("pair_loss", b, Role::Work));
+        specs.push(BufferSpec::u32(buffers::BATCH, image, Role::Input));
+        specs.push(BufferSpec::f32(buffers::GRADS_ACT, 3 * b * dim, Role::Work));
+        specs.push(BufferSpec::f32(buffers::PAIR_LOSS, b, Role::Work));
     }
     for (name, data) in resident {
         specs.push(BufferSpec::u32(name, data.len(), Role::Resident));
@@ -239,17 +290,60 @@ impl<'d> Bpr<'d> {
     }
 
     /// The loss stage of batch `b` (gradient rows into `grads_act`, losses into the ring).
-    fn loss<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        pb.upload(pb.id("batch"), 0, &b.image);
-        let tables = [pb.id(USERS), pb.id(ITEMS)];
-        record_loss(pb, b, t, self.cfg.dim, self.cfg.lambda, tables, tables);
+    fn loss<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, ids: &StepIds, b: &'a BprBatch, t: u64) {
+        pb.upload(ids.triple.batch, 0, &b.image);
+        let (d, lambda) = (self.cfg.dim, self.cfg.lambda);
+        record_loss(pb, &ids.triple, b, t, d, lambda, ids.tables, ids.tables);
     }
+}
 
-    /// Per table: its buffer, where its index lies in the image, where its gradient rows start, and
-    /// how many gradient rows it gathers.
-    fn tables(&self, b: &BprBatch) -> [(&'static str, (usize, usize), usize, u64); 2] {
-        let [(ui, ud, un), (ii, id, in_)] = b.gathers(self.cfg.dim);
-        [(USERS, ui, ud, un), (ITEMS, ii, id, in_)]
+/// The two tables' buffers (users, items).
+pub(crate) fn table_ids(layout: &MemoryLayout) -> [BufId; 2] {
+    [layout.id(USERS), layout.id(ITEMS)]
+}
+
+/// The buffers of a BPR-MF step, resolved once per plan.
+struct StepIds {
+    triple: TripleIds,
+    tables: [BufId; 2],
+}
+
+impl StepIds {
+    fn resolve(layout: &MemoryLayout) -> StepIds {
+        StepIds {
+            triple: TripleIds::resolve(layout),
+            tables: table_ids(layout),
+        }
+    }
+}
+
+/// A training step's: the step's, and each table's Adam moments.
+struct TrainIds {
+    step: StepIds,
+    moments: [MomentIds; 2],
+}
+
+impl TrainIds {
+    fn resolve(layout: &MemoryLayout) -> TrainIds {
+        TrainIds {
+            step: StepIds::resolve(layout),
+            moments: [USERS, ITEMS].map(|t| MomentIds::of(layout, t)),
+        }
+    }
+}
+
+/// A gradient check's: the step's, and each table's gradient.
+struct CheckIds {
+    step: StepIds,
+    grads: [BufId; 2],
+}
+
+impl CheckIds {
+    fn resolve(layout: &MemoryLayout) -> CheckIds {
+        CheckIds {
+            step: StepIds::resolve(layout),
+            grads: [USERS, ITEMS].map(|t| layout.id(&grad_buffer(t))),
+        }
     }
 }
 
@@ -302,13 +396,15 @@ impl Model for Bpr<'_> {
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        self.loss(pb, b, t);
+        let ids = TrainIds::resolve(pb.layout);
+        self.loss(pb, &ids.step, b, t);
         // λ is in the loss (rows used only), so Adam adds no weight decay.
         let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
-        let (batch, grads) = (pb.id("batch"), pb.id("grads_act"));
-        for (name, index, dh_off, entries) in self.tables(b) {
-            let table = pb.id(name);
-            let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
+        let (batch, grads) = (ids.step.triple.batch, ids.step.triple.grads_act);
+        for side in 0..2 {
+            let (index, dh_off, entries) = b.gathers(self.cfg.dim)[side];
+            let table = ids.step.tables[side];
+            let MomentIds { m, v } = ids.moments[side];
             let rows = (0, pb.layout.spec(table).rows);
             let (p, grid) =
                 adam_table::params(rows, self.cfg.dim, index, dh_off, step, pb.max_per_dim);
@@ -319,12 +415,14 @@ impl Model for Bpr<'_> {
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        self.loss(pb, b, t);
+        let ids = CheckIds::resolve(pb.layout);
+        self.loss(pb, &ids.step, b, t);
         let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
-        let (batch, grads) = (pb.id("batch"), pb.id("grads_act"));
-        for (name, index, dh_off, _) in self.tables(b) {
-            let rows = (0, pb.layout.spec(pb.id(name)).rows);
-            let out = pb.id(&grad_buffer(name));
+        let (batch, grads) = (ids.step.triple.batch, ids.step.triple.grads_act);
+        for side in 0..2 {
+            let (index, dh_off, _) = b.gathers(self.cfg.dim)[side];
+            let rows = (0, pb.layout.spec(ids.step.tables[side]).rows);
+            let out = ids.grads[side];
             let (p, grid) =
                 adam_table::params(rows, self.cfg.dim, index, dh_off, step, pb.max_per_dim);
             let binds = [batch.into(), grads.into(), out.into()];
@@ -349,19 +447,19 @@ impl Model for Bpr<'_> {
                 .enumerate()
                 .all(|(k, &id)| id as usize == first + k)
         );
-        let (table, dst) = match side {
-            Side::Users => (USERS, buffers::USER_EMBEDDINGS),
-            Side::Items => (ITEMS, buffers::ITEM_EMBEDDINGS),
-        };
+        let (table, dst) = embed_ids(pb.layout, side);
         let d = self.cfg.dim;
-        pb.copy(
-            pb.id(table),
-            first * d,
-            pb.id(dst),
-            first * d,
-            ids.len() * d,
-        );
+        pb.copy(table, first * d, dst, first * d, ids.len() * d);
     }
+}
+
+/// The buffers of BPR-MF's embedding of `side`: its table and the side's embeddings.
+fn embed_ids(layout: &MemoryLayout, side: Side) -> (BufId, BufId) {
+    let table = match side {
+        Side::Users => USERS,
+        Side::Items => ITEMS,
+    };
+    (layout.id(table), layout.id(buffers::embeddings(side)))
 }
 
 /// BPR-MF's descriptor.
@@ -444,13 +542,14 @@ mod tests {
         let b = BprBatch::build(&pairs, 3, 6);
         assert_eq!(b.n, 3);
         let r = b.regions;
+        assert_eq!((r.users, r.positives, r.negatives), (0, 3, 6));
         assert_eq!(&b.image[..9], &[2, 0, 2, 5, 1, 5, 1, 3, 0]);
         // Users: row 0 ← triple 1; row 2 ← triples 0 and 2.
-        assert_eq!(&b.image[r[3]..r[3] + 4], &[0, 1, 1, 3]);
-        assert_eq!(&b.image[r[4]..r[4] + 3], &[1, 0, 2]);
+        assert_eq!(&b.image[r.user_ptr..r.user_ptr + 4], &[0, 1, 1, 3]);
+        assert_eq!(&b.image[r.user_rows..r.user_rows + 3], &[1, 0, 2]);
         // Items: slots 0..6 hold 5, 1, 1, 3, 5, 0.
-        assert_eq!(&b.image[r[5]..r[5] + 7], &[0, 1, 3, 3, 4, 4, 6]);
-        assert_eq!(&b.image[r[6]..], &[5, 1, 2, 3, 0, 4]);
+        assert_eq!(&b.image[r.item_ptr..r.item_ptr + 7], &[0, 1, 3, 3, 4, 4, 6]);
+        assert_eq!(&b.image[r.item_rows..], &[5, 1, 2, 3, 0, 4]);
         assert_eq!(b.image.len(), image_len(3, 3, 6));
     }
 }

@@ -15,7 +15,9 @@ use super::arch::ParamCounts;
 use super::net::Net;
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
-use super::{Architecture, Mode, Model, ModelKind, Side, buffers, grad_buffer, ring_slot};
+use super::{
+    Architecture, Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer, ring_slot,
+};
 use crate::batch::{self, HostBatch, IndexStrategy};
 use crate::config::TrainConfig;
 use crate::data::Csr;
@@ -23,7 +25,7 @@ use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
 use crate::gpu::GpuContext;
 use crate::gpu::exec::GpuExec;
-use crate::gpu::memory::{BufId, BufferSpec, Role};
+use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig, AdamStep};
 use crate::kernels::{
@@ -85,7 +87,7 @@ pub fn param_layout(
     let d1 = arch.d1();
     // The user encoder's first layer is Linear(M → d1); the item encoder's Linear(N → d1).
     let mut t = Vec::new();
-    for (side, table, fan_in) in [("user", "W_U", n_items), ("item", "W_T", n_users)] {
+    for (side, table, fan_in) in [("user", W_USER, n_items), ("item", W_ITEM, n_users)] {
         let weight = format!("{side}_projection.weight");
         t.push(TensorSpec::table(
             &weight,
@@ -136,28 +138,136 @@ pub struct TwoTower<'d> {
     b_item: usize,
 }
 
-/// One projection table's Adam step: the table, its name, where its gradient index lies (the buffer,
-/// the offsets of its row pointers and rows) and the first dh row of the side it gathers.
+/// The projection tables' buffers: W_U (items × d1, gathered through the users' rows) and W_T.
+const W_USER: &str = "W_U";
+const W_ITEM: &str = "W_T";
+
+/// One projection table's Adam step: the table, where its gradient index lies (the buffer, the
+/// offsets of its row pointers and rows) and the first dh row of the side it gathers.
 struct TableGather {
     table: BufId,
-    name: &'static str,
     index_buf: BufId,
     index: (usize, usize),
     dh_off: usize,
     side: Side,
 }
 
-/// The buffers a step binds, resolved once per plan.
+/// The resident training CSRs: by user (the users' projection rows) and by item.
+#[derive(Debug, Clone, Copy)]
+struct CsrIds {
+    u_ptr: BufId,
+    u_idx: BufId,
+    i_ptr: BufId,
+    i_idx: BufId,
+}
+
+impl CsrIds {
+    fn resolve(layout: &MemoryLayout) -> CsrIds {
+        CsrIds {
+            u_ptr: layout.id(buffers::EXCLUDE_PTR),
+            u_idx: layout.id(buffers::EXCLUDE_IDX),
+            i_ptr: layout.id(buffers::BY_ITEM_PTR),
+            i_idx: layout.id(buffers::BY_ITEM_IDX),
+        }
+    }
+}
+
+/// The buffers of the gradient index built on the GPU ([`IndexStrategy::Gpu`]): the batch image it
+/// reads, the training CSRs, the batch-membership maps and the index.
+#[derive(Debug, Clone, Copy)]
+struct IndexIds {
+    batch: BufId,
+    csr: CsrIds,
+    maps: BufId,
+    index: BufId,
+}
+
+impl IndexIds {
+    fn resolve(layout: &MemoryLayout) -> IndexIds {
+        IndexIds {
+            batch: layout.id(buffers::BATCH),
+            csr: CsrIds::resolve(layout),
+            maps: layout.id(INDEX_MAPS),
+            index: layout.id(INDEX),
+        }
+    }
+}
+
+/// The buffers of the forward pass (every plan), resolved once per plan.
+#[derive(Debug, Clone, Copy)]
 struct Ids {
     w_user: BufId,
     w_item: BufId,
     dense: BufId,
     acts: BufId,
     batch: BufId,
-    u_ptr: BufId,
-    u_idx: BufId,
-    i_ptr: BufId,
-    i_idx: BufId,
+    csr: CsrIds,
+}
+
+impl Ids {
+    fn resolve(layout: &MemoryLayout) -> Ids {
+        Ids {
+            w_user: layout.id(W_USER),
+            w_item: layout.id(W_ITEM),
+            dense: layout.id(DENSE),
+            acts: layout.id(buffers::ACTS),
+            batch: layout.id(buffers::BATCH),
+            csr: CsrIds::resolve(layout),
+        }
+    }
+}
+
+/// The buffers of a forward and backward pass (training and checks): the forward pass's, the
+/// activation gradients, the losses, the dense gradient, and the GPU-built index's when the model
+/// builds it there.
+struct StepIds {
+    fwd: Ids,
+    grads_act: BufId,
+    pair_loss: BufId,
+    ring: BufId,
+    dense_grad: BufId,
+    gpu_index: Option<IndexIds>,
+}
+
+impl StepIds {
+    fn resolve(layout: &MemoryLayout, index: IndexStrategy) -> StepIds {
+        StepIds {
+            fwd: Ids::resolve(layout),
+            grads_act: layout.id(buffers::GRADS_ACT),
+            pair_loss: layout.id(buffers::PAIR_LOSS),
+            ring: layout.id(buffers::LOSS_RING),
+            dense_grad: layout.id(&grad_buffer(DENSE)),
+            gpu_index: (index == IndexStrategy::Gpu).then(|| IndexIds::resolve(layout)),
+        }
+    }
+}
+
+/// An embedding block's buffers: the forward pass's and the side's embeddings.
+struct EmbedIds {
+    fwd: Ids,
+    dst: BufId,
+}
+
+impl EmbedIds {
+    fn resolve(layout: &MemoryLayout, side: Side) -> EmbedIds {
+        EmbedIds {
+            fwd: Ids::resolve(layout),
+            dst: layout.id(buffers::embeddings(side)),
+        }
+    }
+}
+
+/// A training step's buffers: the step's and Adam's moments (the dense block's, then W_U's and W_T's).
+struct TrainIds {
+    step: StepIds,
+    dense_moments: MomentIds,
+    table_moments: [MomentIds; 2],
+}
+
+/// A gradient check's buffers: the step's and the tables' gradients (W_U's, W_T's).
+struct CheckIds {
+    step: StepIds,
+    table_grads: [BufId; 2],
 }
 
 impl<'d> TwoTower<'d> {
@@ -225,17 +335,18 @@ impl<'d> TwoTower<'d> {
         off
     }
 
-    fn ids(&self, pb: &PlanBuilder<'_, '_>) -> Ids {
-        Ids {
-            w_user: pb.id("W_U"),
-            w_item: pb.id("W_T"),
-            dense: pb.id(DENSE),
-            acts: pb.id("acts"),
-            batch: pb.id("batch"),
-            u_ptr: pb.id(buffers::EXCLUDE_PTR),
-            u_idx: pb.id(buffers::EXCLUDE_IDX),
-            i_ptr: pb.id("train.by_item.ptr"),
-            i_idx: pb.id("train.by_item.idx"),
+    fn train_ids(&self, layout: &MemoryLayout) -> TrainIds {
+        TrainIds {
+            step: StepIds::resolve(layout, self.index),
+            dense_moments: MomentIds::of(layout, DENSE),
+            table_moments: [W_USER, W_ITEM].map(|t| MomentIds::of(layout, t)),
+        }
+    }
+
+    fn check_ids(&self, layout: &MemoryLayout) -> CheckIds {
+        CheckIds {
+            step: StepIds::resolve(layout, self.index),
+            table_grads: [W_USER, W_ITEM].map(|t| layout.id(&grad_buffer(t))),
         }
     }
 
@@ -274,8 +385,8 @@ impl<'d> TwoTower<'d> {
         }
         let d1 = self.arch.d1();
         let (table, ptr, idx, b_off) = match side {
-            Side::Users => (ids.w_user, ids.u_ptr, ids.u_idx, self.b_user),
-            Side::Items => (ids.w_item, ids.i_ptr, ids.i_idx, self.b_item),
+            Side::Users => (ids.w_user, ids.csr.u_ptr, ids.csr.u_idx, self.b_user),
+            Side::Items => (ids.w_item, ids.csr.i_ptr, ids.csr.i_idx, self.b_item),
         };
         let n_chunks = pb.layout.chunks(table);
         for c in 0..n_chunks {
@@ -362,16 +473,19 @@ impl<'d> TwoTower<'d> {
     fn forward_backward<'a>(
         &self,
         pb: &mut PlanBuilder<'_, 'a>,
-        ids: &Ids,
+        step: &StepIds,
         b: &'a HostBatch,
         t: u64,
-        dense_grad: BufId,
     ) {
         let max = pb.max_per_dim;
+        let ids = &step.fwd;
+        let dense_grad = step.dense_grad;
         pb.upload(ids.batch, 0, &b.image);
-        self.build_index(pb, b, ids);
+        if let Some(gpu) = &step.gpu_index {
+            self.build_index(pb, b, gpu);
+        }
         let (nu, ni) = (b.n_users(), b.n_items());
-        let act_off = &self.act_off(pb);
+        let act_off = &self.act_off(pb, ids.acts);
         self.projection(
             pb,
             ids,
@@ -396,9 +510,7 @@ impl<'d> TwoTower<'d> {
         let widths = &self.arch.widths;
         let n_layers = widths.len() - 1;
         let e_off = act_off[n_layers];
-        let grads_act = pb.id("grads_act");
-        let pair_loss = pb.id("pair_loss");
-        let ring = pb.id(buffers::LOSS_RING);
+        let (grads_act, pair_loss, ring) = (step.grads_act, step.pair_loss, step.ring);
         let r = &b.regions.pairs;
         let launch = score_loss::Launch {
             n_users: nu,
@@ -477,12 +589,8 @@ impl<'d> TwoTower<'d> {
 
     /// The two tables and where each finds its gradient index: W_U's rows gather the batch users' dh
     /// (rows from 0), W_T's the batch items'.
-    fn table_gathers(
-        &self,
-        pb: &PlanBuilder<'_, '_>,
-        b: &HostBatch,
-        ids: &Ids,
-    ) -> [TableGather; 2] {
+    fn table_gathers(&self, b: &HostBatch, step: &StepIds) -> [TableGather; 2] {
+        let ids = &step.fwd;
         let items_dh = b.n_users() * self.arch.d1(); // h (and dh) come first in the activations
         let (index_buf, user_index, item_index) = match self.index {
             IndexStrategy::Host => {
@@ -495,13 +603,13 @@ impl<'d> TwoTower<'d> {
             }
             IndexStrategy::Gpu => {
                 let (u_ptr, i_ptr, rows) = batch_index::layout(self.n_users(), self.n_items());
-                (pb.id(INDEX), (u_ptr, rows), (i_ptr, rows))
+                let gpu = step.gpu_index.expect("a GPU-built index has its buffers");
+                (gpu.index, (u_ptr, rows), (i_ptr, rows))
             }
         };
         [
             TableGather {
                 table: ids.w_user,
-                name: "W_U",
                 index_buf,
                 index: user_index,
                 dh_off: 0,
@@ -509,7 +617,6 @@ impl<'d> TwoTower<'d> {
             },
             TableGather {
                 table: ids.w_item,
-                name: "W_T",
                 index_buf,
                 index: item_index,
                 dh_off: items_dh,
@@ -524,7 +631,7 @@ impl<'d> TwoTower<'d> {
         let nnz = self.by_user.nnz();
         let mut specs = vec![
             BufferSpec::u32(
-                "batch",
+                buffers::BATCH,
                 batch::max_image_len(self.max_pairs, n, m, nnz, IndexStrategy::Gpu),
                 Role::Input,
             ),
@@ -539,27 +646,16 @@ impl<'d> TwoTower<'d> {
 
     /// Uploads `b` and builds its gradient index on the GPU: the index part of a step alone.
     pub fn index_plan<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch) {
-        let ids = Ids {
-            w_user: BufId(u32::MAX),
-            w_item: BufId(u32::MAX),
-            dense: BufId(u32::MAX),
-            acts: BufId(u32::MAX),
-            batch: pb.id("batch"),
-            u_ptr: pb.id(buffers::EXCLUDE_PTR),
-            u_idx: pb.id(buffers::EXCLUDE_IDX),
-            i_ptr: pb.id("train.by_item.ptr"),
-            i_idx: pb.id("train.by_item.idx"),
-        };
+        let ids = IndexIds::resolve(pb.layout);
         pb.upload(ids.batch, 0, &b.image);
-        self.build_index(pb, b, &ids);
+        if self.index == IndexStrategy::Gpu {
+            self.build_index(pb, b, &ids);
+        }
     }
 
     /// The GPU builds the tables' gradient index of `b` (strategy [`IndexStrategy::Gpu`]).
-    fn build_index(&self, pb: &mut PlanBuilder<'_, '_>, b: &HostBatch, ids: &Ids) {
-        if self.index != IndexStrategy::Gpu {
-            return;
-        }
-        let (maps, index) = (pb.id(INDEX_MAPS), pb.id(INDEX));
+    fn build_index(&self, pb: &mut PlanBuilder<'_, '_>, b: &HostBatch, ids: &IndexIds) {
+        let (maps, index) = (ids.maps, ids.index);
         let (p, [clear, scatter, rows, scan]) = batch_index::params(
             self.n_users(),
             self.n_items(),
@@ -568,10 +664,10 @@ impl<'d> TwoTower<'d> {
             pb.max_per_dim,
         );
         let csr = [
-            ids.i_ptr.into(),
-            ids.i_idx.into(),
-            ids.u_ptr.into(),
-            ids.u_idx.into(),
+            ids.csr.i_ptr.into(),
+            ids.csr.i_idx.into(),
+            ids.csr.u_ptr.into(),
+            ids.csr.u_idx.into(),
         ];
         let scans = [&csr[..], &[maps.into(), index.into()]].concat();
         let [c0, c1, c2, c3, c4] = batch_index::cost(&p, self.by_user.nnz() as u64);
@@ -610,15 +706,19 @@ impl Model for TwoTower<'_> {
             _ => self.train_rows(),
         };
         let acts = *self.offsets(rows).last().unwrap();
-        let mut specs = vec![BufferSpec::f32("acts", acts, Role::Work)];
+        let mut specs = vec![BufferSpec::f32(buffers::ACTS, acts, Role::Work)];
         match mode {
-            Mode::Infer => specs.push(BufferSpec::u32("batch", rows, Role::Input)),
+            Mode::Infer => specs.push(BufferSpec::u32(buffers::BATCH, rows, Role::Input)),
             Mode::Train | Mode::Check => {
                 let nnz = self.by_user.nnz();
                 let image = batch::max_image_len(self.max_pairs, n, m, nnz, self.index);
-                specs.push(BufferSpec::f32("grads_act", acts, Role::Work));
-                specs.push(BufferSpec::u32("batch", image, Role::Input));
-                specs.push(BufferSpec::f32("pair_loss", self.max_pairs, Role::Work));
+                specs.push(BufferSpec::f32(buffers::GRADS_ACT, acts, Role::Work));
+                specs.push(BufferSpec::u32(buffers::BATCH, image, Role::Input));
+                specs.push(BufferSpec::f32(
+                    buffers::PAIR_LOSS,
+                    self.max_pairs,
+                    Role::Work,
+                ));
                 if self.index == IndexStrategy::Gpu {
                     specs.push(BufferSpec::u32(INDEX_MAPS, n + m, Role::Work));
                     let len = batch_index::index_len(n, m, nnz);
@@ -643,8 +743,8 @@ impl Model for TwoTower<'_> {
         vec![
             (buffers::EXCLUDE_PTR, &self.by_user.offsets[..]),
             (buffers::EXCLUDE_IDX, &self.by_user.indices[..]),
-            ("train.by_item.ptr", &self.by_item.offsets[..]),
-            ("train.by_item.idx", &self.by_item.indices[..]),
+            (buffers::BY_ITEM_PTR, &self.by_item.offsets[..]),
+            (buffers::BY_ITEM_IDX, &self.by_item.indices[..]),
         ]
     }
 
@@ -669,23 +769,26 @@ impl Model for TwoTower<'_> {
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch, t: u64) {
-        let ids = self.ids(pb);
-        let dense_grad = pb.id(&grad_buffer(DENSE));
-        self.forward_backward(pb, &ids, b, t, dense_grad);
+        let all = self.train_ids(pb.layout);
+        self.forward_backward(pb, &all.step, b, t);
         let max = pb.max_per_dim;
         let step: AdamStep = self.cfg.adam.at_step(t);
-        let (m, v) = (pb.id("dense.m"), pb.id("dense.v"));
+        let MomentIds { m, v } = all.dense_moments;
         let (p, grid) = adam_dense::params(self.params.dense_len(), step, max);
-        let binds = [ids.dense.into(), dense_grad.into(), m.into(), v.into()];
+        let dense_grad = all.step.dense_grad;
+        let binds = [
+            all.step.fwd.dense.into(),
+            dense_grad.into(),
+            m.into(),
+            v.into(),
+        ];
         pb.dispatch_costed(&adam_dense::DEF, &binds, &p, grid, adam_dense::cost(&p));
-        let grads_act = pb.id("grads_act");
+        let grads_act = all.step.grads_act;
         let d1 = self.arch.d1();
-        for g in self.table_gathers(pb, b, &ids) {
+        let gathers = self.table_gathers(b, &all.step);
+        for (g, moments) in gathers.into_iter().zip(all.table_moments) {
             let (table, index) = (g.table, g.index);
-            let (m, v) = (
-                pb.id(&format!("{}.m", g.name)),
-                pb.id(&format!("{}.v", g.name)),
-            );
+            let MomentIds { m, v } = moments;
             let entities = match g.side {
                 Side::Users => &b.user_ids,
                 Side::Items => &b.item_ids,
@@ -707,13 +810,12 @@ impl Model for TwoTower<'_> {
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch, t: u64) {
-        let ids = self.ids(pb);
-        let dense_grad = pb.id(&grad_buffer(DENSE));
-        self.forward_backward(pb, &ids, b, t, dense_grad);
-        let grads_act = pb.id("grads_act");
+        let all = self.check_ids(pb.layout);
+        self.forward_backward(pb, &all.step, b, t);
+        let grads_act = all.step.grads_act;
         let step = self.cfg.adam.at_step(t);
-        for tg in self.table_gathers(pb, b, &ids) {
-            let g = pb.id(&grad_buffer(tg.name));
+        let gathers = self.table_gathers(b, &all.step);
+        for (tg, g) in gathers.into_iter().zip(all.table_grads) {
             for c in 0..pb.layout.chunks(tg.table) {
                 let rows = pb.layout.chunk_rows(tg.table, c);
                 let d1 = self.arch.d1();
@@ -739,10 +841,10 @@ impl Model for TwoTower<'_> {
         ids_: &'a [u32],
         first: usize,
     ) {
-        let ids = self.ids(pb);
+        let EmbedIds { fwd: ids, dst } = EmbedIds::resolve(pb.layout, side);
         pb.upload(ids.batch, 0, ids_);
         let rows = ids_.len();
-        let act_off = &self.act_off(pb);
+        let act_off = &self.act_off(pb, ids.acts);
         self.projection(pb, &ids, act_off, side, ids_, 0, 0);
         // A one-sided block: rows from 0, through the user or the item branch.
         let branch = match side {
@@ -751,10 +853,6 @@ impl Model for TwoTower<'_> {
         };
         self.branch(pb, &ids, act_off, &[(rows, 0, branch)], None);
         let dim = self.arch.embedding();
-        let dst = pb.id(match side {
-            Side::Users => buffers::USER_EMBEDDINGS,
-            Side::Items => buffers::ITEM_EMBEDDINGS,
-        });
         pb.copy(
             ids.acts,
             act_off[self.arch.n_layers()],
@@ -768,8 +866,8 @@ impl Model for TwoTower<'_> {
 impl TwoTower<'_> {
     /// Activation offsets of the session `pb` plans for, from the size of its `acts` buffer (training
     /// sessions hold a training step's rows, inference sessions one embedding block's).
-    fn act_off(&self, pb: &PlanBuilder<'_, '_>) -> Vec<usize> {
-        let acts = pb.layout.spec(pb.id("acts")).len();
+    fn act_off(&self, pb: &PlanBuilder<'_, '_>, acts: BufId) -> Vec<usize> {
+        let acts = pb.layout.spec(acts).len();
         let per_row: usize = self.arch.widths.iter().sum();
         self.offsets(acts / per_row)
     }

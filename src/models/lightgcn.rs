@@ -16,7 +16,7 @@ use super::bpr::{self, BprBatch};
 use super::net::Net;
 use super::params::ParamLayout;
 use super::spec::{self, ModelSpec};
-use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
+use super::{Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer};
 use crate::batch::IndexStrategy;
 use crate::config::TrainConfig;
 use crate::data::Csr;
@@ -37,8 +37,59 @@ const GRAD: [&str; 2] = ["lgcn.grad.u", "lgcn.grad.i"];
 const SCALE: [&str; 2] = ["lgcn.s.u", "lgcn.s.i"];
 const CSR: [[&str; 2]; 2] = [
     [buffers::EXCLUDE_PTR, buffers::EXCLUDE_IDX],
-    ["train.by_item.ptr", "train.by_item.idx"],
+    [buffers::BY_ITEM_PTR, buffers::BY_ITEM_IDX],
 ];
+
+/// The propagation's buffers of one side, resolved from the layout.
+#[derive(Debug, Clone, Copy)]
+struct SideIds {
+    /// The layer mean (and, after the backward propagation, the table's gradient).
+    total: BufId,
+    /// The two ping-pong layers.
+    layers: [BufId; 2],
+    /// The side's training CSR (row offsets, member ids) and degree factors.
+    csr: [BufId; 2],
+    scale: BufId,
+}
+
+/// The buffers of the propagation (every plan runs it), both sides, and the layer-0 tables.
+#[derive(Debug, Clone, Copy)]
+struct PropagationIds {
+    tables: [BufId; 2],
+    sides: [SideIds; 2],
+}
+
+impl PropagationIds {
+    fn resolve(layout: &MemoryLayout) -> PropagationIds {
+        PropagationIds {
+            tables: bpr::table_ids(layout),
+            sides: [0, 1].map(|s| SideIds {
+                total: layout.id(TOTAL[s]),
+                layers: LAYER[s].map(|n| layout.id(n)),
+                csr: CSR[s].map(|n| layout.id(n)),
+                scale: layout.id(SCALE[s]),
+            }),
+        }
+    }
+}
+
+/// The buffers of a forward and backward pass (training and checks).
+struct StepIds {
+    prop: PropagationIds,
+    triple: bpr::TripleIds,
+    /// Per side, the final rows' gradient gathered per table row.
+    grads: [BufId; 2],
+}
+
+impl StepIds {
+    fn resolve(layout: &MemoryLayout) -> StepIds {
+        StepIds {
+            prop: PropagationIds::resolve(layout),
+            triple: bpr::TripleIds::resolve(layout),
+            grads: GRAD.map(|n| layout.id(n)),
+        }
+    }
+}
 
 /// The most propagation layers accepted.
 pub const MAX_LAYERS: usize = 4;
@@ -101,10 +152,11 @@ impl<'d> LightGcn<'d> {
     }
 
     /// The layer mean of the propagation of `x0` (per side) into the `TOTAL` buffers.
-    fn propagate(&self, pb: &mut PlanBuilder<'_, '_>, x0: [BufId; 2]) {
+    fn propagate(&self, pb: &mut PlanBuilder<'_, '_>, ids: &PropagationIds, x0: [BufId; 2]) {
         let (d, k_max) = (self.cfg.dim, self.cfg.layers);
+        let s = &ids.sides;
         for side in 0..2 {
-            pb.copy(x0[side], 0, pb.id(TOTAL[side]), 0, self.rows(side) * d);
+            pb.copy(x0[side], 0, s[side].total, 0, self.rows(side) * d);
         }
         let edges = self.by_user.nnz() as u64;
         for k in 0..k_max {
@@ -118,17 +170,17 @@ impl<'d> LightGcn<'d> {
                 let x = if k == 0 {
                     x0[other]
                 } else {
-                    pb.id(LAYER[other][k % 2])
+                    s[other].layers[k % 2]
                 };
                 let (p, grid) = propagate::layer_params(self.rows(side), d, scale, pb.max_per_dim);
                 let binds = [
-                    pb.id(CSR[side][0]).into(),
-                    pb.id(CSR[side][1]).into(),
-                    pb.id(SCALE[side]).into(),
-                    pb.id(SCALE[other]).into(),
+                    s[side].csr[0].into(),
+                    s[side].csr[1].into(),
+                    s[side].scale.into(),
+                    s[other].scale.into(),
                     x.into(),
-                    pb.id(LAYER[side][(k + 1) % 2]).into(),
-                    pb.id(TOTAL[side]).into(),
+                    s[side].layers[(k + 1) % 2].into(),
+                    s[side].total.into(),
                 ];
                 let cost = propagate::layer_cost(&p, edges);
                 pb.dispatch_costed(&propagate::LAYER, &binds, &p, grid, cost);
@@ -137,25 +189,30 @@ impl<'d> LightGcn<'d> {
     }
 
     /// Forward, loss and backward of batch `b` at step `t`: each table's full gradient in `TOTAL`.
-    fn forward_backward<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
+    fn forward_backward<'a>(
+        &self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        ids: &StepIds,
+        b: &'a BprBatch,
+        t: u64,
+    ) {
         let d = self.cfg.dim;
-        let tables = [pb.id(bpr::USERS), pb.id(bpr::ITEMS)];
-        let (batch, grads) = (pb.id("batch"), pb.id("grads_act"));
+        let tables = ids.prop.tables;
+        let (batch, grads) = (ids.triple.batch, ids.triple.grads_act);
         pb.upload(batch, 0, &b.image);
-        self.propagate(pb, tables);
-        let finals = [pb.id(TOTAL[0]), pb.id(TOTAL[1])];
-        bpr::record_loss(pb, b, t, d, self.cfg.lambda, finals, tables);
+        self.propagate(pb, &ids.prop, tables);
+        let finals = ids.prop.sides.map(|s| s.total);
+        bpr::record_loss(pb, &ids.triple, b, t, d, self.cfg.lambda, finals, tables);
         // The final rows' gradients, gathered per table row (every row written, zero if unused).
         let index = b.gathers(d);
         let unused = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
-        for side in 0..2 {
-            let (ptr_rows, dh_off, _) = index[side];
+        for (side, (&(ptr_rows, dh_off, _), grad)) in index.iter().zip(ids.grads).enumerate() {
             let rows = (0, self.rows(side));
             let (p, grid) = adam_table::params(rows, d, ptr_rows, dh_off, unused, pb.max_per_dim);
-            let binds = [batch.into(), grads.into(), pb.id(GRAD[side]).into()];
+            let binds = [batch.into(), grads.into(), grad.into()];
             pb.dispatch(&adam_table::GATHER, &binds, &p, grid);
         }
-        self.propagate(pb, [pb.id(GRAD[0]), pb.id(GRAD[1])]);
+        self.propagate(pb, &ids.prop, ids.grads);
         let coef = self.cfg.lambda / b.n.max(1) as f32;
         for side in 0..2 {
             let (p, grid) = propagate::regularise_params(
@@ -165,7 +222,8 @@ impl<'d> LightGcn<'d> {
                 coef,
                 pb.max_per_dim,
             );
-            let binds = [tables[side].into(), batch.into(), pb.id(TOTAL[side]).into()];
+            let total = ids.prop.sides[side].total;
+            let binds = [tables[side].into(), batch.into(), total.into()];
             pb.dispatch(&propagate::REGULARISE, &binds, &p, grid);
         }
     }
@@ -245,12 +303,14 @@ impl Model for LightGcn<'_> {
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        self.forward_backward(pb, b, t);
+        let ids = TrainIds::resolve(pb.layout);
+        self.forward_backward(pb, &ids.step, b, t);
         // λ is in the loss (layer-0 rows used only), so Adam adds no weight decay.
         let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
-        for (side, name) in [bpr::USERS, bpr::ITEMS].into_iter().enumerate() {
-            let (table, grad) = (pb.id(name), pb.id(TOTAL[side]));
-            let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
+        for side in 0..2 {
+            let table = ids.step.prop.tables[side];
+            let grad = ids.step.prop.sides[side].total;
+            let MomentIds { m, v } = ids.moments[side];
             let (p, grid) =
                 adam_dense::params(self.rows(side) * self.cfg.dim, step, pb.max_per_dim);
             let binds = [table.into(), grad.into(), m.into(), v.into()];
@@ -259,10 +319,12 @@ impl Model for LightGcn<'_> {
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        self.forward_backward(pb, b, t);
-        for (side, name) in [bpr::USERS, bpr::ITEMS].into_iter().enumerate() {
+        let ids = CheckIds::resolve(pb.layout);
+        self.forward_backward(pb, &ids.step, b, t);
+        for side in 0..2 {
             let len = self.rows(side) * self.cfg.dim;
-            pb.copy(pb.id(TOTAL[side]), 0, pb.id(&grad_buffer(name)), 0, len);
+            let total = ids.step.prop.sides[side].total;
+            pb.copy(total, 0, ids.param_grads[side], 0, len);
         }
     }
 
@@ -279,14 +341,59 @@ impl Model for LightGcn<'_> {
     ) {
         // One block per side (`embed_rows` covers both): propagate, then copy the side's layer mean.
         debug_assert_eq!((first, ids.len()), (0, ids.len()));
-        let tables = [pb.id(bpr::USERS), pb.id(bpr::ITEMS)];
-        self.propagate(pb, tables);
-        let (s, dst) = match side {
-            Side::Users => (0, buffers::USER_EMBEDDINGS),
-            Side::Items => (1, buffers::ITEM_EMBEDDINGS),
+        let ids = EmbedIds::resolve(pb.layout, side);
+        self.propagate(pb, &ids.prop, ids.prop.tables);
+        let s = match side {
+            Side::Users => 0,
+            Side::Items => 1,
         };
         let len = self.rows(s) * self.cfg.dim;
-        pb.copy(pb.id(TOTAL[s]), 0, pb.id(dst), 0, len);
+        pb.copy(ids.prop.sides[s].total, 0, ids.dst, 0, len);
+    }
+}
+
+/// The buffers of a training step: the step's, and each table's Adam moments.
+struct TrainIds {
+    step: StepIds,
+    moments: [MomentIds; 2],
+}
+
+impl TrainIds {
+    fn resolve(layout: &MemoryLayout) -> TrainIds {
+        TrainIds {
+            step: StepIds::resolve(layout),
+            moments: [bpr::USERS, bpr::ITEMS].map(|t| MomentIds::of(layout, t)),
+        }
+    }
+}
+
+/// The buffers of a gradient check: the step's, and each table's gradient.
+struct CheckIds {
+    step: StepIds,
+    param_grads: [BufId; 2],
+}
+
+impl CheckIds {
+    fn resolve(layout: &MemoryLayout) -> CheckIds {
+        CheckIds {
+            step: StepIds::resolve(layout),
+            param_grads: [bpr::USERS, bpr::ITEMS].map(|t| layout.id(&grad_buffer(t))),
+        }
+    }
+}
+
+/// The buffers of the embedding of one side: the propagation's and the side's embeddings.
+struct EmbedIds {
+    prop: PropagationIds,
+    dst: BufId,
+}
+
+impl EmbedIds {
+    fn resolve(layout: &MemoryLayout, side: Side) -> EmbedIds {
+        EmbedIds {
+            prop: PropagationIds::resolve(layout),
+            dst: layout.id(buffers::embeddings(side)),
+        }
     }
 }
 

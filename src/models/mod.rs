@@ -46,7 +46,7 @@ pub use session::{Executor, Session};
 pub use spec::ModelSpec;
 
 use crate::eval::ranking::Scorer;
-use crate::gpu::memory::{BufferSpec, MemoryLayout};
+use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout};
 use crate::gpu::plan::PlanBuilder;
 use crate::sampler::Pair;
 
@@ -80,6 +80,24 @@ pub mod buffers {
     /// The exclusion CSR of the ranking (the training interactions by user).
     pub const EXCLUDE_PTR: &str = "train.by_user.ptr";
     pub const EXCLUDE_IDX: &str = "train.by_user.idx";
+    /// The training interactions by item (resident where a model's kernels walk them).
+    pub const BY_ITEM_PTR: &str = "train.by_item.ptr";
+    pub const BY_ITEM_IDX: &str = "train.by_item.idx";
+
+    /// The buffers the models' steps share by name: one step's batch image, its activations, their
+    /// gradients, and one loss per sample (the loss ring's input).
+    pub const BATCH: &str = "batch";
+    pub const ACTS: &str = "acts";
+    pub const GRADS_ACT: &str = "grads_act";
+    pub const PAIR_LOSS: &str = "pair_loss";
+
+    /// The buffer of the embeddings of `side`.
+    pub fn embeddings(side: super::Side) -> &'static str {
+        match side {
+            super::Side::Users => USER_EMBEDDINGS,
+            super::Side::Items => ITEM_EMBEDDINGS,
+        }
+    }
 
     /// The exclusion CSR as resident data: the training interactions by user.
     pub fn exclusion(by_user: &crate::data::Csr) -> Vec<(&'static str, &[u32])> {
@@ -149,16 +167,22 @@ pub trait Model: Sync {
     );
 }
 
-/// Records the mean of the first `n` per-sample losses in `pair_loss` into the loss ring at step `t`'s
-/// slot (the models whose loss kernel writes one loss per triple or user).
-pub fn record_mean_loss(pb: &mut PlanBuilder<'_, '_>, n: usize, t: u64) {
+/// Records the mean of the first `n` per-sample losses in `pair_loss` into the loss ring `ring` at
+/// step `t`'s slot (the models whose loss kernel writes one loss per triple or user).
+pub fn record_mean_loss(
+    pb: &mut PlanBuilder<'_, '_>,
+    pair_loss: BufId,
+    ring: BufId,
+    n: usize,
+    t: u64,
+) {
     use crate::kernels::score_loss;
     let sum = score_loss::Params {
         n_pairs: u32::try_from(n).expect("batch exceeds u32"),
         ring_slot: ring_slot(t) as u32,
         ..Default::default()
     };
-    let binds = [pb.id("pair_loss").into(), pb.id(buffers::LOSS_RING).into()];
+    let binds = [pair_loss.into(), ring.into()];
     let (_, cost) = score_loss::cost(&sum);
     pb.dispatch_costed(&score_loss::SUM, &binds, &sum, [1, 1, 1], cost);
 }
@@ -171,4 +195,26 @@ pub fn ring_slot(t: u64) -> usize {
 /// Name of the gradient buffer of parameter buffer `name`.
 pub fn grad_buffer(name: &str) -> String {
     format!("{name}.grad")
+}
+
+/// Names of Adam's first and second moment buffers of parameter buffer `name` (training sessions).
+pub fn moment_buffers(name: &str) -> [String; 2] {
+    [format!("{name}.m"), format!("{name}.v")]
+}
+
+/// Adam's moment buffers of one parameter buffer, resolved from a training session's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MomentIds {
+    pub m: BufId,
+    pub v: BufId,
+}
+
+impl MomentIds {
+    pub fn of(layout: &MemoryLayout, name: &str) -> MomentIds {
+        let [m, v] = moment_buffers(name);
+        MomentIds {
+            m: layout.id(&m),
+            v: layout.id(&v),
+        }
+    }
 }

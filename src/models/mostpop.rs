@@ -137,12 +137,13 @@ impl Model for MostPop<'_> {
         ids: &'a [u32],
         first: usize,
     ) {
-        let (rows, dst) = match side {
-            Side::Users => (&self.user_rows, buffers::USER_EMBEDDINGS),
-            Side::Items => (&self.item_rows, buffers::ITEM_EMBEDDINGS),
+        let rows = match side {
+            Side::Users => &self.user_rows,
+            Side::Items => &self.item_rows,
         };
+        let dst = pb.id(buffers::embeddings(side));
         let at = first * DIM;
-        pb.upload(pb.id(dst), at, &rows[at..at + ids.len() * DIM]);
+        pb.upload(dst, at, &rows[at..at + ids.len() * DIM]);
     }
 }
 

@@ -19,13 +19,13 @@ use super::arch::{Architecture, ParamCounts};
 use super::net::Net;
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
-use super::{Mode, Model, ModelKind, Side, buffers, grad_buffer};
+use super::{Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer};
 use crate::batch::IndexStrategy;
 use crate::config::TrainConfig;
 use crate::data::Csr;
 use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
-use crate::gpu::memory::{BufferSpec, Role};
+use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig};
 use crate::kernels::{
@@ -270,8 +270,8 @@ impl<'d> MultVae<'d> {
 
     /// The encoder's sparse input layer over the `rows` users at the start of `batch`: h1 = tanh(b +
     /// s_u·Σ kept W_in rows), one launch per table chunk.
-    fn input_layer(&self, pb: &mut PlanBuilder<'_, '_>, rows: usize, dropout: Dropout) {
-        let (table, h) = (pb.id(INPUT), self.cfg.hidden);
+    fn input_layer(&self, pb: &mut PlanBuilder<'_, '_>, ids: &Ids, rows: usize, dropout: Dropout) {
+        let (table, h) = (ids.table, self.cfg.hidden);
         let n_chunks = pb.layout.chunks(table);
         for c in 0..n_chunks {
             let launch = spmm::Launch {
@@ -289,11 +289,11 @@ impl<'d> MultVae<'d> {
             let (p, grid) = launch.params(pb.max_per_dim);
             let binds = [
                 pb.layout.chunk(table, c),
-                pb.id(buffers::EXCLUDE_PTR).into(),
-                pb.id(buffers::EXCLUDE_IDX).into(),
-                pb.id("batch").into(),
-                pb.id(DENSE).into(),
-                pb.id("acts").into(),
+                ids.ptr.into(),
+                ids.idx.into(),
+                ids.batch.into(),
+                ids.dense.into(),
+                ids.acts.into(),
             ];
             let entries = self.entries(rows, launch.chunk);
             let cost = spmm::cost(&p, entries);
@@ -314,6 +314,7 @@ impl<'d> MultVae<'d> {
     fn dense(
         &self,
         pb: &mut PlanBuilder<'_, '_>,
+        ids: &Ids,
         act: Activation,
         rows: usize,
         (x, y, w): (usize, usize, usize),
@@ -329,7 +330,7 @@ impl<'d> MultVae<'d> {
         }];
         let (p, grid) = dense_forward::params(&s, d_in, d_out, Dropout::NONE);
         let cost = dense_forward::cost(&s, d_in, d_out);
-        let binds = [pb.id(DENSE).into(), pb.id("acts").into()];
+        let binds = [ids.dense.into(), ids.acts.into()];
         pb.dispatch_costed(dense_forward::def(act, false), &binds, &p, grid, cost);
     }
 
@@ -340,6 +341,7 @@ impl<'d> MultVae<'d> {
     fn dense_backward(
         &self,
         pb: &mut PlanBuilder<'_, '_>,
+        step: &StepIds,
         act: Activation,
         rows: usize,
         (x, dz, w): (usize, usize, usize),
@@ -347,8 +349,8 @@ impl<'d> MultVae<'d> {
         d_out: usize,
         accumulate: bool,
     ) {
-        let (acts, grads_act, dense) = (pb.id("acts"), pb.id("grads_act"), pb.id(DENSE));
-        let grads = pb.id(&grad_buffer(DENSE));
+        let (acts, grads_act, dense) = (step.fwd.acts, step.grads_act, step.fwd.dense);
+        let grads = step.dense_grad;
         let ws = [dense_backward_weight::Segment {
             rows,
             x_off: x,
@@ -375,19 +377,26 @@ impl<'d> MultVae<'d> {
 
     /// Forward and backward of step `t`: the gradients into `dense.grad` and `W_in.grad`, the mean
     /// loss into the ring.
-    fn forward_backward<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a VaeBatch, t: u64) {
+    fn forward_backward<'a>(
+        &self,
+        pb: &mut PlanBuilder<'_, 'a>,
+        step: &StepIds,
+        b: &'a VaeBatch,
+        t: u64,
+    ) {
         let max = pb.max_per_dim;
-        pb.upload(pb.id("batch"), 0, &b.image);
+        let batch = step.fwd.batch;
+        pb.upload(batch, 0, &b.image);
         let (n, h, d, m4) = (b.n, self.cfg.hidden, self.cfg.latent, self.m4());
         let a = self.acts();
         let noise = vae::noise_key(self.cfg.seed, t);
         let lay = self.vae_layout(n);
-        let (acts, grads_act) = (pb.id("acts"), pb.id("grads_act"));
-        let row_loss = pb.id("pair_loss");
+        let (acts, grads_act, row_loss) = (step.fwd.acts, step.grads_act, step.row_loss);
 
-        self.input_layer(pb, n, self.cfg.input_dropout(t));
+        self.input_layer(pb, &step.fwd, n, self.cfg.input_dropout(t));
         self.dense(
             pb,
+            &step.fwd,
             Activation::Identity,
             n,
             (a.h1, a.mulv, self.enc1),
@@ -402,17 +411,26 @@ impl<'d> MultVae<'d> {
             grid,
             vae::latent_cost(&p),
         );
-        self.dense(pb, Activation::Tanh, n, (a.z, a.h2, self.dec0), d, h);
+        self.dense(
+            pb,
+            &step.fwd,
+            Activation::Tanh,
+            n,
+            (a.z, a.h2, self.dec0),
+            d,
+            h,
+        );
 
         // The output layer and the softmax, block by block; the output layer's gradient is the sum
         // of the blocks' in block order.
         let block = self.logit_rows();
-        let (ptr, idx) = (pb.id(buffers::EXCLUDE_PTR), pb.id(buffers::EXCLUDE_IDX));
+        let (ptr, idx) = (step.fwd.ptr, step.fwd.idx);
         for (k, row0) in (0..n).step_by(block).enumerate() {
             let rows = block.min(n - row0);
             let x = a.h2 + row0 * h;
             self.dense(
                 pb,
+                &step.fwd,
                 Activation::Identity,
                 rows,
                 (x, a.logits, self.dec1),
@@ -423,7 +441,7 @@ impl<'d> MultVae<'d> {
             let binds = [
                 acts.into(),
                 grads_act.into(),
-                pb.id("batch").into(),
+                batch.into(),
                 ptr.into(),
                 idx.into(),
                 row_loss.into(),
@@ -436,11 +454,12 @@ impl<'d> MultVae<'d> {
             let cost = vae::softmax_cost(&p, entries);
             pb.dispatch_costed(&vae::SOFTMAX, &binds, &p, grid, cost);
             let w = (x, a.logits, self.dec1);
-            self.dense_backward(pb, Activation::Tanh, rows, w, h, m4, k > 0);
+            self.dense_backward(pb, step, Activation::Tanh, rows, w, h, m4, k > 0);
         }
 
         self.dense_backward(
             pb,
+            step,
             Activation::Identity,
             n,
             (a.z, a.h2, self.dec0),
@@ -452,15 +471,15 @@ impl<'d> MultVae<'d> {
         let binds = [acts.into(), grads_act.into(), row_loss.into()];
         pb.dispatch_costed(&vae::KL, &binds, &p, grid, vae::latent_cost(&p));
         let w = (a.h1, a.mulv, self.enc1);
-        self.dense_backward(pb, Activation::Tanh, n, w, h, 2 * d, false);
+        self.dense_backward(pb, step, Activation::Tanh, n, w, h, 2 * d, false);
 
-        let grads = pb.id(&grad_buffer(DENSE));
+        let grads = step.dense_grad;
         let (p, mut grid) = column_sums::params([(n, a.h1, self.b_in), (0, 0, 0)], h);
         grid[2] = 1; // one block
         let binds = [grads_act.into(), grads.into()];
         pb.dispatch_costed(&column_sums::DEF, &binds, &p, grid, column_sums::cost(&p));
 
-        let (table, table_grad) = (pb.id(INPUT), pb.id(&grad_buffer(INPUT)));
+        let (table, table_grad) = (step.fwd.table, step.table_grad);
         for c in 0..pb.layout.chunks(table) {
             let launch = spmm_transpose::Launch {
                 chunk: pb.layout.chunk_rows(table, c),
@@ -474,7 +493,7 @@ impl<'d> MultVae<'d> {
             };
             let (p, grid) = launch.params(max);
             let binds = [
-                pb.id("batch").into(),
+                batch.into(),
                 ptr.into(),
                 grads_act.into(),
                 pb.layout.chunk(table_grad, c),
@@ -485,7 +504,7 @@ impl<'d> MultVae<'d> {
             pb.dispatch_costed(&spmm_transpose::DEF, &binds, &p, grid, cost);
         }
 
-        super::record_mean_loss(pb, n, t);
+        super::record_mean_loss(pb, row_loss, step.ring, n, t);
     }
 }
 
@@ -506,14 +525,18 @@ impl Model for MultVae<'_> {
 
     fn buffers(&self, mode: Mode) -> Vec<BufferSpec> {
         let acts = self.acts_len(mode);
-        let mut specs = vec![BufferSpec::f32("acts", acts, Role::Work)];
+        let mut specs = vec![BufferSpec::f32(buffers::ACTS, acts, Role::Work)];
         match mode {
-            Mode::Infer => specs.push(BufferSpec::u32("batch", self.max_users, Role::Input)),
+            Mode::Infer => specs.push(BufferSpec::u32(buffers::BATCH, self.max_users, Role::Input)),
             Mode::Train | Mode::Check => {
                 let image = self.max_users + self.n_items + 1 + self.max_entries();
-                specs.push(BufferSpec::f32("grads_act", acts, Role::Work));
-                specs.push(BufferSpec::u32("batch", image, Role::Input));
-                specs.push(BufferSpec::f32("pair_loss", self.max_users, Role::Work));
+                specs.push(BufferSpec::f32(buffers::GRADS_ACT, acts, Role::Work));
+                specs.push(BufferSpec::u32(buffers::BATCH, image, Role::Input));
+                specs.push(BufferSpec::f32(
+                    buffers::PAIR_LOSS,
+                    self.max_users,
+                    Role::Work,
+                ));
             }
         }
         if mode == Mode::Train {
@@ -555,13 +578,16 @@ impl Model for MultVae<'_> {
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a VaeBatch, t: u64) {
-        self.forward_backward(pb, b, t);
+        let ids = TrainIds::resolve(pb.layout);
+        self.forward_backward(pb, &ids.step, b, t);
         let step = self.cfg.adam.at_step(t);
         let max = pb.max_per_dim;
-        for name in [DENSE, INPUT] {
-            let theta = pb.id(name);
-            let grad = pb.id(&grad_buffer(name));
-            let (m, v) = (pb.id(&format!("{name}.m")), pb.id(&format!("{name}.v")));
+        let s = &ids.step;
+        let params = [
+            (s.fwd.dense, s.dense_grad, ids.moments[0]),
+            (s.fwd.table, s.table_grad, ids.moments[1]),
+        ];
+        for (theta, grad, MomentIds { m, v }) in params {
             for c in 0..pb.layout.chunks(theta) {
                 let len = pb.layout.chunk_len(theta, c);
                 let (p, grid) = adam_dense::params(len, step, max);
@@ -577,7 +603,8 @@ impl Model for MultVae<'_> {
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a VaeBatch, t: u64) {
-        self.forward_backward(pb, b, t);
+        let step = StepIds::resolve(pb.layout);
+        self.forward_backward(pb, &step, b, t);
     }
 
     fn embed_rows(&self, _mode: Mode) -> usize {
@@ -594,12 +621,15 @@ impl Model for MultVae<'_> {
         let (h, d, dim) = (self.cfg.hidden, self.cfg.latent, self.dim());
         let rows = ids.len();
         let a = self.acts();
+        let users = ids;
+        let ids = EmbedIds::resolve(pb.layout, side);
         let launch = match side {
             Side::Users => {
-                pb.upload(pb.id("batch"), 0, ids);
-                self.input_layer(pb, rows, Dropout::NONE);
+                pb.upload(ids.fwd.batch, 0, users);
+                self.input_layer(pb, &ids.fwd, rows, Dropout::NONE);
                 self.dense(
                     pb,
+                    &ids.fwd,
                     Activation::Identity,
                     rows,
                     (a.h1, a.mulv, self.enc1),
@@ -607,7 +637,7 @@ impl Model for MultVae<'_> {
                     2 * d,
                 );
                 let (p, grid) = self.vae_layout(rows).reparam(None, pb.max_per_dim);
-                let acts = pb.id("acts");
+                let acts = ids.fwd.acts;
                 pb.dispatch_costed(
                     &vae::REPARAM,
                     &[acts.into()],
@@ -615,7 +645,15 @@ impl Model for MultVae<'_> {
                     grid,
                     vae::latent_cost(&p),
                 );
-                self.dense(pb, Activation::Tanh, rows, (a.z, a.h2, self.dec0), d, h);
+                self.dense(
+                    pb,
+                    &ids.fwd,
+                    Activation::Tanh,
+                    rows,
+                    (a.z, a.h2, self.dec0),
+                    d,
+                    h,
+                );
                 strided_copy::Launch {
                     rows,
                     width: dim,
@@ -639,10 +677,11 @@ impl Model for MultVae<'_> {
                 tail: 0.0,
             },
         };
-        let (src, dst) = match side {
-            Side::Users => (pb.id("acts"), pb.id(buffers::USER_EMBEDDINGS)),
-            Side::Items => (pb.id(DENSE), pb.id(buffers::ITEM_EMBEDDINGS)),
+        let src = match side {
+            Side::Users => ids.fwd.acts,
+            Side::Items => ids.fwd.dense,
         };
+        let dst = ids.dst;
         let (p, grid) = launch.params(pb.max_per_dim);
         let cost = strided_copy::cost(&p);
         pb.dispatch_costed(
@@ -652,6 +691,85 @@ impl Model for MultVae<'_> {
             grid,
             cost,
         );
+    }
+}
+
+/// The buffers of the encoder and decoder's forward pass (every plan), resolved once per plan: the
+/// input layer's table, the dense block, the activations, the batch and the training CSR by user.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    table: BufId,
+    dense: BufId,
+    acts: BufId,
+    batch: BufId,
+    ptr: BufId,
+    idx: BufId,
+}
+
+impl Ids {
+    fn resolve(layout: &MemoryLayout) -> Ids {
+        Ids {
+            table: layout.id(INPUT),
+            dense: layout.id(DENSE),
+            acts: layout.id(buffers::ACTS),
+            batch: layout.id(buffers::BATCH),
+            ptr: layout.id(buffers::EXCLUDE_PTR),
+            idx: layout.id(buffers::EXCLUDE_IDX),
+        }
+    }
+}
+
+/// The buffers of a forward and backward pass (training and checks): the forward pass's, the
+/// activation gradients, each user's loss, the loss ring, and both parameters' gradients.
+struct StepIds {
+    fwd: Ids,
+    grads_act: BufId,
+    row_loss: BufId,
+    ring: BufId,
+    dense_grad: BufId,
+    table_grad: BufId,
+}
+
+impl StepIds {
+    fn resolve(layout: &MemoryLayout) -> StepIds {
+        StepIds {
+            fwd: Ids::resolve(layout),
+            grads_act: layout.id(buffers::GRADS_ACT),
+            row_loss: layout.id(buffers::PAIR_LOSS),
+            ring: layout.id(buffers::LOSS_RING),
+            dense_grad: layout.id(&grad_buffer(DENSE)),
+            table_grad: layout.id(&grad_buffer(INPUT)),
+        }
+    }
+}
+
+/// A training step's buffers: the step's and Adam's moments of the dense block and the input table.
+struct TrainIds {
+    step: StepIds,
+    moments: [MomentIds; 2],
+}
+
+impl TrainIds {
+    fn resolve(layout: &MemoryLayout) -> TrainIds {
+        TrainIds {
+            step: StepIds::resolve(layout),
+            moments: [DENSE, INPUT].map(|p| MomentIds::of(layout, p)),
+        }
+    }
+}
+
+/// An embedding block's buffers: the forward pass's and the side's embeddings.
+struct EmbedIds {
+    fwd: Ids,
+    dst: BufId,
+}
+
+impl EmbedIds {
+    fn resolve(layout: &MemoryLayout, side: Side) -> EmbedIds {
+        EmbedIds {
+            fwd: Ids::resolve(layout),
+            dst: layout.id(buffers::embeddings(side)),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::ensure;
 
-use super::{LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer};
+use super::{LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer, moment_buffers};
 use crate::eval::ranking::Embeddings;
 use crate::gpu::cpu::CpuExec;
 use crate::gpu::exec::GpuExec;
@@ -28,8 +28,9 @@ pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
         };
         specs.push(spec(b.name.clone(), Role::Param));
         if mode == Mode::Train {
-            specs.push(spec(format!("{}.m", b.name), Role::OptState));
-            specs.push(spec(format!("{}.v", b.name), Role::OptState));
+            for name in moment_buffers(&b.name) {
+                specs.push(spec(name, Role::OptState));
+            }
         }
         if mode == Mode::Check {
             specs.push(spec(grad_buffer(&b.name), Role::Grad));
@@ -89,18 +90,21 @@ pub struct MemoryPlan {
 fn describe_buffer(name: &str) -> String {
     let known = [
         (
-            "dense",
+            super::params::DENSE,
             "the dense parameters (projection biases and branch layers)",
         ),
-        ("acts", "the activations of one training step"),
-        ("grads_act", "the activation gradients of one training step"),
-        ("batch", "one step's batch"),
+        (buffers::ACTS, "the activations of one training step"),
         (
-            "emb.users",
+            buffers::GRADS_ACT,
+            "the activation gradients of one training step",
+        ),
+        (buffers::BATCH, "one step's batch"),
+        (
+            buffers::USER_EMBEDDINGS,
             "every user's embedding (the ranking binds it whole; its width is the model's embedding)",
         ),
         (
-            "emb.items",
+            buffers::ITEM_EMBEDDINGS,
             "every item's embedding (the ranking binds it whole; its width is the model's embedding)",
         ),
     ];
@@ -194,6 +198,27 @@ pub fn memory_plan<M: Model>(
     })
 }
 
+/// Which buffer of every parameter buffer a set of values is.
+#[derive(Debug, Clone, Copy)]
+enum ParamSet {
+    Value,
+    /// Adam's first and second moments.
+    M,
+    V,
+    Grad,
+}
+
+impl ParamSet {
+    fn buffer(self, name: &str) -> String {
+        match self {
+            ParamSet::Value => name.to_string(),
+            ParamSet::M => moment_buffers(name)[0].clone(),
+            ParamSet::V => moment_buffers(name)[1].clone(),
+            ParamSet::Grad => grad_buffer(name),
+        }
+    }
+}
+
 /// One model on one executor.
 pub struct Session<E: Executor, M: Model> {
     pub exec: E,
@@ -230,18 +255,18 @@ impl<E: Executor, M: Model> Session<E, M> {
         Ok(s)
     }
 
-    fn param_ids(&self, suffix: &str) -> Vec<BufId> {
+    fn param_ids(&self, set: ParamSet) -> Vec<BufId> {
         self.model
             .params()
             .buffers
             .iter()
-            .map(|b| self.exec.layout().id(&format!("{}{suffix}", b.name)))
+            .map(|b| self.exec.layout().id(&set.buffer(&b.name)))
             .collect()
     }
 
-    fn read_set(&mut self, suffix: &str) -> anyhow::Result<Weights<E::Real>> {
+    fn read_set(&mut self, set: ParamSet) -> anyhow::Result<Weights<E::Real>> {
         let mut data = Vec::new();
-        for id in self.param_ids(suffix) {
+        for id in self.param_ids(set) {
             data.push(self.exec.read(id)?);
         }
         Ok(Weights {
@@ -250,12 +275,12 @@ impl<E: Executor, M: Model> Session<E, M> {
         })
     }
 
-    fn write_set(&mut self, suffix: &str, w: &Weights<E::Real>) -> anyhow::Result<()> {
+    fn write_set(&mut self, set: ParamSet, w: &Weights<E::Real>) -> anyhow::Result<()> {
         ensure!(
             *w.layout == **self.model.params(),
             "values of another model"
         );
-        for (id, v) in self.param_ids(suffix).into_iter().zip(&w.data) {
+        for (id, v) in self.param_ids(set).into_iter().zip(&w.data) {
             self.exec.write(id, v)?;
         }
         Ok(())
@@ -263,17 +288,17 @@ impl<E: Executor, M: Model> Session<E, M> {
 
     /// Current parameters.
     pub fn read_weights(&mut self) -> anyhow::Result<Weights<E::Real>> {
-        self.read_set("")
+        self.read_set(ParamSet::Value)
     }
 
     /// Replaces the parameters (the optimizer state is kept).
     pub fn write_weights(&mut self, w: &Weights<E::Real>) -> anyhow::Result<()> {
-        self.write_set("", w)
+        self.write_set(ParamSet::Value, w)
     }
 
     /// Adam's first and second moments (training sessions).
     pub fn read_moments(&mut self) -> anyhow::Result<Moments<E::Real>> {
-        Ok((self.read_set(".m")?, self.read_set(".v")?))
+        Ok((self.read_set(ParamSet::M)?, self.read_set(ParamSet::V)?))
     }
 
     /// Restores Adam's moments and step count (resuming a run).
@@ -283,15 +308,15 @@ impl<E: Executor, M: Model> Session<E, M> {
         v: &Weights<E::Real>,
         t: u64,
     ) -> anyhow::Result<()> {
-        self.write_set(".m", m)?;
-        self.write_set(".v", v)?;
+        self.write_set(ParamSet::M, m)?;
+        self.write_set(ParamSet::V, v)?;
         self.t = t;
         Ok(())
     }
 
     /// Every parameter's gradient from the last [`Session::grad_step`].
     pub fn read_grads(&mut self) -> anyhow::Result<Weights<E::Real>> {
-        self.read_set(".grad")
+        self.read_set(ParamSet::Grad)
     }
 
     /// The plan of the next training step (for counts and profiles; [`Session::step`] runs it).
@@ -356,11 +381,7 @@ impl<E: Executor, M: Model> Session<E, M> {
 
     /// The embeddings of one side, read back (after [`Session::embed_all`]).
     pub fn read_embeddings(&mut self, side: Side) -> anyhow::Result<Vec<E::Real>> {
-        let name = match side {
-            Side::Users => buffers::USER_EMBEDDINGS,
-            Side::Items => buffers::ITEM_EMBEDDINGS,
-        };
-        let id = self.exec.layout().id(name);
+        let id = self.exec.layout().id(buffers::embeddings(side));
         self.exec.read(id)
     }
 
