@@ -45,6 +45,7 @@ fn train_steps(c: &mut Criterion) {
                 dropout: 0.1,
                 adam: AdamConfig::new(1e-4, 1e-3),
                 seed: 1,
+                loss: Default::default(),
             };
             let model = TwoTower::new(
                 ModelKind::Cobrar,

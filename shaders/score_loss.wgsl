@@ -13,6 +13,15 @@
 //
 // Entry `sum_loss`: one workgroup sums the P pair losses in a fixed order into one slot of the loss
 // ring that the host reads back every few steps.
+//
+// The pairwise loss (`pairwise` = 1, `--loss bpr`): the pairs come as triples, pair 2t = (u, i, 1) and
+// pair 2t+1 = (u, j, 0) (the bpr sampler's order), and the loss of triple t is
+//   L_t = −ln σ(τ(ŷ_2t − ŷ_2t+1)) = softplus(−x),  x = τ(ŷ_2t − ŷ_2t+1),  mean over the T = P/2 triples:
+//   ∂L/∂ŷ_2t = −τσ(−x)/T,  ∂L/∂ŷ_2t+1 = +τσ(−x)/T, passed to cos where μ ≤ cos ≤ 1 as above.
+// A pair's gradient needs its partner's score, so the cosines come first: `pair_cosines` (one
+// workgroup per pair) writes cos of every pair into `pair_loss`; `grad` reads them there (and writes
+// no loss); `pair_losses` (one invocation per triple) then turns them into L_t, written to both pairs
+// of the triple, so that `sum_loss`'s mean over pairs is the mean over triples.
 
 struct Params {
     n_rows: u32,       // user rows + item rows
@@ -30,7 +39,11 @@ struct Params {
     mu: f32,
     out_scale: f32,    // last layer's dropout scale (1 without dropout)
     groups_x: u32,     // workgroups along x (rows = x + y * groups_x)
-    _pad: u32,
+    pairwise: u32,     // 0: BCE per pair; 1: the pairwise loss over triples
+    tau: f32,          // the pairwise loss's temperature τ
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> acts: array<vec4<f32>>;
@@ -93,9 +106,20 @@ fn grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         let s = reduce_sum2(tid, part);
         let b = max(sqrt(s.y), 1e-8);
         let cos = s.x / (a * b);
-        let pred = min(max(cos, p.mu), 1.0);
-        let dpred = (pred - y) / max(pred * (1.0 - pred), 1e-12) * inv_n;
-        let dcos = select(0.0, dpred, cos >= p.mu && cos <= 1.0);
+        var pred = min(max(cos, p.mu), 1.0);
+        var dpred = (pred - y) / max(pred * (1.0 - pred), 1e-12) * inv_n;
+        var in_range = cos >= p.mu && cos <= 1.0;
+        if (p.pairwise == 1u) {
+            // The triple's scores from `pair_cosines` (the same for every row that reads them).
+            let cq = pair_loss[q];
+            let sp = min(max(pair_loss[q & ~1u], p.mu), 1.0);
+            let sn = min(max(pair_loss[q | 1u], p.mu), 1.0);
+            let sig = 1.0 / (1.0 + exp(p.tau * (sp - sn))); // σ(−x)
+            let sign = select(-1.0, 1.0, (q & 1u) == 1u);
+            dpred = sign * p.tau * sig * 2.0 * inv_n;
+            in_range = cq >= p.mu && cq <= 1.0;
+        }
+        let dcos = select(0.0, dpred, in_range);
         let coef_other = dcos / (a * b);
         let coef_own = select(0.0, dcos * cos / (a * a), a_norm >= 1e-8);
         for (var j = 0u; j < MAX_V; j++) {
@@ -105,7 +129,7 @@ fn grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 g[j] += coef_other * ov - coef_own * own[j];
             }
         }
-        if (is_user && tid == 0u) {
+        if (is_user && tid == 0u && p.pairwise == 0u) {
             let l = -(y * max(log(pred), -100.0) + (1.0 - y) * max(log(1.0 - pred), -100.0));
             pair_loss[q] = l;
         }
@@ -130,4 +154,48 @@ fn sum_loss(@builtin(local_invocation_id) lid: vec3<u32>) {
     if (tid == 0u) {
         loss_ring[p.ring_slot] = total / f32(max(p.n_pairs, 1u));
     }
+}
+
+// One workgroup per pair: its cosine (unclamped) into `pair_loss`, for the pairwise loss.
+@compute @workgroup_size(64, 1, 1)
+fn pair_cosines(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tid = lid.x;
+    let q = wg.x + wg.y * p.groups_x;
+    if (q >= p.n_pairs) {
+        return; // uniform per workgroup
+    }
+    let u = batch[p.pair_user + q];
+    let i = p.n_users + batch[p.pair_item + q];
+    var part = vec2<f32>(0.0);
+    var ii = 0.0;
+    for (var j = 0u; j < MAX_V; j++) {
+        let c = tid + j * WG;
+        if (c < p.d4) {
+            let a = acts[p.e_off + u * p.d4 + c];
+            let b = acts[p.e_off + i * p.d4 + c];
+            part += vec2<f32>(dot(a, b), dot(a, a));
+            ii += dot(b, b);
+        }
+    }
+    let s = reduce_sum2(tid, part);
+    let bb = reduce_sum2(tid, vec2<f32>(ii, 0.0)).x;
+    if (tid == 0u) {
+        pair_loss[q] = s.x / (max(sqrt(s.y), 1e-8) * max(sqrt(bb), 1e-8));
+    }
+}
+
+// One invocation per triple t: the cosines of its two pairs in `pair_loss` become its loss
+// softplus(−x), x = τ(ŷ_2t − ŷ_2t+1), written to both pairs.
+@compute @workgroup_size(64, 1, 1)
+fn pair_losses(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = gid.x + gid.y * p.groups_x * WG;
+    if (2u * t + 1u >= p.n_pairs) {
+        return;
+    }
+    let sp = min(max(pair_loss[2u * t], p.mu), 1.0);
+    let sn = min(max(pair_loss[2u * t + 1u], p.mu), 1.0);
+    let x = p.tau * (sp - sn);
+    let l = max(-x, 0.0) + log(1.0 + exp(-abs(x)));
+    pair_loss[2u * t] = l;
+    pair_loss[2u * t + 1u] = l;
 }

@@ -46,6 +46,39 @@ pub struct TrainConfig {
     pub anneal_cap: f32,
     #[serde(default = "default_anneal_steps")]
     pub anneal_steps: u64,
+    /// CoBraR's and DeepMF's loss over the clamped cosine (written only when not the study's BCE, so
+    /// the configurations, and the folders `reproduce` keys by them, of BCE runs are unchanged).
+    #[serde(default, skip_serializing_if = "LossKind::is_bce")]
+    pub loss: LossKind,
+    /// The pairwise loss's temperature τ: −ln σ(τ(ŷ_pos − ŷ_neg)) (written only when not 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub temperature: f32,
+}
+
+/// CoBraR's and DeepMF's loss (`--loss`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// Binary cross-entropy of each (user, item, label) pair's clamped cosine (the study's).
+    #[default]
+    Bce,
+    /// The pairwise loss −ln σ(τ(ŷ_pos − ŷ_neg)) over the bpr sampler's (user, positive, negative)
+    /// triples (the paper's future work).
+    Bpr,
+}
+
+impl LossKind {
+    pub fn is_bce(&self) -> bool {
+        *self == LossKind::Bce
+    }
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn is_one(v: &f32) -> bool {
+    *v == 1.0
 }
 
 /// MultVAE's β schedule when not given (Liang et al.'s and Elliot's).
@@ -88,6 +121,13 @@ impl TrainConfig {
     pub fn check_ranges(&self) -> anyhow::Result<()> {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(out_of_range("--dropout", "in [0, 1)", self.dropout));
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
+            return Err(out_of_range(
+                "--temperature",
+                "in (0, 100]",
+                self.temperature,
+            ));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(out_of_range("--lr", "a positive finite number", self.lr));

@@ -74,6 +74,16 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerKind>,
 
+    /// CoBraR's and DeepMF's loss: bce (the study's, per pair) or bpr (−ln σ(τ(ŷ_pos − ŷ_neg)) over the
+    /// bpr sampler's triples; the paper's future work) [default: bce]
+    #[arg(long, value_enum)]
+    pub loss: Option<crate::config::LossKind>,
+
+    /// The pairwise loss's temperature τ, in (0, 100]: a cosine lives in [−1, 1], so −ln σ(ŷ_pos −
+    /// ŷ_neg) saturates slowly at τ = 1 [default: 1]
+    #[arg(long, value_name = "TAU")]
+    pub temperature: Option<f32>,
+
     /// LightGCN's propagation layers K (1 to 4) [default: 3]
     #[arg(long, value_name = "K")]
     pub layers: Option<usize>,
@@ -160,12 +170,22 @@ impl TrainArgs {
             ("weight-decay", self.weight_decay.is_some()),
             ("mu", self.mu.is_some()),
             ("negatives", self.negatives.is_some()),
+            ("loss", self.loss.is_some()),
+            ("temperature", self.temperature.is_some()),
             ("layers", self.layers.is_some()),
             ("anneal-cap", self.anneal_cap.is_some()),
             ("anneal-steps", self.anneal_steps.is_some()),
         ])?;
         let dropout = self.model.dropout(self.dropout)?;
-        let sampler = self.sampler.unwrap_or(self.model.default_sampler());
+        let loss = self.loss.unwrap_or_default();
+        if self.temperature.is_some() && loss != crate::config::LossKind::Bpr {
+            anyhow::bail!("--temperature is the pairwise loss's: add --loss bpr, or drop it");
+        }
+        // The pairwise loss trains on the bpr sampler's triples.
+        let sampler = self.sampler.unwrap_or(match loss {
+            crate::config::LossKind::Bpr => crate::sampler::SamplerKind::Bpr,
+            crate::config::LossKind::Bce => self.model.default_sampler(),
+        });
         let arch = self
             .arch
             .clone()
@@ -206,6 +226,8 @@ impl TrainArgs {
                 .anneal_steps
                 .unwrap_or(crate::train::DEFAULT_ANNEAL_STEPS),
             layers: self.layers.unwrap_or(train::DEFAULT_LAYERS),
+            loss,
+            temperature: self.temperature.unwrap_or(1.0),
         })
         .and_then(|c| c.validate().map(|()| c))
     }

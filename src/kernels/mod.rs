@@ -43,6 +43,8 @@ pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
     &dense_backward_weight::DEF,
     &score_loss::GRAD,
     &score_loss::SUM,
+    &score_loss::COSINES,
+    &score_loss::LOSSES,
     &adam_dense::DEF,
     &adam_table::STEP,
     &adam_table::GATHER,

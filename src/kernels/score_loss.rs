@@ -35,7 +35,26 @@ crate::param_block! {
         pub n_rows: u32, pub n_users: u32, pub n_pairs: u32, pub d4: u32, pub e_off: u32,
         pub de_off: u32, pub pair_user: u32, pub pair_item: u32, pub pair_label: u32,
         pub row_ptr: u32, pub row_pairs: u32, pub ring_slot: u32, pub mu: f32, pub out_scale: f32,
-        pub groups_x: u32, pub _pad: u32,
+        pub groups_x: u32, pub pairwise: u32, pub tau: f32, pub _pad0: u32, pub _pad1: u32,
+        pub _pad2: u32,
+    }
+}
+
+/// The loss over the scored pairs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    #[default]
+    /// Binary cross-entropy of each pair's clamped cosine against its label (the study's).
+    Bce,
+    /// The pairwise loss −ln σ(τ(ŷ_pos − ŷ_neg)) over triples: pairs 2t (positive) and 2t+1
+    /// (negative) share their user (the bpr sampler's order).
+    Bpr { tau: f32 },
+}
+
+impl Loss {
+    pub fn is_bce(&self) -> bool {
+        *self == Loss::Bce
     }
 }
 
@@ -61,6 +80,7 @@ pub struct Launch {
     pub out_scale: f32,
     /// Where `sum_loss` writes the batch's mean loss.
     pub ring_slot: usize,
+    pub loss: Loss,
 }
 
 impl Launch {
@@ -88,9 +108,45 @@ impl Launch {
             mu: self.mu,
             out_scale: self.out_scale,
             groups_x: grid.groups_x,
-            _pad: 0,
+            pairwise: u32::from(matches!(self.loss, Loss::Bpr { .. })),
+            tau: match self.loss {
+                Loss::Bpr { tau } => tau,
+                Loss::Bce => 1.0,
+            },
+            ..Default::default()
         };
         (p, grid.workgroups)
+    }
+
+    /// The pairwise loss's two extra passes (`None` for BCE): `pair_cosines` (one workgroup per pair)
+    /// and `pair_losses` (one invocation per triple), each with its parameter block and grid.
+    pub fn pairwise_params(&self, max_per_dim: u32) -> Option<[(Params, [u32; 3]); 2]> {
+        if self.loss == Loss::Bce {
+            return None;
+        }
+        assert!(
+            self.n_pairs.is_multiple_of(2),
+            "the pairwise loss needs whole triples"
+        );
+        let (base, _) = self.params(max_per_dim);
+        let per_pair = Grid::linear(self.n_pairs, max_per_dim);
+        let per_triple = Grid::linear((self.n_pairs / 2).div_ceil(64), max_per_dim);
+        Some([
+            (
+                Params {
+                    groups_x: per_pair.groups_x,
+                    ..base
+                },
+                per_pair.workgroups,
+            ),
+            (
+                Params {
+                    groups_x: per_triple.groups_x,
+                    ..base
+                },
+                per_triple.workgroups,
+            ),
+        ])
     }
 }
 
@@ -100,6 +156,30 @@ crate::kernel_def! { pub GRAD = "score_loss.grad", shaders::SCORE_LOSS, "grad", 
 
 // Entry `sum_loss` (one workgroup). Bindings: `pair_loss` (read_write), `loss_ring` (read_write).
 crate::kernel_def! { pub SUM = "score_loss.sum_loss", shaders::SCORE_LOSS, "sum_loss", Params, sum_twin }
+
+// Entry `pair_cosines` (pairwise loss, before `grad`). Bindings: `acts` (read: E), `batch` (read),
+// `pair_loss` (read_write: the cosines).
+crate::kernel_def! { pub COSINES = "score_loss.pair_cosines", shaders::SCORE_LOSS, "pair_cosines", Params, cosines_twin }
+
+// Entry `pair_losses` (pairwise loss, after `grad`). Bindings: `pair_loss` (read_write: cosines in,
+// losses out).
+crate::kernel_def! { pub LOSSES = "score_loss.pair_losses", shaders::SCORE_LOSS, "pair_losses", Params, losses_twin }
+
+/// Bytes and operations of `pair_cosines` and `pair_losses`.
+pub fn pairwise_cost(p: &Params) -> (Cost, Cost) {
+    let d = p.d4 as u64 * 4;
+    let pairs = p.n_pairs as u64;
+    (
+        Cost {
+            bytes: 4 * (2 * pairs * d + 3 * pairs),
+            flops: 6 * pairs * d,
+        },
+        Cost {
+            bytes: 4 * 2 * pairs,
+            flops: 8 * pairs,
+        },
+    )
+}
 
 /// Bytes and operations of `grad` (its own row, the other row of each of its pairs, dE written, the
 /// pair data) and of `sum_loss`.
@@ -133,10 +213,63 @@ fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
         item: &item,
         label: &label,
     };
-    let out = cpu(&e, nu, n_rows - nu, dim, pairs, p.mu, p.out_scale);
+    let loss = if p.pairwise == 1 {
+        Loss::Bpr { tau: p.tau }
+    } else {
+        Loss::Bce
+    };
+    let out = cpu(&e, nu, n_rows - nu, dim, pairs, p.mu, p.out_scale, loss);
     c.f_mut("grads_act")[at4(p.de_off)..][..n_rows * dim].copy_from_slice(&out.d_e);
-    for (o, l) in c.f_mut("pair_loss").iter_mut().zip(&out.pair_loss) {
-        *o = T::from_f64(*l);
+    // The pairwise loss's `grad` reads the cosines in `pair_loss` and writes no loss.
+    if loss == Loss::Bce {
+        for (o, l) in c.f_mut("pair_loss").iter_mut().zip(&out.pair_loss) {
+            *o = T::from_f64(*l);
+        }
+    }
+}
+
+fn cosines_twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let dim = at4(p.d4);
+    let np = p.n_pairs as usize;
+    let e = c.f("acts")[at4(p.e_off)..].to_vec();
+    let batch = c.u("batch");
+    let (user, item) = (
+        batch[p.pair_user as usize..][..np].to_vec(),
+        batch[p.pair_item as usize..][..np].to_vec(),
+    );
+    let row = |r: usize| &e[r * dim..(r + 1) * dim];
+    let norm = |r: usize| {
+        row(r)
+            .iter()
+            .map(|v| v.to_f64().powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    for q in 0..np {
+        let (u, i) = (user[q] as usize, p.n_users as usize + item[q] as usize);
+        let dot: f64 = row(u)
+            .iter()
+            .zip(row(i))
+            .map(|(a, b)| a.to_f64() * b.to_f64())
+            .sum();
+        let cos = dot / (norm(u).max(NORM_EPS) * norm(i).max(NORM_EPS));
+        c.f_mut("pair_loss")[q] = T::from_f64(cos);
+    }
+}
+
+fn losses_twin<T: Real>(c: &mut CpuCall<'_, T>) {
+    let p: Params = c.params();
+    let out = c.f_mut("pair_loss");
+    for t in 0..p.n_pairs as usize / 2 {
+        let l = bpr(
+            out[2 * t].to_f64(),
+            out[2 * t + 1].to_f64(),
+            p.mu as f64,
+            p.tau as f64,
+        );
+        out[2 * t] = T::from_f64(l);
+        out[2 * t + 1] = T::from_f64(l);
     }
 }
 
@@ -167,7 +300,14 @@ pub fn bce(cos: f64, label: f64, mu: f64) -> (f64, f64) {
     (pred, loss)
 }
 
-/// CPU twin of `grad` + `sum_loss`: `e` holds `n_users + n_items` rows of width `dim`.
+/// The pairwise loss of a triple from its two cosines: softplus(−x), x = τ(ŷ_pos − ŷ_neg).
+pub fn bpr(cos_pos: f64, cos_neg: f64, mu: f64, tau: f64) -> f64 {
+    let x = tau * (cos_pos.max(mu).min(1.0) - cos_neg.max(mu).min(1.0));
+    (-x).max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// CPU twin of `grad` + `sum_loss` (and, for the pairwise loss, `pair_cosines` and `pair_losses`):
+/// `e` holds `n_users + n_items` rows of width `dim`.
 pub fn cpu<T: Real>(
     e: &[T],
     n_users: usize,
@@ -176,6 +316,7 @@ pub fn cpu<T: Real>(
     pairs: Pairs<'_>,
     mu: f32,
     out_scale: f32,
+    loss_kind: Loss,
 ) -> ScoreOutput<T> {
     let n_rows = n_users + n_items;
     assert_eq!(e.len(), n_rows * dim);
@@ -191,22 +332,37 @@ pub fn cpu<T: Real>(
     let mut g = vec![0f64; n_rows * dim];
     let n = pairs.len().max(1) as f64;
     let mu = mu as f64;
-    let mut cosines = Vec::with_capacity(pairs.len());
-    let mut losses = Vec::with_capacity(pairs.len());
-    for q in 0..pairs.len() {
+    let cosine = |q: usize| {
         let (u, i) = (pairs.user[q] as usize, n_users + pairs.item[q] as usize);
-        let y = pairs.label[q] as f64;
         let dot: f64 = row(u)
             .iter()
             .zip(row(i))
             .map(|(a, b)| a.to_f64() * b.to_f64())
             .sum();
+        dot / (norms[u].max(NORM_EPS) * norms[i].max(NORM_EPS))
+    };
+    let cosines: Vec<f64> = (0..pairs.len()).map(cosine).collect();
+    let mut losses = Vec::with_capacity(pairs.len());
+    for q in 0..pairs.len() {
+        let (u, i) = (pairs.user[q] as usize, n_users + pairs.item[q] as usize);
+        let y = pairs.label[q] as f64;
         let (a, b) = (norms[u].max(NORM_EPS), norms[i].max(NORM_EPS));
-        let cos = dot / (a * b);
-        let (pred, loss) = bce(cos, y, mu);
-        cosines.push(cos);
-        losses.push(loss);
-        let dpred = (pred - y) / (pred * (1.0 - pred)).max(1e-12) / n;
+        let cos = cosines[q];
+        let dpred = match loss_kind {
+            Loss::Bce => {
+                let (pred, loss) = bce(cos, y, mu);
+                losses.push(loss);
+                (pred - y) / (pred * (1.0 - pred)).max(1e-12) / n
+            }
+            Loss::Bpr { tau } => {
+                let tau = tau as f64;
+                let (pos, neg) = (cosines[q & !1], cosines[q | 1]);
+                losses.push(bpr(pos, neg, mu, tau));
+                let x = tau * (pos.max(mu).min(1.0) - neg.max(mu).min(1.0));
+                let sign = if q & 1 == 1 { 1.0 } else { -1.0 };
+                sign * tau / (1.0 + x.exp()) * 2.0 / n
+            }
+        };
         let dcos = if cos >= mu && cos <= 1.0 { dpred } else { 0.0 };
         // ∂cos/∂x = other/(‖x‖‖other‖) − cos·x/‖x‖² (the norm term vanishes where the clamp bites).
         for (me, other, my_norm, my_eps_norm) in [(u, i, norms[u], a), (i, u, norms[i], b)] {

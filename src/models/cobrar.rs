@@ -49,6 +49,9 @@ pub struct StepConfig {
     pub adam: AdamConfig,
     /// The run's seed (dropout masks are keyed by it).
     pub seed: u64,
+    /// The loss over the clamped cosines (not written when BCE: the study's records are unchanged).
+    #[serde(default, skip_serializing_if = "score_loss::Loss::is_bce")]
+    pub loss: score_loss::Loss,
 }
 
 impl StepConfig {
@@ -59,6 +62,12 @@ impl StepConfig {
             dropout: cfg.dropout,
             adam: AdamConfig::new(cfg.lr, cfg.weight_decay),
             seed: cfg.seed,
+            loss: match cfg.loss {
+                crate::config::LossKind::Bce => score_loss::Loss::Bce,
+                crate::config::LossKind::Bpr => score_loss::Loss::Bpr {
+                    tau: cfg.temperature,
+                },
+            },
         }
     }
 
@@ -312,6 +321,17 @@ impl<'d> TwoTower<'d> {
         self
     }
 
+    /// Whether it trains with the pairwise loss (on triples).
+    pub fn pairwise(&self) -> bool {
+        self.cfg.loss != score_loss::Loss::Bce
+    }
+
+    /// The same model trained with `loss` (its batches must then be the bpr sampler's triples).
+    pub fn with_loss(mut self, loss: score_loss::Loss) -> Self {
+        self.cfg.loss = loss;
+        self
+    }
+
     /// The training interactions by user and by item.
     pub fn training_split(&self) -> (&'d Csr, &'d Csr) {
         (self.by_user, self.by_item)
@@ -527,6 +547,7 @@ impl<'d> TwoTower<'d> {
             mu: self.cfg.mu,
             out_scale: self.dropout(Some(t), n_layers - 1).scale,
             ring_slot: ring_slot(t),
+            loss: self.cfg.loss,
         };
         let (sp, grid) = launch.params(max);
         let score_binds = [
@@ -536,7 +557,17 @@ impl<'d> TwoTower<'d> {
             pair_loss.into(),
         ];
         let (grad_cost, sum_cost) = score_loss::cost(&sp);
+        let pairwise = launch.pairwise_params(max);
+        if let Some([(cp, cgrid), _]) = pairwise {
+            let binds = [ids.acts.into(), ids.batch.into(), pair_loss.into()];
+            let (cost, _) = score_loss::pairwise_cost(&cp);
+            pb.dispatch_costed(&score_loss::COSINES, &binds, &cp, cgrid, cost);
+        }
         pb.dispatch_costed(&score_loss::GRAD, &score_binds, &sp, grid, grad_cost);
+        if let Some([_, (lp, lgrid)]) = pairwise {
+            let (_, cost) = score_loss::pairwise_cost(&lp);
+            pb.dispatch_costed(&score_loss::LOSSES, &[pair_loss.into()], &lp, lgrid, cost);
+        }
         let binds = [pair_loss.into(), ring.into()];
         pb.dispatch_costed(&score_loss::SUM, &binds, &sp, [1, 1, 1], sum_cost);
 
@@ -883,12 +914,27 @@ fn branches_of(kind: ModelKind) -> usize {
 }
 
 /// The train flags both two-tower models use.
-const TWO_TOWER_FLAGS: &[&str] = &["lr", "weight-decay", "mu", "negatives"];
+const TWO_TOWER_FLAGS: &[&str] = &[
+    "lr",
+    "weight-decay",
+    "mu",
+    "negatives",
+    "loss",
+    "temperature",
+];
 
 /// CoBraR's descriptor.
 pub static COBRAR: ModelSpec = ModelSpec {
     title: "CoBraR",
-    flags: &["lr", "weight-decay", "mu", "negatives", "dropout"],
+    flags: &[
+        "lr",
+        "weight-decay",
+        "mu",
+        "negatives",
+        "loss",
+        "temperature",
+        "dropout",
+    ],
     dropout: Some(0.1),
     bench_archs: &["512,64", "2048,128"],
     ..TWO_TOWER
@@ -909,14 +955,14 @@ const TWO_TOWER: ModelSpec = ModelSpec {
     title: "",
     default_arch: &[512, 64],
     check_arch,
-    check: spec::no_check,
+    check: check_loss,
     flags: TWO_TOWER_FLAGS,
     why_not: TWO_TOWER_WHY,
     dropout: None,
-    samplers: &[SamplerKind::Alg1, SamplerKind::Authors],
+    samplers: &[SamplerKind::Alg1, SamplerKind::Authors, SamplerKind::Bpr],
     trains: true,
     branches: 1,
-    label: spec::arch_label,
+    label,
     counts: |a, n, m| counts(1, a, n, m),
     describe: spec::plain_counts,
     counts_note: None,
@@ -925,6 +971,31 @@ const TWO_TOWER: ModelSpec = ModelSpec {
     index_probe: Some(probe_index),
     bench_archs: &[],
 };
+
+/// The pairwise loss needs the bpr sampler's triples (pair 2t positive, 2t+1 its negative).
+fn check_loss(cfg: &TrainConfig) -> anyhow::Result<()> {
+    if cfg.loss == crate::config::LossKind::Bpr && cfg.sampler != SamplerKind::Bpr {
+        anyhow::bail!(
+            "--loss bpr trains on the bpr sampler's (user, positive, negative) triples; drop --sampler \
+             or give --sampler bpr"
+        );
+    }
+    Ok(())
+}
+
+/// A run's label: the architecture, and the loss where it is not the study's (`cobrar 512,64 bpr
+/// τ=5`).
+fn label(cfg: &TrainConfig) -> String {
+    match cfg.loss {
+        crate::config::LossKind::Bce => spec::arch_label(cfg),
+        crate::config::LossKind::Bpr if cfg.temperature == 1.0 => {
+            format!("{} bpr-loss", spec::arch_label(cfg))
+        }
+        crate::config::LossKind::Bpr => {
+            format!("{} bpr-loss τ={}", spec::arch_label(cfg), cfg.temperature)
+        }
+    }
+}
 
 const TWO_TOWER_WHY: &str = "it trains its branch on pointwise (user, item, label) pairs";
 

@@ -27,6 +27,8 @@ pub const MODEL_FLAGS: &[&str] = &[
     "layers",
     "anneal-cap",
     "anneal-steps",
+    "loss",
+    "temperature",
 ];
 
 /// `flag`'s name in [`MODEL_FLAGS`] (`lambda` and `reg` are `weight-decay`, `neg` is `negatives`).

@@ -288,6 +288,30 @@ pub fn toy_pairs(
     pairs
 }
 
+/// `n` triples in the bpr sampler's order: (u, i, 1) then (u, j, 0), i a positive of u, j any item
+/// other than i (the pairwise loss's batches).
+pub fn toy_triples(
+    rng: &mut impl rand::Rng,
+    by_user: &Csr,
+    m: usize,
+    n: usize,
+) -> Vec<(u32, u32, f32)> {
+    let mut pairs = Vec::new();
+    for _ in 0..n {
+        let u = rng.random_range(0..by_user.n_rows());
+        let row = by_user.row(u);
+        let i = row[rng.random_range(0..row.len())];
+        let j = loop {
+            let j = rng.random_range(0..m as u32);
+            if j != i {
+                break j;
+            }
+        };
+        pairs.extend([(u as u32, i, 1.0), (u as u32, j, 0.0)]);
+    }
+    pairs
+}
+
 /// Marks, per parameter buffer, the parameters whose f64 gradient (the CPU twins' Check plan at the
 /// step's weights) fell below 1e-8 in magnitude: there the f32 sum of its terms is rounding, its sign
 /// arbitrary, and Adam (which moves every parameter by about ±lr whatever |g|) may take another path.

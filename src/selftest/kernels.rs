@@ -484,6 +484,7 @@ pub fn score_loss(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             mu: 1e-4,
             out_scale,
             ring_slot: 3,
+            loss: score_loss::Loss::Bce,
         };
         let bufs = Buffers::default()
             .f32("acts", [vec![0.0; 8], e].concat())

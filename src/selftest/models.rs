@@ -7,7 +7,7 @@
 use rand::RngExt;
 use rand::seq::SliceRandom;
 
-use super::harness::{Harness, Rng, mark_cancelling, toy_data, toy_pairs};
+use super::harness::{Harness, Rng, mark_cancelling, toy_data, toy_pairs, toy_triples};
 use super::verdict::Verdict;
 use crate::batch::{HostBatch, IndexStrategy};
 use crate::data::Csr;
@@ -32,6 +32,7 @@ pub fn step_config(dropout: f32) -> StepConfig {
         dropout,
         adam: AdamConfig::new(1e-3, 1e-3),
         seed: 11,
+        loss: Default::default(),
     }
 }
 
@@ -86,7 +87,17 @@ fn cosines(
         item: &batch.pair_item,
         label: &batch.label,
     };
-    Ok(score_loss::cpu(e, batch.n_users(), batch.n_items(), dim, pairs, 1e-4, 1.0).cos)
+    Ok(score_loss::cpu(
+        e,
+        batch.n_users(),
+        batch.n_items(),
+        dim,
+        pairs,
+        1e-4,
+        1.0,
+        score_loss::Loss::Bce,
+    )
+    .cos)
 }
 
 /// A batch none of whose pairs sits at the loss's singularity. As cos → 1 (or → μ, where the clamp
@@ -102,8 +113,13 @@ fn well_conditioned_batch(
 ) -> anyhow::Result<HostBatch> {
     let (by_user, by_item) = mdl.training_split();
     let near = |c: f64| (c - 1.0).abs() < 1e-3 || (c - 1e-4).abs() < 1e-5;
+    // The pairwise loss's batches are triples (two pairs each), kept or dropped whole.
+    let group = if mdl.pairwise() { 2 } else { 1 };
     for _ in 0..50 {
-        let mut pairs = toy_pairs(rng, by_user, by_item.n_rows(), 20, 3);
+        let mut pairs = match group {
+            2 => toy_triples(rng, by_user, by_item.n_rows(), 30),
+            _ => toy_pairs(rng, by_user, by_item.n_rows(), 20, 3),
+        };
         let full = pairs.len();
         for _ in 0..10 {
             let batch = mdl.build_batch(&pairs);
@@ -113,10 +129,10 @@ fn well_conditioned_batch(
             }
             // Pair q of the batch is pairs[q]: the image keeps the pairs' order.
             let keep: Vec<_> = pairs
-                .iter()
-                .zip(&cos)
-                .filter(|(_, c)| !near(**c))
-                .map(|(p, _)| *p)
+                .chunks(group)
+                .zip(cos.chunks(group))
+                .filter(|(_, c)| !c.iter().any(|c| near(*c)))
+                .flat_map(|(p, _)| p.iter().copied())
                 .collect();
             if keep.len() < full / 2 {
                 break;
@@ -240,12 +256,19 @@ fn two_tower_case(
     steps: u64,
     chunk_rows: Option<usize>,
     index: IndexStrategy,
+    loss: score_loss::Loss,
 ) -> Result {
     let (n, m) = (57, 43);
     let (by_user, by_item) = toy_data(rng, n, m, 0.15);
-    let mdl = || two_tower(kind, arch, dropout, &by_user, &by_item, 20 * 4).with_index(index);
+    let mdl = || {
+        two_tower(kind, arch, dropout, &by_user, &by_item, 20 * 4)
+            .with_index(index)
+            .with_loss(loss)
+    };
     let seed = rng.random_range(0..1000);
-    let what = format!("{kind} {arch} dropout {dropout} chunks {chunk_rows:?} index {index:?}");
+    let what = format!(
+        "{kind} {arch} dropout {dropout} chunks {chunk_rows:?} index {index:?} loss {loss:?}"
+    );
     let lr = step_config(dropout).adam.lr as f32;
     let mut batch_rng = Rng::new(rng.random());
     steps_then_embeddings(h, v, &what, mdl, steps, lr, chunk_rows, seed, |m, t, w| {
@@ -255,14 +278,31 @@ fn two_tower_case(
 
 /// CoBraR: without and with dropout, tables in chunks, the gradient index built on the GPU.
 pub fn cobrar(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
+    use score_loss::Loss::{Bce, Bpr};
     let cases = h.cases(&[
-        (true, ("16,8", 0.0, 1, None, IndexStrategy::Host)),
-        (false, ("16,12,8", 0.0, 3, None, IndexStrategy::Host)),
-        (true, ("16,12,8", 0.5, 3, None, IndexStrategy::Host)),
-        (true, ("16,8", 0.2, 2, Some(16), IndexStrategy::Host)),
-        (true, ("16,12,8", 0.3, 2, None, IndexStrategy::Gpu)),
+        (true, ("16,8", 0.0, 1, None, IndexStrategy::Host, Bce)),
+        (false, ("16,12,8", 0.0, 3, None, IndexStrategy::Host, Bce)),
+        (true, ("16,12,8", 0.5, 3, None, IndexStrategy::Host, Bce)),
+        (true, ("16,8", 0.2, 2, Some(16), IndexStrategy::Host, Bce)),
+        (true, ("16,12,8", 0.3, 2, None, IndexStrategy::Gpu, Bce)),
+        // The pairwise loss (`--loss bpr`), at τ = 1 and a sharper τ = 5.
+        (
+            true,
+            ("16,8", 0.0, 2, None, IndexStrategy::Host, Bpr { tau: 1.0 }),
+        ),
+        (
+            true,
+            (
+                "16,12,8",
+                0.3,
+                2,
+                Some(16),
+                IndexStrategy::Gpu,
+                Bpr { tau: 5.0 },
+            ),
+        ),
     ]);
-    for (arch, dropout, steps, chunks, index) in cases {
+    for (arch, dropout, steps, chunks, index, loss) in cases {
         two_tower_case(
             h,
             rng,
@@ -273,6 +313,7 @@ pub fn cobrar(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             steps,
             chunks,
             index,
+            loss,
         )?;
     }
     Ok(())
@@ -280,13 +321,18 @@ pub fn cobrar(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
 
 /// DeepMF: one and two layers, tables in chunks with the index built on the GPU.
 pub fn deepmf(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
+    use score_loss::Loss::{Bce, Bpr};
     let cases = h.cases(&[
-        (true, ("16,8", 1, None, IndexStrategy::Host)),
-        (true, ("20,12,8", 3, None, IndexStrategy::Host)),
-        (false, ("16,8", 2, Some(16), IndexStrategy::Host)),
-        (true, ("16,8", 2, Some(16), IndexStrategy::Gpu)),
+        (true, ("16,8", 1, None, IndexStrategy::Host, Bce)),
+        (true, ("20,12,8", 3, None, IndexStrategy::Host, Bce)),
+        (false, ("16,8", 2, Some(16), IndexStrategy::Host, Bce)),
+        (true, ("16,8", 2, Some(16), IndexStrategy::Gpu, Bce)),
+        (
+            true,
+            ("20,12,8", 2, None, IndexStrategy::Host, Bpr { tau: 2.0 }),
+        ),
     ]);
-    for (arch, steps, chunks, index) in cases {
+    for (arch, steps, chunks, index, loss) in cases {
         two_tower_case(
             h,
             rng,
@@ -297,6 +343,7 @@ pub fn deepmf(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             steps,
             chunks,
             index,
+            loss,
         )?;
     }
     Ok(())

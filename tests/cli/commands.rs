@@ -419,3 +419,41 @@ fn grid_runs_every_combination_and_selects_on_validation() {
         assert!(out.join(format!("run-{n:03}/metrics.json")).is_file());
     }
 }
+
+/// `--loss` and `--temperature`: CoBraR's and DeepMF's, with the bpr sampler; one line otherwise.
+#[test]
+fn the_pairwise_loss_flags_are_checked() {
+    let line = error_line(&run(&["train", "--model", "bpr", "--loss", "bpr"]));
+    assert!(line.contains("--loss does not apply to bpr"), "{line}");
+    let line = error_line(&run(&["train", "--model", "cobrar", "--temperature", "2"]));
+    assert!(
+        line.contains("--temperature is the pairwise loss's"),
+        "{line}"
+    );
+    let line = error_line(&run(&[
+        "train",
+        "--model",
+        "cobrar",
+        "--loss",
+        "bpr",
+        "--sampler",
+        "alg1",
+    ]));
+    assert!(
+        line.contains("--loss bpr trains on the bpr sampler's"),
+        "{line}"
+    );
+    let line = error_line(&run(&[
+        "train",
+        "--model",
+        "deepmf",
+        "--loss",
+        "bpr",
+        "--temperature",
+        "0",
+    ]));
+    assert!(
+        line.contains("--temperature") && line.contains("(0, 100]"),
+        "{line}"
+    );
+}

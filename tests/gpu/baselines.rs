@@ -122,6 +122,8 @@ pub fn bpr_train_config() -> TrainConfig {
         layers: 3,
         anneal_cap: 0.2,
         anneal_steps: 200_000,
+        loss: Default::default(),
+        temperature: 1.0,
     }
 }
 
@@ -320,6 +322,21 @@ fn lightgcn_loss_falls_and_it_beats_its_random_initialisation_on_the_embedded_da
         model: ModelKind::Lightgcn,
         layers: 2,
         max_epochs: 3,
+        ..bpr_train_config()
+    });
+}
+
+/// CoBraR with the pairwise loss (`--loss bpr --temperature 5`) on the bpr sampler's triples: the
+/// loss falls and the model beats its random initialisation, like every model.
+#[test]
+fn cobrar_with_the_pairwise_loss_falls_and_beats_its_random_initialisation() {
+    loss_falls_and_beats_random(&TrainConfig {
+        model: ModelKind::Cobrar,
+        arch: "128,32".parse().unwrap(),
+        lr: 1e-3,
+        weight_decay: 1e-3,
+        loss: cobrar_gpu::config::LossKind::Bpr,
+        temperature: 5.0,
         ..bpr_train_config()
     });
 }

@@ -25,18 +25,27 @@ pub fn model_with_pairs<'d>(
 #[test]
 fn gradients_of_the_step_plan_match_finite_differences() {
     let mut rng = rand_pcg::Pcg64Mcg::new(0x5eed_cafe);
-    for (kind, dropout, arch) in [
-        (ModelKind::Cobrar, 0.0, "8,4"),
-        (ModelKind::Cobrar, 0.3, "8,8,4"),
-        (ModelKind::Deepmf, 0.0, "8,8,4"),
-    ] {
+    use cobrar_gpu::kernels::score_loss::Loss::{self, Bce, Bpr};
+    let cases: [(ModelKind, f32, &str, Loss); 6] = [
+        (ModelKind::Cobrar, 0.0, "8,4", Bce),
+        (ModelKind::Cobrar, 0.3, "8,8,4", Bce),
+        (ModelKind::Deepmf, 0.0, "8,8,4", Bce),
+        // The pairwise loss over triples, at τ = 1 and τ = 4.
+        (ModelKind::Cobrar, 0.0, "8,4", Bpr { tau: 1.0 }),
+        (ModelKind::Cobrar, 0.3, "8,8,4", Bpr { tau: 4.0 }),
+        (ModelKind::Deepmf, 0.0, "8,8,4", Bpr { tau: 1.0 }),
+    ];
+    for (kind, dropout, arch, loss) in cases {
         let (n, m) = (6, 9);
         let (by_user, by_item) = toy_data(&mut rng, n, m, 0.4);
-        let pairs = toy_pairs(&mut rng, &by_user, m, 4, 2);
-        let mdl = two_tower(kind, arch, dropout, &by_user, &by_item, pairs.len());
+        let pairs = match loss {
+            Bce => toy_pairs(&mut rng, &by_user, m, 4, 2),
+            Bpr { .. } => cobrar_gpu::selftest::harness::toy_triples(&mut rng, &by_user, m, 6),
+        };
+        let mdl = two_tower(kind, arch, dropout, &by_user, &by_item, pairs.len()).with_loss(loss);
         let batch = mdl.build_batch(&pairs);
         let p0 = Weights::init(mdl.params(), 5).convert::<f64>();
-        let what = format!("{kind} dropout {dropout} arch {arch}");
+        let what = format!("{kind} dropout {dropout} arch {arch} loss {loss:?}");
         let stride = |len: usize| 1 + len / 40;
         let g = crate::baselines::check_finite_differences(
             mdl,

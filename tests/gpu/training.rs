@@ -29,6 +29,8 @@ fn config(model: ModelKind, sampler: SamplerKind) -> TrainConfig {
         layers: 3,
         anneal_cap: 0.2,
         anneal_steps: 200_000,
+        loss: Default::default(),
+        temperature: 1.0,
     }
 }
 

@@ -81,6 +81,8 @@ fn amazon_baby_2048_trains_through_chunked_tables() {
         layers: 3,
         anneal_cap: 0.2,
         anneal_steps: 200_000,
+        loss: Default::default(),
+        temperature: 1.0,
     };
     let ctx = crate::gpu();
     let table_bytes = (ds.n_users() * 2048 * 4) as u64;
@@ -131,6 +133,8 @@ fn best_val_ndcg5(ds: &cobrar_gpu::data::Dataset, model: ModelKind, epochs: usiz
         layers: 3,
         anneal_cap: 0.2,
         anneal_steps: 200_000,
+        loss: Default::default(),
+        temperature: 1.0,
     };
     let out = train(crate::gpu(), ds, &cfg, false, None, &mut |_| Ok(())).unwrap();
     let best = &out.history[out.best_epoch - 1];
