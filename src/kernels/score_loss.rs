@@ -308,6 +308,7 @@ pub fn bpr(cos_pos: f64, cos_neg: f64, mu: f64, tau: f64) -> f64 {
 
 /// CPU twin of `grad` + `sum_loss` (and, for the pairwise loss, `pair_cosines` and `pair_losses`):
 /// `e` holds `n_users + n_items` rows of width `dim`.
+#[allow(clippy::too_many_arguments)] // the parameter block's fields, as the kernel reads them
 pub fn cpu<T: Real>(
     e: &[T],
     n_users: usize,
