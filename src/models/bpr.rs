@@ -10,11 +10,12 @@
 
 use std::sync::Arc;
 
+use super::Block;
 use super::arch::{Architecture, ParamCounts};
 use super::net::Net;
 use super::params::{Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
-use super::{Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer};
+use super::{Mode, Model, ModelKind, MomentIds, Side, WithGrads, WithMoments, buffers};
 use crate::batch::IndexStrategy;
 use crate::config::TrainConfig;
 use crate::data::Csr;
@@ -317,36 +318,6 @@ impl StepIds {
     }
 }
 
-/// A training step's: the step's, and each table's Adam moments.
-struct TrainIds {
-    step: StepIds,
-    moments: [MomentIds; 2],
-}
-
-impl TrainIds {
-    fn resolve(layout: &MemoryLayout) -> TrainIds {
-        TrainIds {
-            step: StepIds::resolve(layout),
-            moments: [USERS, ITEMS].map(|t| MomentIds::of(layout, t)),
-        }
-    }
-}
-
-/// A gradient check's: the step's, and each table's gradient.
-struct CheckIds {
-    step: StepIds,
-    grads: [BufId; 2],
-}
-
-impl CheckIds {
-    fn resolve(layout: &MemoryLayout) -> CheckIds {
-        CheckIds {
-            step: StepIds::resolve(layout),
-            grads: [USERS, ITEMS].map(|t| layout.id(&grad_buffer(t))),
-        }
-    }
-}
-
 impl Model for Bpr<'_> {
     type Batch = BprBatch;
 
@@ -396,7 +367,7 @@ impl Model for Bpr<'_> {
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        let ids = TrainIds::resolve(pb.layout);
+        let ids = WithMoments::resolve(pb.layout, StepIds::resolve(pb.layout), [USERS, ITEMS]);
         self.loss(pb, &ids.step, b, t);
         // λ is in the loss (rows used only), so Adam adds no weight decay.
         let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
@@ -415,7 +386,7 @@ impl Model for Bpr<'_> {
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        let ids = CheckIds::resolve(pb.layout);
+        let ids = WithGrads::resolve(pb.layout, StepIds::resolve(pb.layout), [USERS, ITEMS]);
         self.loss(pb, &ids.step, b, t);
         let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
         let (batch, grads) = (ids.step.triple.batch, ids.step.triple.grads_act);
@@ -434,13 +405,8 @@ impl Model for Bpr<'_> {
         self.n_users().max(self.n_items)
     }
 
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    ) {
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>) {
+        let Block { side, ids, first } = block;
         // The embeddings are the tables: blocks are consecutive ids.
         debug_assert!(
             ids.iter()

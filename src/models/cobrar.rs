@@ -11,12 +11,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::Block;
 use super::arch::ParamCounts;
 use super::net::Net;
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
 use super::{
-    Architecture, Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer, ring_slot,
+    Architecture, Embedding, Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer,
+    ring_slot,
 };
 use crate::batch::{self, HostBatch, IndexStrategy};
 use crate::config::TrainConfig;
@@ -251,22 +253,7 @@ impl StepIds {
     }
 }
 
-/// An embedding block's buffers: the forward pass's and the side's embeddings.
-struct EmbedIds {
-    fwd: Ids,
-    dst: BufId,
-}
-
-impl EmbedIds {
-    fn resolve(layout: &MemoryLayout, side: Side) -> EmbedIds {
-        EmbedIds {
-            fwd: Ids::resolve(layout),
-            dst: layout.id(buffers::embeddings(side)),
-        }
-    }
-}
-
-/// A training step's buffers: the step's and Adam's moments (the dense block's, then W_U's and W_T's).
+/// A training step's buffers: the step's, the dense block's moments and the tables' (W_U's, W_T's).
 struct TrainIds {
     step: StepIds,
     dense_moments: MomentIds,
@@ -865,14 +852,14 @@ impl Model for TwoTower<'_> {
         }
     }
 
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids_: &'a [u32],
-        first: usize,
-    ) {
-        let EmbedIds { fwd: ids, dst } = EmbedIds::resolve(pb.layout, side);
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>) {
+        let Block {
+            side,
+            ids: ids_,
+            first,
+        } = block;
+        let Embedding { fwd: ids, dst } =
+            Embedding::resolve(pb.layout, Ids::resolve(pb.layout), side);
         pb.upload(ids.batch, 0, ids_);
         let rows = ids_.len();
         let act_off = &self.act_off(pb, ids.acts);
@@ -913,28 +900,27 @@ fn branches_of(kind: ModelKind) -> usize {
     }
 }
 
-/// The train flags both two-tower models use.
-const TWO_TOWER_FLAGS: &[&str] = &[
+/// CoBraR's train flags: the two-tower models' and, last, dropout.
+const COBRAR_FLAGS: &[&str] = &[
     "lr",
     "weight-decay",
     "mu",
     "negatives",
     "loss",
     "temperature",
+    "dropout",
 ];
+
+/// The train flags both two-tower models use (DeepMF trains without dropout, as in the study).
+const TWO_TOWER_FLAGS: &[&str] = match COBRAR_FLAGS.split_last() {
+    Some((_, shared)) => shared,
+    None => &[],
+};
 
 /// CoBraR's descriptor.
 pub static COBRAR: ModelSpec = ModelSpec {
     title: "CoBraR",
-    flags: &[
-        "lr",
-        "weight-decay",
-        "mu",
-        "negatives",
-        "loss",
-        "temperature",
-        "dropout",
-    ],
+    flags: COBRAR_FLAGS,
     dropout: Some(0.1),
     bench_archs: &["512,64", "2048,128"],
     ..TWO_TOWER
@@ -986,14 +972,11 @@ fn check_loss(cfg: &TrainConfig) -> anyhow::Result<()> {
 /// A run's label: the architecture, and the loss where it is not the study's (`cobrar 512,64 bpr
 /// τ=5`).
 fn label(cfg: &TrainConfig) -> String {
-    match cfg.loss {
-        crate::config::LossKind::Bce => spec::arch_label(cfg),
-        crate::config::LossKind::Bpr if cfg.temperature == 1.0 => {
-            format!("{} bpr-loss", spec::arch_label(cfg))
-        }
-        crate::config::LossKind::Bpr => {
-            format!("{} bpr-loss τ={}", spec::arch_label(cfg), cfg.temperature)
-        }
+    let base = spec::arch_label(cfg);
+    match (cfg.loss, cfg.temperature) {
+        (crate::config::LossKind::Bce, _) => base,
+        (crate::config::LossKind::Bpr, 1.0) => format!("{base} bpr-loss"),
+        (crate::config::LossKind::Bpr, t) => format!("{base} bpr-loss τ={t}"),
     }
 }
 

@@ -12,11 +12,12 @@
 
 use std::sync::Arc;
 
+use super::Block;
 use super::bpr::{self, BprBatch};
 use super::net::Net;
 use super::params::ParamLayout;
 use super::spec::{self, ModelSpec};
-use super::{Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer};
+use super::{Embedding, Mode, Model, ModelKind, MomentIds, Side, WithGrads, WithMoments, buffers};
 use crate::batch::IndexStrategy;
 use crate::config::TrainConfig;
 use crate::data::Csr;
@@ -303,7 +304,11 @@ impl Model for LightGcn<'_> {
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        let ids = TrainIds::resolve(pb.layout);
+        let ids = WithMoments::resolve(
+            pb.layout,
+            StepIds::resolve(pb.layout),
+            [bpr::USERS, bpr::ITEMS],
+        );
         self.forward_backward(pb, &ids.step, b, t);
         // λ is in the loss (layer-0 rows used only), so Adam adds no weight decay.
         let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
@@ -319,12 +324,16 @@ impl Model for LightGcn<'_> {
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
-        let ids = CheckIds::resolve(pb.layout);
+        let ids = WithGrads::resolve(
+            pb.layout,
+            StepIds::resolve(pb.layout),
+            [bpr::USERS, bpr::ITEMS],
+        );
         self.forward_backward(pb, &ids.step, b, t);
         for side in 0..2 {
             let len = self.rows(side) * self.cfg.dim;
             let total = ids.step.prop.sides[side].total;
-            pb.copy(total, 0, ids.param_grads[side], 0, len);
+            pb.copy(total, 0, ids.grads[side], 0, len);
         }
     }
 
@@ -332,68 +341,18 @@ impl Model for LightGcn<'_> {
         self.rows(0).max(self.rows(1))
     }
 
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    ) {
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>) {
+        let Block { side, ids, first } = block;
         // One block per side (`embed_rows` covers both): propagate, then copy the side's layer mean.
         debug_assert_eq!((first, ids.len()), (0, ids.len()));
-        let ids = EmbedIds::resolve(pb.layout, side);
-        self.propagate(pb, &ids.prop, ids.prop.tables);
+        let ids = Embedding::resolve(pb.layout, PropagationIds::resolve(pb.layout), side);
+        self.propagate(pb, &ids.fwd, ids.fwd.tables);
         let s = match side {
             Side::Users => 0,
             Side::Items => 1,
         };
         let len = self.rows(s) * self.cfg.dim;
-        pb.copy(ids.prop.sides[s].total, 0, ids.dst, 0, len);
-    }
-}
-
-/// The buffers of a training step: the step's, and each table's Adam moments.
-struct TrainIds {
-    step: StepIds,
-    moments: [MomentIds; 2],
-}
-
-impl TrainIds {
-    fn resolve(layout: &MemoryLayout) -> TrainIds {
-        TrainIds {
-            step: StepIds::resolve(layout),
-            moments: [bpr::USERS, bpr::ITEMS].map(|t| MomentIds::of(layout, t)),
-        }
-    }
-}
-
-/// The buffers of a gradient check: the step's, and each table's gradient.
-struct CheckIds {
-    step: StepIds,
-    param_grads: [BufId; 2],
-}
-
-impl CheckIds {
-    fn resolve(layout: &MemoryLayout) -> CheckIds {
-        CheckIds {
-            step: StepIds::resolve(layout),
-            param_grads: [bpr::USERS, bpr::ITEMS].map(|t| layout.id(&grad_buffer(t))),
-        }
-    }
-}
-
-/// The buffers of the embedding of one side: the propagation's and the side's embeddings.
-struct EmbedIds {
-    prop: PropagationIds,
-    dst: BufId,
-}
-
-impl EmbedIds {
-    fn resolve(layout: &MemoryLayout, side: Side) -> EmbedIds {
-        EmbedIds {
-            prop: PropagationIds::resolve(layout),
-            dst: layout.id(buffers::embeddings(side)),
-        }
+        pb.copy(ids.fwd.sides[s].total, 0, ids.dst, 0, len);
     }
 }
 

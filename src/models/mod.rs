@@ -156,15 +156,17 @@ pub trait Model: Sync {
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a Self::Batch, t: u64);
     /// Rows one embedding block holds in `mode`.
     fn embed_rows(&self, mode: Mode) -> usize;
-    /// Evaluation embeddings (no dropout) of `ids` (one block) into rows `first..` of the side's
-    /// embedding buffer.
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    );
+    /// Evaluation embeddings (no dropout) of one block of ids into the side's embedding buffer.
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>);
+}
+
+/// One block of an embedding pass: the entities `ids` of `side`, written into rows `first..` of the
+/// side's embedding buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Block<'a> {
+    pub side: Side,
+    pub ids: &'a [u32],
+    pub first: usize,
 }
 
 /// Records the mean of the first `n` per-sample losses in `pair_loss` into the loss ring `ring` at
@@ -215,6 +217,51 @@ impl MomentIds {
         MomentIds {
             m: layout.id(&m),
             v: layout.id(&v),
+        }
+    }
+}
+
+/// A training plan's buffers: its step's (`S`) and the Adam moments of N parameter buffers.
+pub(crate) struct WithMoments<S, const N: usize> {
+    pub step: S,
+    pub moments: [MomentIds; N],
+}
+
+impl<S, const N: usize> WithMoments<S, N> {
+    pub fn resolve(layout: &MemoryLayout, step: S, params: [&str; N]) -> Self {
+        WithMoments {
+            step,
+            moments: params.map(|p| MomentIds::of(layout, p)),
+        }
+    }
+}
+
+/// A gradient check's buffers: its step's (`S`) and the gradients of N parameter buffers.
+pub(crate) struct WithGrads<S, const N: usize> {
+    pub step: S,
+    pub grads: [BufId; N],
+}
+
+impl<S, const N: usize> WithGrads<S, N> {
+    pub fn resolve(layout: &MemoryLayout, step: S, params: [&str; N]) -> Self {
+        WithGrads {
+            step,
+            grads: params.map(|p| layout.id(&grad_buffer(p))),
+        }
+    }
+}
+
+/// An embedding block's buffers: what its pass uses (`S`) and the side's embeddings.
+pub(crate) struct Embedding<S> {
+    pub fwd: S,
+    pub dst: BufId,
+}
+
+impl<S> Embedding<S> {
+    pub fn resolve(layout: &MemoryLayout, fwd: S, side: Side) -> Self {
+        Embedding {
+            fwd,
+            dst: layout.id(buffers::embeddings(side)),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::Block;
 use super::arch::{Architecture, ParamCounts};
 use super::net::Net;
 use super::params::{Init, ParamLayout, TensorSpec, Weights};
@@ -130,13 +131,8 @@ impl Model for MostPop<'_> {
         self.n_users().max(self.n_items())
     }
 
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    ) {
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>) {
+        let Block { side, ids, first } = block;
         let rows = match side {
             Side::Users => &self.user_rows,
             Side::Items => &self.item_rows,

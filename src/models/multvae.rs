@@ -15,11 +15,14 @@
 
 use std::sync::Arc;
 
+use super::Block;
 use super::arch::{Architecture, ParamCounts};
 use super::net::Net;
 use super::params::{DENSE, Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
-use super::{Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer};
+use super::{
+    Embedding, Mode, Model, ModelKind, MomentIds, Side, WithMoments, buffers, grad_buffer,
+};
 use crate::batch::IndexStrategy;
 use crate::config::TrainConfig;
 use crate::data::Csr;
@@ -578,7 +581,7 @@ impl Model for MultVae<'_> {
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a VaeBatch, t: u64) {
-        let ids = TrainIds::resolve(pb.layout);
+        let ids = WithMoments::resolve(pb.layout, StepIds::resolve(pb.layout), [DENSE, INPUT]);
         self.forward_backward(pb, &ids.step, b, t);
         let step = self.cfg.adam.at_step(t);
         let max = pb.max_per_dim;
@@ -611,18 +614,13 @@ impl Model for MultVae<'_> {
         self.max_users
     }
 
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    ) {
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>) {
+        let Block { side, ids, first } = block;
         let (h, d, dim) = (self.cfg.hidden, self.cfg.latent, self.dim());
         let rows = ids.len();
         let a = self.acts();
         let users = ids;
-        let ids = EmbedIds::resolve(pb.layout, side);
+        let ids = Embedding::resolve(pb.layout, Ids::resolve(pb.layout), side);
         let launch = match side {
             Side::Users => {
                 pb.upload(ids.fwd.batch, 0, users);
@@ -739,36 +737,6 @@ impl StepIds {
             ring: layout.id(buffers::LOSS_RING),
             dense_grad: layout.id(&grad_buffer(DENSE)),
             table_grad: layout.id(&grad_buffer(INPUT)),
-        }
-    }
-}
-
-/// A training step's buffers: the step's and Adam's moments of the dense block and the input table.
-struct TrainIds {
-    step: StepIds,
-    moments: [MomentIds; 2],
-}
-
-impl TrainIds {
-    fn resolve(layout: &MemoryLayout) -> TrainIds {
-        TrainIds {
-            step: StepIds::resolve(layout),
-            moments: [DENSE, INPUT].map(|p| MomentIds::of(layout, p)),
-        }
-    }
-}
-
-/// An embedding block's buffers: the forward pass's and the side's embeddings.
-struct EmbedIds {
-    fwd: Ids,
-    dst: BufId,
-}
-
-impl EmbedIds {
-    fn resolve(layout: &MemoryLayout, side: Side) -> EmbedIds {
-        EmbedIds {
-            fwd: Ids::resolve(layout),
-            dst: layout.id(buffers::embeddings(side)),
         }
     }
 }

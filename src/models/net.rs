@@ -5,7 +5,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::{Mode, Model, ModelKind, ParamLayout, Side, Weights};
+use super::Block;
+use super::{Mode, Model, ModelKind, ParamLayout, Weights};
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufferSpec, MemoryLayout};
 use crate::gpu::plan::PlanBuilder;
@@ -33,13 +34,7 @@ trait ErasedModel: Send + Sync {
     fn build_batch(&self, pairs: &[Pair]) -> NetBatch;
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64);
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64);
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    );
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>);
 }
 
 /// The methods of [`Model`] that do not name its batch.
@@ -118,14 +113,8 @@ where
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, batch: &'a NetBatch, t: u64) {
         Model::grad_step(self, pb, own_batch::<M>(self, batch), t)
     }
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    ) {
-        Model::embed_block(self, pb, side, ids, first)
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>) {
+        Model::embed_block(self, pb, block)
     }
 }
 
@@ -198,13 +187,7 @@ impl Model for Net<'_> {
         self.0.model().embed_rows(mode)
     }
 
-    fn embed_block<'a>(
-        &'a self,
-        pb: &mut PlanBuilder<'_, 'a>,
-        side: Side,
-        ids: &'a [u32],
-        first: usize,
-    ) {
-        self.0.embed_block(pb, side, ids, first)
+    fn embed_block<'a>(&'a self, pb: &mut PlanBuilder<'_, 'a>, block: Block<'a>) {
+        self.0.embed_block(pb, block)
     }
 }

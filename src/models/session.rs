@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::ensure;
 
+use super::Block;
 use super::{LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer, moment_buffers};
 use crate::eval::ranking::Embeddings;
 use crate::gpu::cpu::CpuExec;
@@ -369,9 +370,14 @@ impl<E: Executor, M: Model> Session<E, M> {
             (Side::Items, self.model.n_items()),
         ] {
             let ids: Vec<u32> = (0..n as u32).collect();
-            for (b, block) in ids.chunks(rows).enumerate() {
+            for (b, ids) in ids.chunks(rows).enumerate() {
                 let mut pb = PlanBuilder::new(self.exec.layout(), self.exec.max_per_dim());
-                self.model.embed_block(&mut pb, side, block, b * rows);
+                let block = Block {
+                    side,
+                    ids,
+                    first: b * rows,
+                };
+                self.model.embed_block(&mut pb, block);
                 let plan = pb.finish();
                 self.exec.run(&plan)?;
             }

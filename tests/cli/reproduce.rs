@@ -264,17 +264,30 @@ fn reproduce_on_a_paper_dataset_prints_the_papers_rows() {
     );
 }
 
-/// `--shard I/N` over one shared folder (two processes at once, as a job array would run them) and
-/// `--collect` give the same Table 2 as one process; a partial grid is collected with its missing runs
-/// listed.
-#[test]
-fn shards_in_parallel_and_collect_match_one_process() {
+/// The tiny grid studied by one process: (its folder, the grid file, the study's output).
+fn one_process_study() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let grid = tmp.path().join("grid.toml");
     std::fs::write(&grid, GRID).unwrap();
     let one = tmp.path().join("one");
     let o = reproduce(&grid, &one, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    (tmp, grid, one)
+}
+
+/// A study's `table2.csv` with its output folder written as OUT (to compare studies).
+fn table(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("table2.csv"))
+        .unwrap()
+        .replace(dir.to_str().unwrap(), "OUT")
+}
+
+/// `--shard I/N` over one shared folder (two processes at once, as a job array would run them) and
+/// `--collect` give the same Table 2 as one process; a partial grid is collected with its missing runs
+/// listed.
+#[test]
+fn shards_in_parallel_and_collect_match_one_process() {
+    let (tmp, grid, one) = one_process_study();
 
     let shared = tmp.path().join("shared");
     let workers: Vec<_> = ["1/2", "2/2"]
@@ -296,11 +309,6 @@ fn shards_in_parallel_and_collect_match_one_process() {
     }
     let o = reproduce(&grid, &shared, &["--collect"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let table = |dir: &Path| {
-        std::fs::read_to_string(dir.join("table2.csv"))
-            .unwrap()
-            .replace(dir.to_str().unwrap(), "OUT")
-    };
     assert_eq!(table(&shared), table(&one));
     assert!(
         stderr(&o).contains("reports of 7 finished run(s) of 7"),
@@ -357,12 +365,7 @@ fn shards_in_parallel_and_collect_match_one_process() {
 #[test]
 #[ignore = "needs a running Slurm: tests/slurm/start.sh, then SLURM_CONF as it prints"]
 fn an_emitted_slurm_array_trains_the_grid_like_one_process() {
-    let tmp = tempfile::tempdir().unwrap();
-    let grid = tmp.path().join("grid.toml");
-    std::fs::write(&grid, GRID).unwrap();
-    let one = tmp.path().join("one");
-    let o = reproduce(&grid, &one, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (tmp, grid, one) = one_process_study();
 
     let array = tmp.path().join("array");
     let o = reproduce(
@@ -407,10 +410,5 @@ fn an_emitted_slurm_array_trains_the_grid_like_one_process() {
     );
     let o = reproduce(&grid, &array, &["--collect"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let table = |dir: &Path| {
-        std::fs::read_to_string(dir.join("table2.csv"))
-            .unwrap()
-            .replace(dir.to_str().unwrap(), "OUT")
-    };
     assert_eq!(table(&array), table(&one));
 }
