@@ -230,31 +230,23 @@ fn grad_twin<T: Real>(c: &mut CpuCall<'_, T>) {
 
 fn cosines_twin<T: Real>(c: &mut CpuCall<'_, T>) {
     let p: Params = c.params();
-    let dim = at4(p.d4);
-    let np = p.n_pairs as usize;
-    let e = c.f("acts")[at4(p.e_off)..].to_vec();
+    let (dim, np, n_rows) = (at4(p.d4), p.n_pairs as usize, p.n_rows as usize);
+    let e = c.f("acts")[at4(p.e_off)..][..n_rows * dim].to_vec();
     let batch = c.u("batch");
     let (user, item) = (
         batch[p.pair_user as usize..][..np].to_vec(),
         batch[p.pair_item as usize..][..np].to_vec(),
     );
-    let row = |r: usize| &e[r * dim..(r + 1) * dim];
-    let norm = |r: usize| {
-        row(r)
-            .iter()
-            .map(|v| v.to_f64().powi(2))
-            .sum::<f64>()
-            .sqrt()
-    };
-    for q in 0..np {
-        let (u, i) = (user[q] as usize, p.n_users as usize + item[q] as usize);
-        let dot: f64 = row(u)
-            .iter()
-            .zip(row(i))
-            .map(|(a, b)| a.to_f64() * b.to_f64())
-            .sum();
-        let cos = dot / (norm(u).max(NORM_EPS) * norm(i).max(NORM_EPS));
-        c.f_mut("pair_loss")[q] = T::from_f64(cos);
+    let cosines = pair_cosines(
+        &e,
+        dim,
+        &row_norms(&e, dim),
+        p.n_users as usize,
+        &user,
+        &item,
+    );
+    for (o, cos) in c.f_mut("pair_loss").iter_mut().zip(cosines) {
+        *o = T::from_f64(cos);
     }
 }
 
@@ -300,6 +292,43 @@ pub fn bce(cos: f64, label: f64, mu: f64) -> (f64, f64) {
     (pred, loss)
 }
 
+/// The Euclidean norm of every row of `e` (width `dim`), in f64.
+fn row_norms<T: Real>(e: &[T], dim: usize) -> Vec<f64> {
+    e.chunks(dim)
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_f64() * v.to_f64())
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect()
+}
+
+/// The cosine of each pair (user row `user[q]`, item row `n_users + item[q]` of `e`), each norm
+/// clamped at [`NORM_EPS`]: what `pair_cosines` writes and `grad` recomputes.
+fn pair_cosines<T: Real>(
+    e: &[T],
+    dim: usize,
+    norms: &[f64],
+    n_users: usize,
+    user: &[u32],
+    item: &[u32],
+) -> Vec<f64> {
+    let row = |r: usize| &e[r * dim..(r + 1) * dim];
+    user.iter()
+        .zip(item)
+        .map(|(&u, &i)| {
+            let (u, i) = (u as usize, n_users + i as usize);
+            let dot: f64 = row(u)
+                .iter()
+                .zip(row(i))
+                .map(|(a, b)| a.to_f64() * b.to_f64())
+                .sum();
+            dot / (norms[u].max(NORM_EPS) * norms[i].max(NORM_EPS))
+        })
+        .collect()
+}
+
 /// The pairwise loss of a triple from its two cosines: softplus(−x), x = τ(ŷ_pos − ŷ_neg).
 pub fn bpr(cos_pos: f64, cos_neg: f64, mu: f64, tau: f64) -> f64 {
     let x = tau * (cos_pos.max(mu).min(1.0) - cos_neg.max(mu).min(1.0));
@@ -322,27 +351,11 @@ pub fn cpu<T: Real>(
     let n_rows = n_users + n_items;
     assert_eq!(e.len(), n_rows * dim);
     let row = |r: usize| &e[r * dim..(r + 1) * dim];
-    let norm = |r: usize| {
-        row(r)
-            .iter()
-            .map(|v| v.to_f64() * v.to_f64())
-            .sum::<f64>()
-            .sqrt()
-    };
-    let norms: Vec<f64> = (0..n_rows).map(norm).collect();
+    let norms = row_norms(e, dim);
     let mut g = vec![0f64; n_rows * dim];
     let n = pairs.len().max(1) as f64;
     let mu = mu as f64;
-    let cosine = |q: usize| {
-        let (u, i) = (pairs.user[q] as usize, n_users + pairs.item[q] as usize);
-        let dot: f64 = row(u)
-            .iter()
-            .zip(row(i))
-            .map(|(a, b)| a.to_f64() * b.to_f64())
-            .sum();
-        dot / (norms[u].max(NORM_EPS) * norms[i].max(NORM_EPS))
-    };
-    let cosines: Vec<f64> = (0..pairs.len()).map(cosine).collect();
+    let cosines = pair_cosines(e, dim, &norms, n_users, pairs.user, pairs.item);
     let mut losses = Vec::with_capacity(pairs.len());
     for q in 0..pairs.len() {
         let (u, i) = (pairs.user[q] as usize, n_users + pairs.item[q] as usize);
