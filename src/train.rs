@@ -86,11 +86,7 @@ pub fn train_prepared<'d>(
     let builders = probe.builders;
     let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
     let validate = !cfg.no_validation;
-    let steps_per_epoch = match cfg.max_steps_per_epoch {
-        _ if !session.model.trains() => 0, // fitted, not trained: one epoch of no steps
-        Some(n) => n.clamp(1, sampler.steps_per_epoch()),
-        None => sampler.steps_per_epoch(),
-    };
+    let steps_per_epoch = epoch_steps(cfg, &sampler);
 
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<(f64, usize, Weights<f32>)> = None;
@@ -278,9 +274,7 @@ pub fn prepare<'d>(
     ds: &'d Dataset,
     cfg: &TrainConfig,
 ) -> anyhow::Result<Prepared<'d>> {
-    cfg.validate()?;
-    check_splits(ds, cfg)?;
-    let sampler = sampler_for(cfg, ds)?;
+    let sampler = checked_sampler(ds, cfg)?;
     let builders = pipeline::default_builders();
     let index_probe = cfg.model.spec().index_probe;
     let probe = match (cfg.batch_index, index_probe) {
@@ -307,13 +301,49 @@ pub fn prepare<'d>(
             builders,
         },
     };
-    let model = model_for(cfg, ds, sampler.max_pairs(), probe.strategy);
-    crate::models::session::memory_plan(&model, Mode::Train, ctx)?;
+    let model = planned_model(ctx, ds, cfg, &sampler, probe.strategy)?;
     Ok(Prepared {
         sampler,
         model,
         probe,
     })
+}
+
+/// Everything [`prepare`] checks, without measuring who builds the gradient index (`reproduce` checks
+/// every run of its grid so before it trains the first).
+pub fn preflight(ctx: &GpuContext, ds: &Dataset, cfg: &TrainConfig) -> anyhow::Result<()> {
+    let sampler = checked_sampler(ds, cfg)?;
+    planned_model(ctx, ds, cfg, &sampler, IndexStrategy::default()).map(drop)
+}
+
+/// `cfg` checked on its own and against `ds`, and its sampler.
+fn checked_sampler<'d>(ds: &'d Dataset, cfg: &TrainConfig) -> anyhow::Result<Sampler<'d>> {
+    cfg.validate()?;
+    check_splits(ds, cfg)?;
+    sampler_for(cfg, ds)
+}
+
+/// The model of `cfg`, its memory plan checked on `ctx`.
+fn planned_model<'d>(
+    ctx: &GpuContext,
+    ds: &'d Dataset,
+    cfg: &TrainConfig,
+    sampler: &Sampler<'_>,
+    index: IndexStrategy,
+) -> anyhow::Result<Net<'d>> {
+    let model = model_for(cfg, ds, sampler.max_pairs(), index);
+    crate::models::session::memory_plan(&model, Mode::Train, ctx)?;
+    Ok(model)
+}
+
+/// Optimizer steps an epoch of `cfg` takes with `sampler` (`--max-steps-per-epoch` caps it; a model
+/// fitted once takes none).
+pub fn epoch_steps(cfg: &TrainConfig, sampler: &Sampler<'_>) -> usize {
+    match cfg.max_steps_per_epoch {
+        _ if !cfg.model.trains() => 0,
+        Some(n) => n.clamp(1, sampler.steps_per_epoch()),
+        None => sampler.steps_per_epoch(),
+    }
 }
 
 impl<'d> Prepared<'d> {

@@ -450,7 +450,7 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             c.model, c.arch, c.batch_size, c.negatives, c.sampler, c.layers
         );
         if !checked.contains(&key) {
-            super::train::preflight(c, &ds, &ctx)
+            crate::train::preflight(&ctx, &ds, c)
                 .with_context(|| format!("{grid_name}: {} {}", r.model, r.setting.trim_end()))?;
             checked.push(key);
         }
@@ -622,19 +622,12 @@ fn emit_slurm(
         );
     }
     let shards = cmd.shards.map_or(to_train.len().min(64), |n| n as usize);
-    // Per shard: runs to train and their most steps (every epoch; a fitted model takes none).
+    // Per shard: runs to train and their most steps (every epoch).
     let mut plan = vec![(0usize, 0u64); shards];
     for &i in &to_train {
         let c = &runs[i].config;
-        let steps = if c.model.trains() {
-            let per_epoch = crate::train::sampler_for(c, ds)?.steps_per_epoch();
-            let per_epoch = c
-                .max_steps_per_epoch
-                .map_or(per_epoch, |n| n.clamp(1, per_epoch));
-            per_epoch as u64 * c.max_epochs as u64
-        } else {
-            0
-        };
+        let sampler = crate::train::sampler_for(c, ds)?;
+        let steps = crate::train::epoch_steps(c, &sampler) as u64 * c.max_epochs as u64;
         let p = &mut plan[i % shards];
         p.0 += 1;
         p.1 += steps;

@@ -335,22 +335,6 @@ fn reject_flags_beside_resume() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Everything that must hold before a run directory is touched: flags, data, the memory plan
-/// (`reproduce` checks every run of its grid so before it trains the first; `train` prepares the run
-/// instead, [`train::prepare`], which checks the same and keeps the model it built).
-pub fn preflight(
-    cfg: &TrainConfig,
-    ds: &Dataset,
-    ctx: &crate::gpu::GpuContext,
-) -> anyhow::Result<()> {
-    cfg.validate()?;
-    train::check_splits(ds, cfg)?;
-    let sampler = train::sampler_for(cfg, ds)?;
-    let model = crate::models::model_for(cfg, ds, sampler.max_pairs(), Default::default());
-    crate::models::session::memory_plan(&model, crate::models::Mode::Train, ctx)?;
-    Ok(())
-}
-
 /// Trains on the loaded `ds` and writes the run directory; returns the run's metrics.
 pub fn execute(
     cmd: &TrainCommand,
