@@ -46,6 +46,7 @@ fn train_steps(c: &mut Criterion) {
                 adam: AdamConfig::new(1e-4, 1e-3),
                 seed: 1,
                 loss: Default::default(),
+                optimizer: Default::default(),
             };
             let model = TwoTower::new(
                 ModelKind::Cobrar,

@@ -11,6 +11,13 @@
 //
 // Entry `gather` computes the same gathered gradient (without λθ) and writes it to `grad_out` instead
 // of stepping: the gradient checks and diagnostics read table gradients through it.
+//
+// Entry `lazy` is lazy Adam (`--optimizer lazy-adam`): only the rows the batch touches (a non-empty
+// index range) step, with g = gather + λθ (the L2 term on those rows only) and each row's own step
+// count n (`row_steps`, one per table row) for the bias corrections, read from the host's table
+// `bias` = (f32(lr / (1 − β1ⁿ)), f32(√(1 − β2ⁿ))) at min(n, bias_rows) − 1 — the same f32 constants
+// as the dense step's at t = n, and constant from bias_rows on. A row touched at every step therefore
+// takes exactly the dense step's update. Untouched rows read three words and write nothing.
 
 struct Params {
     rows: u32,        // rows in this chunk
@@ -20,7 +27,8 @@ struct Params {
     rows_off: u32,    // the index's contributing batch rows, in `batch` (u32 units)
     dh_off: u32,      // dh row 0 of the contributing side in `grads_act`, vec4 units
     groups_x: u32,
-    _pad0: u32, _pad1: u32, _pad2: u32,
+    bias_rows: u32,   // rows of `bias` (entry `lazy`)
+    _pad0: u32, _pad1: u32,
     step_size: f32,
     bc2_sqrt: f32,
     beta1: f32,
@@ -36,6 +44,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> grads_act: array<vec4<f32>>;
 @group(0) @binding(5) var<uniform> p: Params;
 @group(0) @binding(6) var<storage, read_write> grad_out: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> row_steps: array<u32>;
+@group(0) @binding(8) var<storage, read> bias: array<vec2<f32>>;
 
 const WG: u32 = 64u;
 const MAX_V: u32 = 4u;
@@ -84,6 +94,49 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 theta[i] = th - p.step_size * m / (sqrt(v) / p.bc2_sqrt + p.eps);
             }
         }
+    }
+}
+
+// The row's new step count (0: the batch does not touch it), read by invocation 0 for the workgroup.
+var<workgroup> row_step: u32;
+
+@compute @workgroup_size(64, 1, 1)
+fn lazy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wg.x + wg.y * p.groups_x;
+    if (r >= p.rows) {
+        return;
+    }
+    let t = p.row0 + r;
+    let tid = lid.x;
+    if (tid == 0u) {
+        let touched = batch[p.ptr_off + t + 1u] > batch[p.ptr_off + t];
+        row_step = select(0u, row_steps[t] + 1u, touched);
+    }
+    let n = workgroupUniformLoad(&row_step);
+    if (n == 0u) {
+        return;
+    }
+    let k = bias[min(n, p.bias_rows) - 1u];
+    let step_size = k.x;
+    let bc2_sqrt = k.y;
+    for (var base = 0u; base < p.d4; base += WG * MAX_V) {
+        let g = gathered(t, base, tid);
+        for (var j = 0u; j < MAX_V; j++) {
+            let c = base + tid + j * WG;
+            if (c < p.d4) {
+                let i = r * p.d4 + c;
+                let th = theta[i];
+                let gg = g[j] + p.weight_decay * th;
+                let m = p.beta1 * m1[i] + (1.0 - p.beta1) * gg;
+                let v = p.beta2 * m2[i] + (1.0 - p.beta2) * gg * gg;
+                m1[i] = m;
+                m2[i] = v;
+                theta[i] = th - step_size * m / (sqrt(v) / bc2_sqrt + p.eps);
+            }
+        }
+    }
+    if (tid == 0u) {
+        row_steps[t] = n;
     }
 }
 

@@ -53,6 +53,29 @@ pub struct TrainConfig {
     /// The pairwise loss's temperature τ: −ln σ(τ(ŷ_pos − ŷ_neg)) (written only when not 1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub temperature: f32,
+    /// How the embedding tables step (written only when not the study's dense Adam).
+    #[serde(default, skip_serializing_if = "Optimizer::is_adam")]
+    pub optimizer: Optimizer,
+}
+
+/// `--optimizer`: how CoBraR's, DeepMF's and BPR-MF's embedding tables step (dense layers always take
+/// dense Adam).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// The study's: every row of every table takes an Adam step every step (PyTorch's Adam with
+    /// coupled L2: a row no batch touches still moves by its moments and its decay).
+    #[default]
+    Adam,
+    /// Only the rows the batch touches step, each with its own step count for the bias corrections,
+    /// and the L2 term on those rows only: work per step scales with the batch, not the catalog.
+    LazyAdam,
+}
+
+impl Optimizer {
+    pub fn is_adam(&self) -> bool {
+        *self == Optimizer::Adam
+    }
 }
 
 /// CoBraR's and DeepMF's loss (`--loss`).

@@ -94,6 +94,7 @@ pub fn train_prepared<'d>(
     if let Some(p) = start {
         session.write_weights(&p.weights)?;
         session.write_moments(&p.m, &p.v, p.t)?;
+        session.write_row_steps(&p.row_steps)?;
         first_epoch = p.epoch + 1;
         history = p.history;
         best = p.best;

@@ -55,7 +55,7 @@ pub fn save_weights(
         .map(|(name, shape, v)| st::Tensor {
             name: name.clone(),
             shape: shape.clone(),
-            data: v,
+            data: st::Data::F32(v),
         })
         .collect();
     write_atomic(path, &st::serialize(&views, metadata))

@@ -17,11 +17,47 @@ use sha2::{Digest, Sha256};
 /// Metadata key of the data checksum.
 pub const CHECKSUM_KEY: &str = "sha256";
 
-/// One f32 tensor to write.
+/// One tensor to write.
 pub struct Tensor<'a> {
     pub name: String,
     pub shape: Vec<usize>,
-    pub data: &'a [f32],
+    pub data: Data<'a>,
+}
+
+/// A tensor's values: parameters and moments are f32; lazy Adam's row step counts are u32.
+#[derive(Clone, Copy)]
+pub enum Data<'a> {
+    F32(&'a [f32]),
+    U32(&'a [u32]),
+}
+
+impl Data<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Data::F32(d) => d.len(),
+            Data::U32(d) => d.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::F32(d) => bytemuck::cast_slice(d),
+            Data::U32(d) => bytemuck::cast_slice(d),
+        }
+    }
+
+    fn dtype(&self) -> &'static str {
+        match self {
+            Data::F32(_) => "F32",
+            Data::U32(_) => "U32",
+        }
+    }
+}
+
+impl<'a> From<&'a [f32]> for Data<'a> {
+    fn from(d: &'a [f32]) -> Data<'a> {
+        Data::F32(d)
+    }
 }
 
 /// The file's bytes: 8-byte header length, the JSON header (sorted keys, padded with spaces to a
@@ -39,10 +75,10 @@ pub fn serialize(tensors: &[Tensor<'_>], metadata: &BTreeMap<String, String>) ->
             t.name
         );
         let start = data.len();
-        data.extend_from_slice(bytemuck::cast_slice(t.data));
+        data.extend_from_slice(t.data.bytes());
         header.insert(
             t.name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [start, data.len()]}),
+            serde_json::json!({"dtype": t.data.dtype(), "shape": t.shape, "data_offsets": [start, data.len()]}),
         );
     }
     let mut meta = metadata.clone();
@@ -116,6 +152,24 @@ impl File {
         name: &str,
         path: &Path,
     ) -> anyhow::Result<Option<(Vec<usize>, Vec<f32>)>> {
+        self.typed(name, path, Dtype::F32)
+    }
+
+    /// Tensor `name` as u32 values with its shape; `None` when absent.
+    pub fn tensor_u32(
+        &self,
+        name: &str,
+        path: &Path,
+    ) -> anyhow::Result<Option<(Vec<usize>, Vec<u32>)>> {
+        self.typed(name, path, Dtype::U32)
+    }
+
+    fn typed<T: bytemuck::Pod>(
+        &self,
+        name: &str,
+        path: &Path,
+        dtype: Dtype,
+    ) -> anyhow::Result<Option<(Vec<usize>, Vec<T>)>> {
         let st = SafeTensors::deserialize(&self.bytes).expect("validated in parse");
         let t = match st.tensor(name) {
             Ok(t) => t,
@@ -123,8 +177,8 @@ impl File {
             Err(e) => bail!("{}: tensor {name}: {e}", path.display()),
         };
         ensure!(
-            t.dtype() == Dtype::F32,
-            "{}: tensor {name} is {:?}, expected F32",
+            t.dtype() == dtype,
+            "{}: tensor {name} is {:?}, expected {dtype:?}",
             path.display(),
             t.dtype()
         );
@@ -141,7 +195,7 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let b = [7.0f32];
+        let b = [7u32];
         let meta = BTreeMap::from([
             ("z".to_string(), "last".to_string()),
             ("a".into(), "first".into()),
@@ -151,12 +205,12 @@ mod tests {
                 Tensor {
                     name: "w".into(),
                     shape: vec![2, 3],
-                    data: &a,
+                    data: Data::F32(&a),
                 },
                 Tensor {
                     name: "b".into(),
                     shape: vec![1],
-                    data: &b,
+                    data: Data::U32(&b),
                 },
             ],
             &meta,
@@ -172,7 +226,13 @@ mod tests {
         let f = File::parse(bytes, Path::new("x")).unwrap();
         assert!(f.checksummed);
         assert_eq!(f.metadata["a"], "first");
-        assert_eq!(f.tensor("b", Path::new("x")).unwrap().unwrap().1, vec![7.0]);
+        assert_eq!(
+            f.tensor_u32("b", Path::new("x")).unwrap().unwrap().1,
+            vec![7]
+        );
+        assert_eq!(f.tensor("w", Path::new("x")).unwrap().unwrap().1[5], 6.0);
+        let e = f.tensor("b", Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("tensor b is U32, expected F32"), "{e}");
         assert!(f.tensor("nope", Path::new("x")).unwrap().is_none());
     }
 

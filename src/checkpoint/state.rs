@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use super::st;
+use crate::models::session::RowSteps;
 use crate::models::{ParamLayout, Weights};
 use crate::report::run::EpochRecord;
 
@@ -33,6 +34,8 @@ pub struct Progress {
     pub weights: Weights<f32>,
     pub m: Weights<f32>,
     pub v: Weights<f32>,
+    /// Lazy Adam's row step counts (`steps/<buffer>`; empty for dense Adam).
+    pub row_steps: RowSteps,
     pub history: Vec<EpochRecord>,
     /// (selection score, epoch, weights) of the best epoch.
     pub best: Option<(f64, usize, Weights<f32>)>,
@@ -55,7 +58,7 @@ fn buffers_tensors<'a>(prefix: &str, w: &'a Weights<f32>) -> Vec<st::Tensor<'a>>
         .map(|(b, d)| st::Tensor {
             name: format!("{prefix}/{}", b.name),
             shape: vec![d.len()],
-            data: d,
+            data: st::Data::F32(d),
         })
         .collect()
 }
@@ -82,6 +85,29 @@ fn read_buffers(
     Ok(w)
 }
 
+/// Lazy Adam's row step counts in `file`, for the table buffers that have them (a dense run's state
+/// has none; the session checks that they match its optimizer).
+fn read_row_steps(
+    file: &st::File,
+    path: &Path,
+    layout: &Arc<ParamLayout>,
+) -> anyhow::Result<RowSteps> {
+    let mut out = Vec::new();
+    for b in layout.buffers.iter().filter(|b| b.table) {
+        let name = format!("steps/{}", b.name);
+        match file.tensor_u32(&name, path)? {
+            Some((shape, values)) if shape == vec![b.rows] => out.push((b.name.clone(), values)),
+            Some((shape, _)) => bail!(
+                "{}: {name} has shape {shape:?}, the model needs [{}]",
+                path.display(),
+                b.rows
+            ),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Commits epoch `p.epoch`: the best file (when this epoch is the best), then the progress file, then
 /// the clean-up of older best files. `new_best`: whether this epoch's weights are the best.
 pub fn save(dir: &Path, p: &Progress, new_best: bool) -> anyhow::Result<()> {
@@ -96,6 +122,11 @@ pub fn save(dir: &Path, p: &Progress, new_best: bool) -> anyhow::Result<()> {
     let mut tensors = buffers_tensors("theta", &p.weights);
     tensors.extend(buffers_tensors("m", &p.m));
     tensors.extend(buffers_tensors("v", &p.v));
+    tensors.extend(p.row_steps.iter().map(|(name, d)| st::Tensor {
+        name: format!("steps/{name}"),
+        shape: vec![d.len()],
+        data: st::Data::U32(d),
+    }));
     let meta = BTreeMap::from([
         ("epoch".to_string(), p.epoch.to_string()),
         ("t".to_string(), p.t.to_string()),
@@ -201,6 +232,7 @@ pub fn load(dir: &Path, layout: &Arc<ParamLayout>) -> anyhow::Result<Option<Prog
         weights: read_buffers(&file, &path, "theta", layout)?,
         m: read_buffers(&file, &path, "m", layout)?,
         v: read_buffers(&file, &path, "v", layout)?,
+        row_steps: read_row_steps(&file, &path, layout)?,
         history,
         best,
         wall_seconds,

@@ -84,6 +84,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "TAU")]
     pub temperature: Option<f32>,
 
+    /// How the embedding tables step (cobrar, deepmf, bpr): adam (the study's: every row, every step)
+    /// or lazy-adam (only the rows a batch touches, each with its own step count; work scales with the
+    /// batch, not the catalog) [default: adam]
+    #[arg(long, value_enum)]
+    pub optimizer: Option<crate::config::Optimizer>,
+
     /// LightGCN's propagation layers K (1 to 4) [default: 3]
     #[arg(long, value_name = "K")]
     pub layers: Option<usize>,
@@ -172,6 +178,7 @@ impl TrainArgs {
             ("negatives", self.negatives.is_some()),
             ("loss", self.loss.is_some()),
             ("temperature", self.temperature.is_some()),
+            ("optimizer", self.optimizer.is_some()),
             ("layers", self.layers.is_some()),
             ("anneal-cap", self.anneal_cap.is_some()),
             ("anneal-steps", self.anneal_steps.is_some()),
@@ -228,6 +235,7 @@ impl TrainArgs {
             layers: self.layers.unwrap_or(train::DEFAULT_LAYERS),
             loss,
             temperature: self.temperature.unwrap_or(1.0),
+            optimizer: self.optimizer.unwrap_or_default(),
         })
         .and_then(|c| c.validate().map(|()| c))
     }

@@ -43,6 +43,45 @@ impl AdamConfig {
             weight_decay: self.weight_decay as f32,
         }
     }
+
+    /// Rows of [`AdamConfig::bias_table`]: the first step count from which the f32 bias-corrected
+    /// constants no longer change (f32(lr / (1 − β1ⁿ)) = f32(lr) and f32(√(1 − β2ⁿ)) = 1; both are
+    /// monotone in n, so they stay there). About 16,600 with β2 = 0.999.
+    pub fn bias_rows(&self) -> usize {
+        let done = |n: u64| {
+            let s = self.at_step(n);
+            s.step_size == self.lr as f32 && s.bc2_sqrt == 1.0
+        };
+        // Monotone: double up to a step that is done, then bisect for the first one.
+        let mut hi = 1u64;
+        while !done(hi) {
+            hi *= 2;
+            assert!(
+                hi < 1 << 30,
+                "Adam's betas ({}, {}) are too close to 1",
+                self.beta1,
+                self.beta2
+            );
+        }
+        let mut lo = hi / 2; // not done (or 0)
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if done(mid) { hi = mid } else { lo = mid }
+        }
+        hi as usize
+    }
+
+    /// Lazy Adam's bias-correction table: row n − 1 holds step n's (step size, √(1 − β2ⁿ)) exactly
+    /// as [`AdamConfig::at_step`] gives them, for n up to [`AdamConfig::bias_rows`] (the last row
+    /// serves every later step). Flattened pairs.
+    pub fn bias_table(&self) -> Vec<f32> {
+        (1..=self.bias_rows() as u64)
+            .flat_map(|n| {
+                let s = self.at_step(n);
+                [s.step_size, s.bc2_sqrt]
+            })
+            .collect()
+    }
 }
 
 /// The constants of one Adam step (the shaders' trailing parameter fields).

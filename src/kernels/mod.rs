@@ -48,6 +48,7 @@ pub const ALL: &[&crate::gpu::kernel::KernelDef] = &[
     &adam_dense::DEF,
     &adam_table::STEP,
     &adam_table::GATHER,
+    &adam_table::LAZY,
     &rank_topk::RANK_COSINE,
     &rank_topk::RANK_DOT,
     &rank_topk::RANK_NORMS,

@@ -15,13 +15,15 @@ use super::arch::{Architecture, ParamCounts};
 use super::net::Net;
 use super::params::{Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
-use super::{Mode, Model, ModelKind, MomentIds, Side, WithGrads, WithMoments, buffers};
+use super::{
+    Mode, Model, ModelKind, MomentIds, Side, WithGrads, WithMoments, buffers, row_steps_buffer,
+};
 use crate::batch::IndexStrategy;
-use crate::config::TrainConfig;
+use crate::config::{Optimizer, TrainConfig};
 use crate::data::Csr;
 use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
-use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
+use crate::gpu::memory::{Bind, BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::AdamConfig;
 use crate::kernels::{adam_table, bpr_loss};
@@ -39,6 +41,8 @@ pub struct BprConfig {
     /// λ of the regulariser on the rows used.
     pub lambda: f32,
     pub lr: f64,
+    /// How the tables step.
+    pub optimizer: Optimizer,
 }
 
 /// One step's upload: the triples, then each table's transposed index.
@@ -112,6 +116,15 @@ impl BprBatch {
             ((r.user_ptr, r.user_rows), 0, n as u64),
             ((r.item_ptr, r.item_rows), n * dim, 2 * n as u64),
         ]
+    }
+}
+
+impl BprBatch {
+    /// Rows of the `rows`-row table whose index (offsets at `ptr` in the image) is not empty: the
+    /// rows a lazy step updates (for its cost).
+    pub fn touched(&self, ptr: usize, rows: usize) -> u64 {
+        let off = &self.image[ptr..ptr + rows + 1];
+        off.windows(2).filter(|w| w[1] > w[0]).count() as u64
     }
 }
 
@@ -279,6 +292,11 @@ pub struct Bpr<'d> {
 }
 
 impl<'d> Bpr<'d> {
+    /// The tables' Adam: λ is in the loss (rows used only), so Adam adds no weight decay.
+    fn adam(&self) -> AdamConfig {
+        AdamConfig::new(self.cfg.lr, 0.0)
+    }
+
     pub fn new(cfg: BprConfig, by_user: &'d Csr, n_items: usize, max_triples: usize) -> Bpr<'d> {
         let params = Arc::new(param_layout(cfg.dim, by_user.n_rows(), n_items));
         Bpr {
@@ -329,6 +347,10 @@ impl Model for Bpr<'_> {
         ModelKind::Bpr
     }
 
+    fn lazy_adam(&self) -> Option<AdamConfig> {
+        (self.cfg.optimizer == Optimizer::LazyAdam).then(|| self.adam())
+    }
+
     fn params(&self) -> &Arc<ParamLayout> {
         &self.params
     }
@@ -369,26 +391,36 @@ impl Model for Bpr<'_> {
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
         let ids = WithMoments::resolve(pb.layout, StepIds::resolve(pb.layout), [USERS, ITEMS]);
         self.loss(pb, &ids.step, b, t);
-        // λ is in the loss (rows used only), so Adam adds no weight decay.
-        let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
+        let adam = self.adam();
+        let step = adam.at_step(t);
         let (batch, grads) = (ids.step.triple.batch, ids.step.triple.grads_act);
+        let lazy = self.lazy_adam().is_some();
         for side in 0..2 {
             let (index, dh_off, entries) = b.gathers(self.cfg.dim)[side];
             let table = ids.step.tables[side];
             let MomentIds { m, v } = ids.moments[side];
             let rows = (0, pb.layout.spec(table).rows);
-            let (p, grid) =
-                adam_table::params(rows, self.cfg.dim, index, dh_off, step, pb.max_per_dim);
-            let binds = [table.into(), m.into(), v.into(), batch.into(), grads.into()];
-            let cost = adam_table::cost(&p, entries, true);
-            pb.dispatch_costed(&adam_table::STEP, &binds, &p, grid, cost);
+            let mut binds = vec![table.into(), m.into(), v.into(), batch.into(), grads.into()];
+            let max = pb.max_per_dim;
+            if lazy {
+                let (p, grid) =
+                    adam_table::lazy_params(rows, self.cfg.dim, index, dh_off, &adam, max);
+                let steps = pb.layout.id(&row_steps_buffer([USERS, ITEMS][side]));
+                binds.extend::<[Bind; 2]>([steps.into(), pb.layout.id(buffers::ADAM_BIAS).into()]);
+                let cost = adam_table::lazy_cost(&p, entries, b.touched(index.0, rows.1));
+                pb.dispatch_costed(&adam_table::LAZY, &binds, &p, grid, cost);
+            } else {
+                let (p, grid) = adam_table::params(rows, self.cfg.dim, index, dh_off, step, max);
+                let cost = adam_table::cost(&p, entries, true);
+                pb.dispatch_costed(&adam_table::STEP, &binds, &p, grid, cost);
+            }
         }
     }
 
     fn grad_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a BprBatch, t: u64) {
         let ids = WithGrads::resolve(pb.layout, StepIds::resolve(pb.layout), [USERS, ITEMS]);
         self.loss(pb, &ids.step, b, t);
-        let step = AdamConfig::new(self.cfg.lr, 0.0).at_step(t);
+        let step = self.adam().at_step(t);
         let (batch, grads) = (ids.step.triple.batch, ids.step.triple.grads_act);
         for side in 0..2 {
             let (index, dh_off, _) = b.gathers(self.cfg.dim)[side];
@@ -434,7 +466,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     default_arch: &[64],
     check_arch: check_one_width,
     check: spec::no_check,
-    flags: &["lr", "weight-decay"],
+    flags: &["lr", "weight-decay", "optimizer"],
     why_not: PAIRWISE_WHY,
     dropout: None,
     samplers: &[SamplerKind::Bpr],
@@ -481,6 +513,7 @@ fn build<'d>(cfg: &TrainConfig, ds: &'d Dataset, max_pairs: usize, _: IndexStrat
         dim: cfg.arch.embedding(),
         lambda: cfg.weight_decay as f32,
         lr: cfg.lr,
+        optimizer: cfg.optimizer,
     };
     // The bpr sampler's steps hold two pairs per triple.
     Net::new(Bpr::new(

@@ -18,16 +18,16 @@ use super::params::{DENSE, Init, ParamLayout, TensorSpec};
 use super::spec::{self, ModelSpec};
 use super::{
     Architecture, Embedding, Mode, Model, ModelKind, MomentIds, Side, buffers, grad_buffer,
-    ring_slot,
+    ring_slot, row_steps_buffer,
 };
 use crate::batch::{self, HostBatch, IndexStrategy};
-use crate::config::TrainConfig;
+use crate::config::{Optimizer, TrainConfig};
 use crate::data::Csr;
 use crate::data::Dataset;
 use crate::eval::ranking::Scorer;
 use crate::gpu::GpuContext;
 use crate::gpu::exec::GpuExec;
-use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout, Role};
+use crate::gpu::memory::{Bind, BufId, BufferSpec, MemoryLayout, Role};
 use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::{self, AdamConfig, AdamStep};
 use crate::kernels::{
@@ -54,6 +54,9 @@ pub struct StepConfig {
     /// The loss over the clamped cosines (not written when BCE: the study's records are unchanged).
     #[serde(default, skip_serializing_if = "score_loss::Loss::is_bce")]
     pub loss: score_loss::Loss,
+    /// How the tables step (not written when dense Adam, as the loss).
+    #[serde(default, skip_serializing_if = "Optimizer::is_adam")]
+    pub optimizer: Optimizer,
 }
 
 impl StepConfig {
@@ -70,6 +73,7 @@ impl StepConfig {
                     tau: cfg.temperature,
                 },
             },
+            optimizer: cfg.optimizer,
         }
     }
 
@@ -313,6 +317,12 @@ impl<'d> TwoTower<'d> {
         self.cfg.loss != score_loss::Loss::Bce
     }
 
+    /// The same model with its tables stepping by `optimizer`.
+    pub fn with_optimizer(mut self, optimizer: Optimizer) -> Self {
+        self.cfg.optimizer = optimizer;
+        self
+    }
+
     /// The same model trained with `loss` (its batches must then be the bpr sampler's triples).
     pub fn with_loss(mut self, loss: score_loss::Loss) -> Self {
         self.cfg.loss = loss;
@@ -439,6 +449,25 @@ impl<'d> TwoTower<'d> {
                 (row.partition_point(|&t| t < hi) - row.partition_point(|&t| t < lo)) as u64
             })
             .sum()
+    }
+
+    /// Distinct table rows in `chunk` that `entities`' training rows reach: the rows a lazy step
+    /// updates (for its cost).
+    fn touched(&self, side: Side, entities: &[u32], chunk: (usize, usize)) -> u64 {
+        let csr = match side {
+            Side::Users => self.by_user,
+            Side::Items => self.by_item,
+        };
+        let mut seen = vec![false; chunk.1 - chunk.0];
+        let (lo, hi) = (chunk.0 as u32, chunk.1 as u32);
+        for &e in entities {
+            let row = csr.row(e as usize);
+            let first = row.partition_point(|&t| t < lo);
+            for &t in row[first..].iter().take_while(|&&t| t < hi) {
+                seen[(t - lo) as usize] = true;
+            }
+        }
+        seen.iter().filter(|&&s| s).count() as u64
     }
 
     /// Branch layers over row blocks `segs` = (rows, first row, branch); `t`: training step (dropout)
@@ -713,6 +742,10 @@ impl Model for TwoTower<'_> {
         self.kind
     }
 
+    fn lazy_adam(&self) -> Option<AdamConfig> {
+        (self.cfg.optimizer == Optimizer::LazyAdam).then_some(self.cfg.adam)
+    }
+
     fn params(&self) -> &Arc<ParamLayout> {
         &self.params
     }
@@ -804,7 +837,11 @@ impl Model for TwoTower<'_> {
         let grads_act = all.step.grads_act;
         let d1 = self.arch.d1();
         let gathers = self.table_gathers(b, &all.step);
-        for (g, moments) in gathers.into_iter().zip(all.table_moments) {
+        let lazy = self.lazy_adam().map(|a| {
+            let steps = [W_USER, W_ITEM].map(|t| pb.layout.id(&row_steps_buffer(t)));
+            (a, steps, pb.layout.id(buffers::ADAM_BIAS))
+        });
+        for (s, (g, moments)) in gathers.into_iter().zip(all.table_moments).enumerate() {
             let (table, index) = (g.table, g.index);
             let MomentIds { m, v } = moments;
             let entities = match g.side {
@@ -813,16 +850,25 @@ impl Model for TwoTower<'_> {
             };
             for c in 0..pb.layout.chunks(table) {
                 let rows = pb.layout.chunk_rows(table, c);
-                let (p, grid) = adam_table::params(rows, d1, index, g.dh_off, step, max);
-                let binds = [
+                let mut binds = vec![
                     pb.layout.chunk(table, c),
                     pb.layout.chunk(m, c),
                     pb.layout.chunk(v, c),
                     g.index_buf.into(),
                     grads_act.into(),
                 ];
-                let cost = adam_table::cost(&p, self.entries(g.side, entities, rows), true);
-                pb.dispatch_costed(&adam_table::STEP, &binds, &p, grid, cost);
+                let entries = self.entries(g.side, entities, rows);
+                if let Some((adam, steps, bias)) = &lazy {
+                    let (p, grid) = adam_table::lazy_params(rows, d1, index, g.dh_off, adam, max);
+                    binds.extend::<[Bind; 2]>([steps[s].into(), (*bias).into()]);
+                    let touched = self.touched(g.side, entities, rows);
+                    let cost = adam_table::lazy_cost(&p, entries, touched);
+                    pb.dispatch_costed(&adam_table::LAZY, &binds, &p, grid, cost);
+                } else {
+                    let (p, grid) = adam_table::params(rows, d1, index, g.dh_off, step, max);
+                    let cost = adam_table::cost(&p, entries, true);
+                    pb.dispatch_costed(&adam_table::STEP, &binds, &p, grid, cost);
+                }
             }
         }
     }
@@ -908,6 +954,7 @@ const COBRAR_FLAGS: &[&str] = &[
     "negatives",
     "loss",
     "temperature",
+    "optimizer",
     "dropout",
 ];
 

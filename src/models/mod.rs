@@ -80,6 +80,9 @@ pub mod buffers {
     /// The exclusion CSR of the ranking (the training interactions by user).
     pub const EXCLUDE_PTR: &str = "train.by_user.ptr";
     pub const EXCLUDE_IDX: &str = "train.by_user.idx";
+    /// Lazy Adam's bias-correction table (`AdamConfig::bias_table`), in training sessions whose tables
+    /// step lazily.
+    pub const ADAM_BIAS: &str = "adam.bias";
     /// The training interactions by item (resident where a model's kernels walk them).
     pub const BY_ITEM_PTR: &str = "train.by_item.ptr";
     pub const BY_ITEM_IDX: &str = "train.by_item.idx";
@@ -128,6 +131,12 @@ pub trait Model: Sync {
     /// whole): one line when they are not met.
     fn check_layout(&self, _layout: &MemoryLayout) -> anyhow::Result<()> {
         Ok(())
+    }
+    /// Adam's settings when the model's tables step lazily (`--optimizer lazy-adam`): training sessions
+    /// then hold each table's row step counts ([`row_steps_buffer`]) and the bias-correction table
+    /// ([`buffers::ADAM_BIAS`]).
+    fn lazy_adam(&self) -> Option<crate::kernels::adam_dense::AdamConfig> {
+        None
     }
     /// Resident data uploaded once: (buffer, words). Must include the exclusion CSR
     /// ([`buffers::EXCLUDE_PTR`], [`buffers::EXCLUDE_IDX`]).
@@ -197,6 +206,12 @@ pub fn ring_slot(t: u64) -> usize {
 /// Name of the gradient buffer of parameter buffer `name`.
 pub fn grad_buffer(name: &str) -> String {
     format!("{name}.grad")
+}
+
+/// Name of lazy Adam's per-row step counts of table buffer `name` (training sessions whose tables step
+/// lazily).
+pub fn row_steps_buffer(name: &str) -> String {
+    format!("{name}.steps")
 }
 
 /// Names of Adam's first and second moment buffers of parameter buffer `name` (training sessions).

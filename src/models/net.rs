@@ -10,6 +10,7 @@ use super::{Mode, Model, ModelKind, ParamLayout, Weights};
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufferSpec, MemoryLayout};
 use crate::gpu::plan::PlanBuilder;
+use crate::kernels::adam_dense::AdamConfig;
 use crate::sampler::Pair;
 
 /// The batch of whichever model built it.
@@ -45,6 +46,7 @@ trait ModelInfo {
     fn buffers(&self, mode: Mode) -> Vec<BufferSpec>;
     fn check_layout(&self, layout: &MemoryLayout) -> anyhow::Result<()>;
     fn resident(&self) -> Vec<(&'static str, &[u32])>;
+    fn lazy_adam(&self) -> Option<AdamConfig>;
     fn n_users(&self) -> usize;
     fn n_items(&self) -> usize;
     fn dim(&self) -> usize;
@@ -72,6 +74,9 @@ impl<M: Model> ModelInfo for M {
     }
     fn resident(&self) -> Vec<(&'static str, &[u32])> {
         Model::resident(self)
+    }
+    fn lazy_adam(&self) -> Option<AdamConfig> {
+        Model::lazy_adam(self)
     }
     fn n_users(&self) -> usize {
         Model::n_users(self)
@@ -151,6 +156,9 @@ impl Model for Net<'_> {
     }
     fn resident(&self) -> Vec<(&'static str, &[u32])> {
         self.0.model().resident()
+    }
+    fn lazy_adam(&self) -> Option<AdamConfig> {
+        self.0.model().lazy_adam()
     }
     fn n_users(&self) -> usize {
         self.0.model().n_users()

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::ensure;
 
 use super::Block;
-use super::{LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer, moment_buffers};
+use super::{
+    LOSS_RING, Mode, Model, Side, Weights, buffers, grad_buffer, moment_buffers, row_steps_buffer,
+};
 use crate::eval::ranking::Embeddings;
 use crate::gpu::cpu::CpuExec;
 use crate::gpu::exec::GpuExec;
@@ -19,6 +21,7 @@ use crate::gpu::twin::Real;
 /// Every buffer a session of `model` in `mode` holds.
 pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
     let mut specs = Vec::new();
+    let lazy = mode == Mode::Train && model.lazy_adam().is_some();
     for b in &model.params().buffers {
         let spec = |name: String, role| {
             if b.table {
@@ -32,10 +35,25 @@ pub fn buffer_specs<M: Model>(model: &M, mode: Mode) -> Vec<BufferSpec> {
             for name in moment_buffers(&b.name) {
                 specs.push(spec(name, Role::OptState));
             }
+            if lazy && b.table {
+                specs.push(BufferSpec::u32(
+                    row_steps_buffer(&b.name),
+                    b.rows,
+                    Role::OptState,
+                ));
+            }
         }
         if mode == Mode::Check {
             specs.push(spec(grad_buffer(&b.name), Role::Grad));
         }
+    }
+    if let Some(adam) = model.lazy_adam().filter(|_| lazy) {
+        let rows = adam.bias_rows();
+        specs.push(BufferSpec::f32(
+            buffers::ADAM_BIAS,
+            2 * rows,
+            Role::Resident,
+        ));
     }
     if mode != Mode::Infer {
         specs.push(BufferSpec::f32(buffers::LOSS_RING, LOSS_RING, Role::Output));
@@ -75,6 +93,10 @@ pub fn layout<M: Model>(
 
 /// Adam's first and second moments.
 pub type Moments<T> = (Weights<T>, Weights<T>);
+
+/// Lazy Adam's step counts of every table row: (parameter buffer, one count per row), for the table
+/// buffers in layout order; empty when the tables step densely.
+pub type RowSteps = Vec<(String, Vec<u32>)>;
 
 /// What a session will hold, checked before anything is allocated.
 #[derive(Debug, Clone)]
@@ -246,6 +268,15 @@ impl<E: Executor, M: Model> Session<E, M> {
             let id = exec.layout().id(name);
             exec.write_u32(id, data)?;
         }
+        if let Some(adam) = model.lazy_adam().filter(|_| mode == Mode::Train) {
+            let id = exec.layout().id(buffers::ADAM_BIAS);
+            let table: Vec<E::Real> = adam
+                .bias_table()
+                .iter()
+                .map(|&v| E::Real::from_f64(v as f64))
+                .collect();
+            exec.write(id, &table)?;
+        }
         let mut s = Session {
             exec,
             model: Arc::new(model),
@@ -312,6 +343,46 @@ impl<E: Executor, M: Model> Session<E, M> {
         self.write_set(ParamSet::M, m)?;
         self.write_set(ParamSet::V, v)?;
         self.t = t;
+        Ok(())
+    }
+
+    /// The table buffers whose rows step lazily (none unless training with lazy Adam).
+    fn lazy_tables(&self) -> Vec<String> {
+        if self.mode != Mode::Train || self.model.lazy_adam().is_none() {
+            return Vec::new();
+        }
+        let params = self.model.params();
+        params
+            .buffers
+            .iter()
+            .filter(|b| b.table)
+            .map(|b| b.name.clone())
+            .collect()
+    }
+
+    /// Lazy Adam's row step counts (empty when the tables step densely).
+    pub fn read_row_steps(&mut self) -> anyhow::Result<RowSteps> {
+        let mut out = Vec::new();
+        for name in self.lazy_tables() {
+            let id = self.exec.layout().id(&row_steps_buffer(&name));
+            out.push((name, self.exec.read_u32(id)?));
+        }
+        Ok(out)
+    }
+
+    /// Restores lazy Adam's row step counts (resuming a run): exactly the session's tables.
+    pub fn write_row_steps(&mut self, steps: &RowSteps) -> anyhow::Result<()> {
+        let tables = self.lazy_tables();
+        let given: Vec<&String> = steps.iter().map(|(n, _)| n).collect();
+        ensure!(
+            given.iter().copied().eq(tables.iter()),
+            "the saved state has lazy Adam's row step counts for {given:?}, the run needs them for \
+             {tables:?}"
+        );
+        for (name, data) in steps {
+            let id = self.exec.layout().id(&row_steps_buffer(name));
+            self.exec.write_u32(id, data)?;
+        }
         Ok(())
     }
 

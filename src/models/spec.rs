@@ -29,6 +29,7 @@ pub const MODEL_FLAGS: &[&str] = &[
     "anneal-steps",
     "loss",
     "temperature",
+    "optimizer",
 ];
 
 /// `flag`'s name in [`MODEL_FLAGS`] (`lambda` and `reg` are `weight-decay`, `neg` is `negatives`).

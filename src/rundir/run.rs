@@ -133,6 +133,7 @@ impl RunDir {
             weights: e.session.read_weights()?,
             m,
             v,
+            row_steps: e.session.read_row_steps()?,
             history: e.history.to_vec(),
             best: Some(e.best.clone()),
             wall_seconds: self.wall_seconds(),

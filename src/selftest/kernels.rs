@@ -880,6 +880,169 @@ pub fn adam_table(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     Ok(())
 }
 
+/// Lazy Adam on a table in chunks: only the rows with contributions step, each with its own step count
+/// (counts below, at and past the end of the bias table), against the CPU twin; untouched rows keep
+/// every bit; and a table whose rows are all touched at step count t − 1 takes exactly the dense
+/// step t (the same f32 constants and arithmetic).
+pub fn adam_table_lazy(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
+    // (table rows, batch rows, dim, max contributions per row, rows per chunk)
+    let cases = h.cases(&[
+        (true, (7, 3, 4, 3, 5)),
+        (true, (301, 40, 36, 30, 64)),
+        (false, (64, 100, 2056, 80, 64)),
+    ]);
+    let adam = AdamConfig::new(1e-3, 1e-3);
+    let last = adam.bias_rows() as u32;
+    for (rows, in_batch, dim, max_len, chunk_rows) in cases {
+        let (ptr, idx) = random_csr(rng, rows, in_batch, max_len);
+        let steps: Vec<u32> = (0..rows)
+            .map(|_| [0, 1, 4, last - 1, last, last + 90][rng.random_range(0..6usize)])
+            .collect();
+        let index = (2, 2 + ptr.len());
+        let n = rows * dim;
+        let dh = [vec![0f32; 8], uniform(rng, in_batch * dim, -1.0, 1.0)].concat();
+        let (theta, m, vv) = (
+            uniform(rng, n, -0.1, 0.1),
+            uniform(rng, n, -1e-3, 1e-3),
+            uniform(rng, n, 0.0, 1e-5),
+        );
+        // The table and its moments, then the batch's index and the row step counts.
+        let with = |batch: Vec<u32>, steps: Vec<u32>| {
+            Buffers::default()
+                .table("theta", dim, theta.clone())
+                .table("m", dim, m.clone())
+                .table("v", dim, vv.clone())
+                .u32("batch", batch)
+                .f32("grads_act", dh.clone())
+                .u32("steps", steps)
+                .f32("bias", adam.bias_table())
+        };
+        let bufs = with([vec![9u32; 2], ptr.clone(), idx].concat(), steps.clone());
+        let lazy = |pb: &mut PlanBuilder<'_, '_>| {
+            let (theta, m, vv) = (pb.id("theta"), pb.id("m"), pb.id("v"));
+            for c in 0..pb.layout.chunks(theta) {
+                let rows = pb.layout.chunk_rows(theta, c);
+                let (p, grid) = adam_table::lazy_params(rows, dim, index, 8, &adam, pb.max_per_dim);
+                let ch = |id| pb.layout.chunk(id, c);
+                let (batch, dh) = (b(pb, "batch"), b(pb, "grads_act"));
+                let binds = [
+                    ch(theta),
+                    ch(m),
+                    ch(vv),
+                    batch,
+                    dh,
+                    b(pb, "steps"),
+                    b(pb, "bias"),
+                ];
+                pb.dispatch(&adam_table::LAZY, &binds, &p, grid);
+            }
+        };
+        let (g, c, s) = h.run_three(&bufs, Some(chunk_rows), &lazy)?;
+        let what = format!("lazy adam table {rows}×{dim} in chunks of {chunk_rows}");
+        let touched: Vec<bool> = ptr.windows(2).map(|w| w[1] > w[0]).collect();
+        let want: Vec<u32> = steps
+            .iter()
+            .zip(&touched)
+            .map(|(s, &t)| s + t as u32)
+            .collect();
+        v.identical(&format!("{what}: row step counts"), g.u32("steps"), &want);
+        v.identical(
+            &format!("{what}: row step counts (twin)"),
+            c.u32("steps"),
+            &want,
+        );
+        // Untouched rows keep every bit of θ, m and v.
+        for name in ["theta", "m", "v"] {
+            let input = bufs.f32_of(name);
+            let kept = |o: &[f32]| -> Vec<u32> {
+                (0..rows)
+                    .filter(|&r| !touched[r])
+                    .flat_map(|r| bits(&o[r * dim..(r + 1) * dim]))
+                    .collect()
+            };
+            v.identical(
+                &format!("{what}: untouched rows of {name}"),
+                &kept(&g[name]),
+                &kept(input),
+            );
+        }
+        // The touched rows' update, as adam_table's (the same gathered sums): θ within 0.1% of lr,
+        // m and v scaled by their terms' magnitudes (the twin on |inputs|: the gathered sum's
+        // rounding, which v squares).
+        v.close(
+            &format!("{what}: theta"),
+            &g["theta"],
+            &c["theta"],
+            1e-6,
+            1e-6,
+        );
+        v.close_scaled(&format!("{what}: m"), &g["m"], &c["m"], &s["m"], 1e-9, 2e-6);
+        v.close_scaled(
+            &format!("{what}: v"),
+            &g["v"],
+            &c["v"],
+            &s["v"],
+            1e-12,
+            4e-6,
+        );
+
+        // Every row touched, every count t − 1: exactly the dense step t.
+        let t = 3u64;
+        let full: Vec<u32> = (0..=rows as u32).collect();
+        let one_each: Vec<u32> = (0..rows as u32).map(|r| r % in_batch as u32).collect();
+        let dense = with(
+            [vec![9u32; 2], full.clone(), one_each].concat(),
+            vec![t as u32 - 1; rows],
+        );
+        let index = (2, 2 + full.len());
+        let step_t = |pb: &mut PlanBuilder<'_, '_>| {
+            let (theta, m, vv) = (pb.id("theta"), pb.id("m"), pb.id("v"));
+            for c in 0..pb.layout.chunks(theta) {
+                let rows = pb.layout.chunk_rows(theta, c);
+                let (p, grid) =
+                    adam_table::params(rows, dim, index, 8, adam.at_step(t), pb.max_per_dim);
+                let ch = |id| pb.layout.chunk(id, c);
+                let (batch, dh) = (b(pb, "batch"), b(pb, "grads_act"));
+                pb.dispatch(
+                    &adam_table::STEP,
+                    &[ch(theta), ch(m), ch(vv), batch, dh],
+                    &p,
+                    grid,
+                );
+            }
+        };
+        let lazy_all = |pb: &mut PlanBuilder<'_, '_>| {
+            let (theta, m, vv) = (pb.id("theta"), pb.id("m"), pb.id("v"));
+            for c in 0..pb.layout.chunks(theta) {
+                let rows = pb.layout.chunk_rows(theta, c);
+                let (p, grid) = adam_table::lazy_params(rows, dim, index, 8, &adam, pb.max_per_dim);
+                let ch = |id| pb.layout.chunk(id, c);
+                let (batch, dh) = (b(pb, "batch"), b(pb, "grads_act"));
+                let binds = [
+                    ch(theta),
+                    ch(m),
+                    ch(vv),
+                    batch,
+                    dh,
+                    b(pb, "steps"),
+                    b(pb, "bias"),
+                ];
+                pb.dispatch(&adam_table::LAZY, &binds, &p, grid);
+            }
+        };
+        let d = h.run_gpu(&dense, Some(chunk_rows), &step_t)?;
+        let l = h.run_gpu(&dense, Some(chunk_rows), &lazy_all)?;
+        for name in ["theta", "m", "v"] {
+            v.identical(
+                &format!("{what}: every row touched: lazy {name} = dense step {t}'s"),
+                &bits(&l[name]),
+                &bits(&d[name]),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The tables' gradient index built on the GPU (membership, counts, scan, fill) is the host's.
 pub fn batch_index(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     use crate::batch::{HostBatch, IndexStrategy};

@@ -84,6 +84,11 @@ pub const CHECKS: &[Check] = &[
     check!("kernel:propagate", kernels::propagate, ["propagate"]),
     check!("kernel:adam_dense", kernels::adam_dense, ["adam_dense"]),
     check!("kernel:adam_table", kernels::adam_table, ["adam_table"]),
+    check!(
+        "kernel:adam_table.lazy",
+        kernels::adam_table_lazy,
+        ["adam_table.lazy"]
+    ),
     check!("kernel:batch_index", kernels::batch_index, ["batch_index"]),
     check!(
         "kernel:spmm_transpose",
@@ -139,6 +144,17 @@ pub const CHECKS: &[Check] = &[
         "model:bpr",
         models::bpr,
         ["bpr_loss", "adam_table", "score_loss.sum"]
+    ),
+    check!(
+        "model:lazy-adam",
+        models::lazy_adam,
+        [
+            "adam_table.lazy",
+            "adam_dense",
+            "spmm",
+            "dense_*",
+            "bpr_loss"
+        ]
     ),
     check!(
         "model:lightgcn",

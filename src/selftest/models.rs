@@ -10,6 +10,7 @@ use rand::seq::SliceRandom;
 use super::harness::{Harness, Rng, mark_cancelling, toy_data, toy_pairs, toy_triples};
 use super::verdict::Verdict;
 use crate::batch::{HostBatch, IndexStrategy};
+use crate::config::Optimizer;
 use crate::data::Csr;
 use crate::gpu::executor::Executor;
 use crate::kernels::adam_dense::AdamConfig;
@@ -33,6 +34,7 @@ pub fn step_config(dropout: f32) -> StepConfig {
         adam: AdamConfig::new(1e-3, 1e-3),
         seed: 11,
         loss: Default::default(),
+        optimizer: Default::default(),
     }
 }
 
@@ -257,6 +259,7 @@ fn two_tower_case(
     chunk_rows: Option<usize>,
     index: IndexStrategy,
     loss: score_loss::Loss,
+    optimizer: Optimizer,
 ) -> Result {
     let (n, m) = (57, 43);
     let (by_user, by_item) = toy_data(rng, n, m, 0.15);
@@ -264,10 +267,12 @@ fn two_tower_case(
         two_tower(kind, arch, dropout, &by_user, &by_item, 20 * 4)
             .with_index(index)
             .with_loss(loss)
+            .with_optimizer(optimizer)
     };
     let seed = rng.random_range(0..1000);
     let what = format!(
-        "{kind} {arch} dropout {dropout} chunks {chunk_rows:?} index {index:?} loss {loss:?}"
+        "{kind} {arch} dropout {dropout} chunks {chunk_rows:?} index {index:?} loss {loss:?} \
+         optimizer {optimizer:?}"
     );
     let lr = step_config(dropout).adam.lr as f32;
     let mut batch_rng = Rng::new(rng.random());
@@ -314,6 +319,7 @@ pub fn cobrar(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             chunks,
             index,
             loss,
+            Optimizer::Adam,
         )?;
     }
     Ok(())
@@ -344,6 +350,7 @@ pub fn deepmf(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             chunks,
             index,
             loss,
+            Optimizer::Adam,
         )?;
     }
     Ok(())
@@ -383,16 +390,56 @@ fn triple_steps<M: Model<Batch = crate::models::bpr::BprBatch>>(
 
 /// BPR-MF: the BPR loss and the tables' row-gathered Adam.
 pub fn bpr(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
+    bpr_with(h, rng, v, Optimizer::Adam)
+}
+
+fn bpr_with(h: &Harness, rng: &mut Rng, v: &mut Verdict, optimizer: Optimizer) -> Result {
     let (n, m) = (57, 43);
     let (by_user, _) = toy_data(rng, n, m, 0.15);
     let cfg = BprConfig {
         dim: 16,
         lambda: 1e-2,
         lr: 1e-2,
+        optimizer,
     };
     // (BPR-MF binds each table whole: its tables are never chunked.)
     let mdl = || Bpr::new(cfg, &by_user, m, 32);
-    triple_steps(h, rng, v, "bpr", &by_user, m, mdl, None)
+    let what = format!("bpr optimizer {optimizer:?}");
+    triple_steps(h, rng, v, &what, &by_user, m, mdl, None)
+}
+
+/// Lazy Adam (`--optimizer lazy-adam`) in the models whose tables step by it: CoBraR (tables in
+/// chunks, the index built on the GPU), DeepMF and BPR-MF, several steps (each row's own count).
+pub fn lazy_adam(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
+    use score_loss::Loss::Bce;
+    let cases = h.cases(&[
+        (
+            true,
+            (STUDY_PAIR[0], "16,8", 0.0, 3, None, IndexStrategy::Host),
+        ),
+        (
+            true,
+            (
+                STUDY_PAIR[0],
+                "16,12,8",
+                0.3,
+                3,
+                Some(16),
+                IndexStrategy::Gpu,
+            ),
+        ),
+        (
+            false,
+            (STUDY_PAIR[1], "16,8", 0.0, 3, Some(16), IndexStrategy::Host),
+        ),
+    ]);
+    for (kind, arch, dropout, steps, chunks, index) in cases {
+        let lazy = Optimizer::LazyAdam;
+        two_tower_case(
+            h, rng, v, kind, arch, dropout, steps, chunks, index, Bce, lazy,
+        )?;
+    }
+    bpr_with(h, rng, v, Optimizer::LazyAdam)
 }
 
 /// LightGCN: propagation over the training graph, forward and backward.

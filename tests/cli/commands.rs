@@ -420,6 +420,32 @@ fn grid_runs_every_combination_and_selects_on_validation() {
     }
 }
 
+/// `--optimizer lazy-adam`: the models whose embedding tables take row-gathered Adam steps; one line
+/// for the others, and for a value that is not an optimizer.
+#[test]
+fn the_optimizer_flag_is_checked() {
+    for model in ["multvae", "lightgcn", "mostpop"] {
+        let line = error_line(&run(&[
+            "train",
+            "--model",
+            model,
+            "--optimizer",
+            "lazy-adam",
+        ]));
+        assert!(
+            line.contains(&format!("--optimizer does not apply to {model}")),
+            "{line}"
+        );
+    }
+    let o = run(&["train", "--optimizer", "sgd"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("possible values: adam, lazy-adam"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// `--loss` and `--temperature`: CoBraR's and DeepMF's, with the bpr sampler; one line otherwise.
 #[test]
 fn the_pairwise_loss_flags_are_checked() {

@@ -698,7 +698,7 @@ fn overflowing_weights_are_refused() {
         .map(|(name, shape, data)| st::Tensor {
             name: name.clone(),
             shape: shape.clone(),
-            data,
+            data: cobrar_gpu::checkpoint::st::Data::F32(data),
         })
         .collect();
     std::fs::write(&model, st::serialize(&views, &meta)).unwrap();

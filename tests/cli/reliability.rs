@@ -264,7 +264,7 @@ fn corrupted_or_non_finite_weights_are_refused() {
         .map(|(name, shape, values)| cobrar_gpu::checkpoint::st::Tensor {
             name: name.clone(),
             shape: shape.clone(),
-            data: values,
+            data: cobrar_gpu::checkpoint::st::Data::F32(values),
         })
         .collect();
     std::fs::write(

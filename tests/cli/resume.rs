@@ -109,6 +109,36 @@ fn assert_same(dir: &Path, want: &(Vec<u8>, serde_json::Value, Vec<f64>), what: 
     );
 }
 
+/// Lazy Adam's per-row step counts are optimizer state: a killed run restores them (a resume that
+/// started them at zero would take other bias corrections and end elsewhere).
+#[test]
+fn a_lazy_adam_run_killed_mid_training_resumes_to_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lazy = |dir: &Path| {
+        let mut c = train_cmd(dir);
+        c.args(["--optimizer", "lazy-adam"]);
+        c
+    };
+    let dir = tmp.path().join("lazy-reference");
+    let o = lazy(&dir).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, m) = result(&dir);
+    let want = (w, m, losses(&dir));
+    let dense = reference(tmp.path());
+    assert!(
+        want.0 != dense.0,
+        "lazy Adam trained the same weights as Adam"
+    );
+    for kill in ["step:17", "epoch:3"] {
+        let dir = tmp.path().join(kill.replace(':', "-"));
+        let o = lazy(&dir).env("COBRAR_KILL_AT", kill).output().unwrap();
+        assert!(!o.status.success(), "{kill}: the run was not killed");
+        let o = resume(&dir);
+        assert!(o.status.success(), "{kill}: {}", stderr(&o));
+        assert_same(&dir, &want, &format!("lazy-adam {kill}"));
+    }
+}
+
 #[test]
 fn a_run_killed_at_any_point_resumes_to_the_same_result() {
     let tmp = tempfile::tempdir().unwrap();

@@ -21,6 +21,7 @@ fn bpr_config(dim: usize, lambda: f32) -> BprConfig {
         dim,
         lambda,
         lr: 1e-2,
+        optimizer: Default::default(),
     }
 }
 
@@ -95,6 +96,11 @@ fn bpr_gpu_steps_and_embeddings_match_the_cpu_twins() {
 }
 
 #[test]
+fn lazy_adam_steps_of_cobrar_deepmf_and_bpr_match_the_cpu_twins() {
+    check("model:lazy-adam");
+}
+
+#[test]
 fn mostpop_embeds_on_the_gpu_as_on_the_cpu() {
     check("model:mostpop");
 }
@@ -124,6 +130,7 @@ pub fn bpr_train_config() -> TrainConfig {
         anneal_steps: 200_000,
         loss: Default::default(),
         temperature: 1.0,
+        optimizer: Default::default(),
     }
 }
 
@@ -337,6 +344,7 @@ fn cobrar_with_the_pairwise_loss_falls_and_beats_its_random_initialisation() {
         weight_decay: 1e-3,
         loss: cobrar_gpu::config::LossKind::Bpr,
         temperature: 5.0,
+        optimizer: Default::default(),
         ..bpr_train_config()
     });
 }

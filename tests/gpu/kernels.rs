@@ -61,6 +61,11 @@ fn adam_table_and_its_gather_match_cpu_twins_over_chunks() {
 }
 
 #[test]
+fn lazy_adam_steps_only_touched_rows_each_with_its_count_and_matches_dense_adam_when_all_are() {
+    check("kernel:adam_table.lazy");
+}
+
+#[test]
 fn the_gradient_index_built_on_the_gpu_is_the_hosts() {
     check("kernel:batch_index");
 }

@@ -31,6 +31,7 @@ fn config(model: ModelKind, sampler: SamplerKind) -> TrainConfig {
         anneal_steps: 200_000,
         loss: Default::default(),
         temperature: 1.0,
+        optimizer: Default::default(),
     }
 }
 

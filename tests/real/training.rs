@@ -83,6 +83,7 @@ fn amazon_baby_2048_trains_through_chunked_tables() {
         anneal_steps: 200_000,
         loss: Default::default(),
         temperature: 1.0,
+        optimizer: Default::default(),
     };
     let ctx = crate::gpu();
     let table_bytes = (ds.n_users() * 2048 * 4) as u64;
@@ -135,6 +136,7 @@ fn best_val_ndcg5(ds: &cobrar_gpu::data::Dataset, model: ModelKind, epochs: usiz
         anneal_steps: 200_000,
         loss: Default::default(),
         temperature: 1.0,
+        optimizer: Default::default(),
     };
     let out = train(crate::gpu(), ds, &cfg, false, None, &mut |_| Ok(())).unwrap();
     let best = &out.history[out.best_epoch - 1];
