@@ -59,6 +59,95 @@ fn gradients_of_the_step_plan_match_finite_differences() {
     }
 }
 
+/// Lazy Adam's step follows the gradient of L(θ) + (λ/2)·(‖dense‖² + Σ over the rows the batch
+/// touches ‖θ_r‖²): Adam's first step from zero moments moves each parameter by ≈ −lr·g/(|g| + ε), so
+/// g is read back (f64) from the step and checked against central finite differences of L plus
+/// that L2 term; rows the batch does not touch do not move at all (dense Adam moves every row by its
+/// decay).
+#[test]
+fn lazy_adam_steps_along_finite_differences_of_the_loss_and_the_touched_rows_l2() {
+    use cobrar_gpu::config::Optimizer;
+    let mut rng = rand_pcg::Pcg64Mcg::new(0x1a2b);
+    for (kind, arch) in [(ModelKind::Cobrar, "8,4"), (ModelKind::Deepmf, "8,8,4")] {
+        let (n, m) = (9, 12);
+        let (by_user, by_item) = toy_data(&mut rng, n, m, 0.3);
+        let pairs = toy_pairs(&mut rng, &by_user, m, 3, 2);
+        let mdl = || {
+            two_tower(kind, arch, 0.0, &by_user, &by_item, pairs.len())
+                .with_optimizer(Optimizer::LazyAdam)
+        };
+        let batch = mdl().build_batch(&pairs);
+        let p0 = Weights::init(mdl().params(), 3).convert::<f64>();
+        // Step 1's constants as the step uses them (f32, then f64 in the twin): θ moves by
+        // −a·g/(c·|g| + ε) with a = step_size·(1 − β1) and c = √(1 − β2)/bc2_sqrt, so
+        // |g| = ε·|Δ|/(a − c·|Δ|).
+        let k = mdl().cfg.adam.at_step(1);
+        let f = |v: f32| v as f64;
+        let a = f(k.step_size) * (1.0 - f(k.beta1));
+        let c = (1.0 - f(k.beta2)).sqrt() / f(k.bc2_sqrt);
+        let (lambda, eps) = (f(k.weight_decay), f(k.eps));
+        let mut train = cpu_session(mdl(), Mode::Train, &p0, 1 << 30, None).unwrap();
+        train.step(&batch, false).unwrap();
+        let p1 = train.read_weights().unwrap();
+        // The rows each table's gradient reaches: W_U's (items) from the batch's users' rows, W_T's
+        // (users) from the batch's items' rows.
+        let reach = |ids: &[u32], csr: &cobrar_gpu::data::Csr, rows: usize| {
+            let mut t = vec![false; rows];
+            ids.iter().for_each(|&e| {
+                csr.row(e as usize)
+                    .iter()
+                    .for_each(|&r| t[r as usize] = true)
+            });
+            t
+        };
+        let touched = |name: &str| match name {
+            "W_U" => Some(reach(&batch.user_ids, &by_user, m)),
+            "W_T" => Some(reach(&batch.item_ids, &by_item, n)),
+            _ => None,
+        };
+        let mut check = cpu_session(mdl(), Mode::Check, &p0, 1 << 30, None).unwrap();
+        let mut loss_at = |w: &Weights<f64>| {
+            check.write_weights(w).unwrap();
+            check.grad_step(&batch, 1).unwrap();
+            check.read_losses(1, 1).unwrap()[0]
+        };
+        let h = 1e-6;
+        let (mut moved, mut kept) = (0, 0);
+        for (part, spec) in p0.layout.buffers.iter().enumerate() {
+            let rows = touched(&spec.name);
+            let len = p0.data[part].len();
+            for k in (0..len).step_by(1 + len / 60) {
+                let (th0, th1) = (p0.data[part][k], p1.data[part][k]);
+                let on = rows.as_ref().is_none_or(|t| t[k / spec.cols]);
+                let mut plus = p0.clone();
+                plus.data[part][k] += h;
+                let mut minus = p0.clone();
+                minus.data[part][k] -= h;
+                let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
+                let what = format!("{kind} {} index {k}", spec.name);
+                if !on {
+                    assert_eq!(th1, th0, "{what}: an untouched row moved");
+                    assert!(
+                        fd.abs() < 1e-9,
+                        "{what}: an untouched row has gradient {fd}"
+                    );
+                    kept += 1;
+                    continue;
+                }
+                let want = fd + lambda * th0;
+                let d = th1 - th0;
+                let got = -d.signum() * eps * d.abs() / (a - c * d.abs());
+                assert!(
+                    (got - want).abs() <= 1e-7 + 1e-4 * want.abs(),
+                    "{what}: the step's gradient {got} vs finite differences + λθ {want}"
+                );
+                moved += 1;
+            }
+        }
+        assert!(moved > 20 && kept > 0, "{kind}: {moved} moved, {kept} kept");
+    }
+}
+
 #[test]
 fn gpu_steps_and_embeddings_match_cpu_cobrar() {
     check("model:cobrar");
