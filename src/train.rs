@@ -131,7 +131,6 @@ pub fn train_prepared<'d>(
                     steps_per_epoch,
                     &bar,
                     progress,
-                    hooks.as_deref(),
                 )?;
                 let seconds = started.elapsed().as_secs_f64();
                 bar.finish_and_clear();
@@ -393,8 +392,8 @@ fn run_epoch(
     steps: usize,
     bar: &ProgressBar,
     progress: bool,
-    hooks: Option<&dyn TrainHooks>,
 ) -> anyhow::Result<f64> {
+    let hooks = current_hooks();
     // Without a terminal the bar is invisible: report every tenth of a long epoch as a plain line.
     let plain = progress && !std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -415,7 +414,7 @@ fn run_epoch(
                 let read = step.is_multiple_of(cfg.log_every) || step == steps;
                 session.step(&b, read)?;
                 crate::util::kill_point("step", session.t);
-                if hooks.is_some_and(|h| h.step(epoch, step, steps)) {
+                if hooks.as_ref().is_some_and(|h| h.step(epoch, step, steps)) {
                     bail!(Interrupted { epoch, step, steps });
                 }
                 if read {
