@@ -24,6 +24,9 @@ use crate::models::{Mode, Model, Net, Session, Weights, model_for};
 use crate::pipeline::{self, IndexProbe, Item, Pipeline};
 pub use crate::report::run::EpochRecord;
 use crate::sampler::Sampler;
+pub use hooks::{Hooks, Interrupted, TrainHooks, current_hooks, with_hooks};
+
+mod hooks;
 
 /// The GPU training session of a run on a dataset.
 pub type TrainSession<'d> = Session<GpuExec, Net<'d>>;
@@ -87,6 +90,7 @@ pub fn train_prepared<'d>(
     let mut evaluator = Evaluator::new(&cfg.cutoffs)?;
     let validate = !cfg.no_validation;
     let steps_per_epoch = epoch_steps(cfg, &sampler);
+    let hooks = current_hooks();
 
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<(f64, usize, Weights<f32>)> = None;
@@ -98,6 +102,9 @@ pub fn train_prepared<'d>(
         first_epoch = p.epoch + 1;
         history = p.history;
         best = p.best;
+    }
+    if let Some(h) = &hooks {
+        h.begin(first_epoch, cfg.max_epochs, steps_per_epoch);
     }
     let mut stopped_early = false;
     let finished = |history: &[EpochRecord], best: &Option<(f64, usize, Weights<f32>)>| {
@@ -167,6 +174,9 @@ pub fn train_prepared<'d>(
                     session: &mut session,
                 };
                 on_epoch(end)?;
+                if let Some(h) = &hooks {
+                    h.epoch(history.last().expect("pushed"))?;
+                }
                 crate::util::kill_point("epoch", epoch as u64);
                 if finished(&history, &best) && epoch < cfg.max_epochs {
                     stopped_early = true;
@@ -384,6 +394,7 @@ fn run_epoch(
     bar: &ProgressBar,
     progress: bool,
 ) -> anyhow::Result<f64> {
+    let hooks = current_hooks();
     // Without a terminal the bar is invisible: report every tenth of a long epoch as a plain line.
     let plain = progress && !std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -404,6 +415,9 @@ fn run_epoch(
                 let read = step.is_multiple_of(cfg.log_every) || step == steps;
                 session.step(&b, read)?;
                 crate::util::kill_point("step", session.t);
+                if hooks.as_ref().is_some_and(|h| h.step(epoch, step, steps)) {
+                    bail!(Interrupted { epoch, step, steps });
+                }
                 if read {
                     requested = session.t;
                 }

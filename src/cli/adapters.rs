@@ -123,6 +123,11 @@ pub fn describe(a: &wgpu::Adapter) -> String {
     s
 }
 
+/// What `adapters --json` prints: one object per adapter wgpu sees.
+pub fn list_json() -> Vec<serde_json::Value> {
+    enumerate_adapters().iter().map(adapter_json).collect()
+}
+
 fn adapter_json(a: &wgpu::Adapter) -> serde_json::Value {
     let i = a.get_info();
     let l = a.limits();

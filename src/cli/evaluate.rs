@@ -23,7 +23,20 @@ pub struct EvaluateCommand {
     pub json: bool,
 }
 
-pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+/// A run's metrics recomputed from its saved weights: what `evaluate` prints.
+pub struct Evaluation {
+    /// `validation` (when the run has a validation split) and `test`, in that order.
+    pub splits: Vec<(&'static str, SplitMetrics)>,
+    pub label: String,
+    pub dataset: String,
+    pub adapter: String,
+    pub backend: String,
+    /// GPU buffers at their peak, in bytes.
+    pub gpu_peak_bytes: u64,
+}
+
+/// Recomputes every metric of `cmd.checkpoint` (the note on an unfinished run goes to stderr).
+pub fn evaluation(cmd: &EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<Evaluation> {
     let saved = checkpoint::load_run(&cmd.checkpoint)?;
     let cutoffs = cmd
         .cutoffs
@@ -35,32 +48,46 @@ pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     }
     let mut session = saved.embedded_session(gpu.context()?)?;
     let mut evaluator = Evaluator::new(&cutoffs)?;
-    let mut out = serde_json::Map::new();
+    let mut splits = Vec::new();
     for (name, truth) in [("validation", &ds.val), ("test", &ds.test)] {
         if truth.nnz() == 0 {
             continue;
         }
         let ev = evaluator.evaluate_session(&mut session, truth, ds)?;
-        let m = SplitMetrics::from(&ev.result);
-        if !cmd.json {
-            outln!("{}\n", metrics_table(name, &m));
-        }
-        out.insert(name.to_string(), serde_json::to_value(&m)?);
+        splits.push((name, SplitMetrics::from(&ev.result)));
     }
     // Inference holds the weights, one embedding block's activations and the embeddings: no
     // optimizer state, no gradients.
-    let peak = session.ctx().memory.peak();
+    Ok(Evaluation {
+        splits,
+        label: saved.config.label(),
+        dataset: ds.name.clone(),
+        adapter: session.ctx().info.name.clone(),
+        backend: session.ctx().info.backend.to_string(),
+        gpu_peak_bytes: session.ctx().memory.peak(),
+    })
+}
+
+pub fn run(cmd: EvaluateCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    let e = evaluation(&cmd, gpu)?;
     if cmd.json {
-        out.insert("gpu_peak_bytes".into(), peak.into());
+        let mut out = serde_json::Map::new();
+        for (name, m) in &e.splits {
+            out.insert(name.to_string(), serde_json::to_value(m)?);
+        }
+        out.insert("gpu_peak_bytes".into(), e.gpu_peak_bytes.into());
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        for (name, m) in &e.splits {
+            outln!("{}\n", metrics_table(name, m));
+        }
         outln!(
             "{} on {} — {} ({}); GPU buffers at peak {:.1} MiB",
-            saved.config.label(),
-            ds.name,
-            session.ctx().info.name,
-            session.ctx().info.backend,
-            peak as f64 / (1 << 20) as f64
+            e.label,
+            e.dataset,
+            e.adapter,
+            e.backend,
+            e.gpu_peak_bytes as f64 / (1 << 20) as f64
         );
     }
     Ok(())

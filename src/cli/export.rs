@@ -25,38 +25,79 @@ pub struct ExportCommand {
     pub overwrite: bool,
 }
 
-pub fn run(cmd: ExportCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
-    let out = crate::output::file(&cmd.out, "--out", cmd.overwrite, &[&cmd.checkpoint])?;
-    for path in export::output_paths(&out).into_iter().skip(1) {
-        crate::output::file(&path, "--out", cmd.overwrite, &[&cmd.checkpoint])?;
-    }
-    let saved = checkpoint::load_run(&cmd.checkpoint)?;
-    let ds = &saved.dataset;
+/// A run's final embeddings as `export` writes them: L2-normalised rows for a cosine model.
+pub struct Embeddings {
+    /// `user_ids.len()` × `dim`, row-major.
+    pub users: Vec<f32>,
+    /// `item_ids.len()` × `dim`, row-major.
+    pub items: Vec<f32>,
+    pub dim: usize,
+    pub user_ids: Vec<String>,
+    pub item_ids: Vec<String>,
+    pub scorer: crate::eval::ranking::Scorer,
+    pub label: String,
+    pub dataset: String,
+}
+
+/// Computes the final embeddings of the run in `checkpoint` on the GPU (the note on an unfinished run
+/// goes to stderr); `normalised`: as `export` writes them (for a cosine model, each row divided by
+/// its norm), else as the model computes them.
+pub fn embeddings(
+    checkpoint: &std::path::Path,
+    gpu: &GpuArgs,
+    normalised: bool,
+) -> anyhow::Result<Embeddings> {
+    let saved = checkpoint::load_run(checkpoint)?;
     if let Some(note) = saved.unfinished_note() {
         eprintln!("{note}");
     }
     let mut session = saved.embedded_session(gpu.context()?)?;
     let scorer = session.model.scorer();
     let dim = session.model.dim();
-    let users = session.read_embeddings(Side::Users)?;
-    let items = session.read_embeddings(Side::Items)?;
+    let mut users = session.read_embeddings(Side::Users)?;
+    let mut items = session.read_embeddings(Side::Items)?;
+    drop(session);
+    if normalised && scorer.normalise_for_inner_product() {
+        export::normalise_rows(&mut users, dim);
+        export::normalise_rows(&mut items, dim);
+    }
+    Ok(Embeddings {
+        users,
+        items,
+        dim,
+        user_ids: saved.dataset.user_ids,
+        item_ids: saved.dataset.item_ids,
+        scorer,
+        label: saved.config.label(),
+        dataset: saved.config.dataset.name,
+    })
+}
+
+pub fn run(cmd: ExportCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    let out = crate::output::file(&cmd.out, "--out", cmd.overwrite, &[&cmd.checkpoint])?;
+    for path in export::output_paths(&out).into_iter().skip(1) {
+        crate::output::file(&path, "--out", cmd.overwrite, &[&cmd.checkpoint])?;
+    }
+    // `export::write` normalises the rows itself (once).
+    let e = embeddings(&cmd.checkpoint, gpu, false)?;
+    let (dim, scorer) = (e.dim, e.scorer);
     let mut tables = [
         Table {
             name: "users",
-            ids: &ds.user_ids,
-            values: users,
+            ids: &e.user_ids,
+            values: e.users,
             dim,
         },
         Table {
             name: "items",
-            ids: &ds.item_ids,
-            values: items,
+            ids: &e.item_ids,
+            values: e.items,
             dim,
         },
     ];
     let meta = [
-        ("model", saved.config.label()),
-        ("dataset", ds.name.clone()),
+        ("model", e.label.clone()),
+        ("dataset", e.dataset.clone()),
         (
             "format",
             "cobrar-gpu embeddings; rows follow the .txt id files".into(),
@@ -65,8 +106,8 @@ pub fn run(cmd: ExportCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let paths = export::write(&out, &mut tables, scorer, &meta)?;
     eprintln!(
         "exported {} users and {} items × {dim}{} to {}",
-        ds.n_users(),
-        ds.n_items(),
+        e.user_ids.len(),
+        e.item_ids.len(),
         if scorer.normalise_for_inner_product() {
             " (L2-normalised: inner product = the model's cosine)"
         } else {

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::Args;
 
 use super::GpuArgs;
@@ -39,19 +38,17 @@ pub struct RecommendCommand {
     pub overwrite: bool,
 }
 
-pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
-    if cmd.k == 0 || cmd.k > MAX_K {
-        bail!("-k must be between 1 and {MAX_K}, got {}", cmd.k);
-    }
-    let out = match &cmd.out {
-        Some(o) => Some(crate::output::file(
-            o,
-            "--out",
-            cmd.overwrite,
-            &[&cmd.checkpoint],
-        )?),
-        None => None,
-    };
+/// Top-k lists of a saved run with the ids to print them (what `recommend` writes).
+pub struct Recommendations {
+    pub top: ranking::TopK,
+    pub user_ids: Vec<String>,
+    pub item_ids: Vec<String>,
+}
+
+/// Checks `cmd`'s `-k` and users, then ranks on the GPU (the note on an unfinished run goes to
+/// stderr). Writes nothing.
+pub fn recommendations(cmd: &RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<Recommendations> {
+    check_k(cmd.k)?;
     let saved = checkpoint::load_run(&cmd.checkpoint)?;
     let ds = &saved.dataset;
     let users: Vec<u32> = if cmd.all {
@@ -67,10 +64,11 @@ pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
             .iter()
             .map(|id| match index.get(id.as_str()) {
                 Some(&u) => Ok(u),
-                None => bail!(
-                    "user {id:?} is not in the run's data ({} users; ids as in the input file)",
-                    ds.n_users()
-                ),
+                None => Err(UnknownUser {
+                    id: id.clone(),
+                    users: ds.n_users(),
+                }
+                .into()),
             })
             .collect::<anyhow::Result<_>>()?
     };
@@ -80,14 +78,54 @@ pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
     let mut session = saved.embedded_session(gpu.context()?)?;
     let emb = session.embeddings();
     let top = ranking::rank(&mut session.exec, &emb, &users, cmd.k)?;
-    let tsv = recommendations_tsv(&top, &ds.user_ids, &ds.item_ids);
+    drop(session);
+    Ok(Recommendations {
+        top,
+        user_ids: saved.dataset.user_ids,
+        item_ids: saved.dataset.item_ids,
+    })
+}
+
+/// A `--user` the run's data does not have (the Python package raises it as a `ValueError`).
+#[derive(Debug, thiserror::Error)]
+#[error("user {id:?} is not in the run's data ({users} users; ids as in the input file)")]
+pub struct UnknownUser {
+    pub id: String,
+    pub users: usize,
+}
+
+/// A `-k` outside 1..=MAX_K.
+#[derive(Debug, thiserror::Error)]
+#[error("-k must be between 1 and {MAX_K}, got {0}")]
+pub struct BadK(pub usize);
+
+fn check_k(k: usize) -> anyhow::Result<()> {
+    if k == 0 || k > MAX_K {
+        return Err(BadK(k).into());
+    }
+    Ok(())
+}
+
+pub fn run(cmd: RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
+    check_k(cmd.k)?;
+    let out = match &cmd.out {
+        Some(o) => Some(crate::output::file(
+            o,
+            "--out",
+            cmd.overwrite,
+            &[&cmd.checkpoint],
+        )?),
+        None => None,
+    };
+    let r = recommendations(&cmd, gpu)?;
+    let tsv = recommendations_tsv(&r.top, &r.user_ids, &r.item_ids);
     match &out {
         Some(path) => {
             write_atomic(path, tsv.as_bytes())?;
             eprintln!(
                 "wrote {} recommendations for {} users to {}",
-                top.items.iter().filter(|&&i| i != u32::MAX).count(),
-                users.len(),
+                r.top.items.iter().filter(|&&i| i != u32::MAX).count(),
+                r.top.users.len(),
                 path.display()
             );
         }

@@ -520,6 +520,7 @@ pub fn run(cmd: ReproduceCommand, gpu: &GpuArgs) -> anyhow::Result<()> {
                     quiet: true,
                     selftest: false,
                     no_summary: true,
+                    source: None,
                 };
                 super::train::execute(&tc, worker, &ds, t)?
             }

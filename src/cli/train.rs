@@ -269,6 +269,10 @@ pub struct TrainCommand {
     /// report (`reproduce`)
     #[arg(skip)]
     pub no_summary: bool,
+    /// Where the data came from when it is not a --dataset (`config.json`'s `dataset.source`): set by
+    /// the Python package for a DataFrame
+    #[arg(skip)]
+    pub source: Option<String>,
 }
 
 /// Flags of `train` that `--resume` accepts beside itself (the run's configuration is its own).
@@ -363,9 +367,9 @@ pub fn execute(
         selftest_first(&ctx)?;
     }
     let source = cmd
-        .dataset
-        .dataset
+        .source
         .clone()
+        .or_else(|| cmd.dataset.dataset.clone())
         .unwrap_or_else(|| "embedded synthetic dataset".to_string());
     let config = RunConfig {
         program: "cobrar-gpu".into(),
@@ -526,7 +530,8 @@ fn run_training<'d>(
     Ok(metrics)
 }
 
-fn default_run_dir(dataset: &str, model: ModelKind) -> PathBuf {
+/// `runs/DATASET-MODEL-TIME`: where a run goes without `--out`.
+pub fn default_run_dir(dataset: &str, model: ModelKind) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

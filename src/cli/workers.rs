@@ -17,25 +17,31 @@ pub fn run<W: Sync, J: Sync, R: Send>(
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     let first_error: Mutex<Option<(usize, anyhow::Error)>> = Mutex::new(None);
+    // The caller's training hooks (the Python package's Ctrl-C) watch every worker's runs too.
+    let hooks = crate::train::current_hooks();
     std::thread::scope(|scope| {
         for w in workers {
             scope.spawn(|| {
-                while !failed.load(Ordering::SeqCst) {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(job) = jobs.get(i) else { break };
-                    match f(w, job) {
-                        Ok(r) => results.lock().expect("no worker panics holding it")[i] = Some(r),
-                        Err(e) => {
-                            failed.store(true, Ordering::SeqCst);
-                            let mut first =
-                                first_error.lock().expect("no worker panics holding it");
-                            // The earliest job's error, whatever the timing.
-                            if first.as_ref().is_none_or(|(j, _)| i < *j) {
-                                *first = Some((i, e));
+                crate::train::with_hooks(hooks.clone(), || {
+                    while !failed.load(Ordering::SeqCst) {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(job) = jobs.get(i) else { break };
+                        match f(w, job) {
+                            Ok(r) => {
+                                results.lock().expect("no worker panics holding it")[i] = Some(r)
+                            }
+                            Err(e) => {
+                                failed.store(true, Ordering::SeqCst);
+                                let mut first =
+                                    first_error.lock().expect("no worker panics holding it");
+                                // The earliest job's error, whatever the timing.
+                                if first.as_ref().is_none_or(|(j, _)| i < *j) {
+                                    *first = Some((i, e));
+                                }
                             }
                         }
                     }
-                }
+                })
             });
         }
     });

@@ -269,3 +269,51 @@ fn gpu_and_disk_faults_end_with_one_line_and_a_resumable_run() {
         assert_same(&dir, &want, fault);
     }
 }
+
+/// The training hooks' stop (the Python package's Ctrl-C): asked after every step, it ends training
+/// before the next one with `Interrupted`, the run unlocked and resumable to the same result.
+#[test]
+fn a_stop_requested_by_the_hooks_ends_at_the_next_step_and_resumes_to_the_same_result() {
+    use clap::Parser;
+    use cobrar_gpu::train::{EpochRecord, Interrupted, TrainHooks, with_hooks};
+    use std::sync::{Arc, Mutex};
+
+    struct StopAt(usize, usize, Mutex<Vec<(usize, usize)>>);
+    impl TrainHooks for StopAt {
+        fn begin(&self, first: usize, max: usize, steps: usize) {
+            assert_eq!((first, max, steps), (1, 4, 10));
+        }
+        fn step(&self, epoch: usize, step: usize, _: usize) -> bool {
+            self.2.lock().unwrap().push((epoch, step));
+            (epoch, step) == (self.0, self.1)
+        }
+        fn epoch(&self, _: &EpochRecord) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let want = reference(tmp.path());
+    let dir = tmp.path().join("stopped");
+    let hooks = Arc::new(StopAt(2, 3, Mutex::new(Vec::new())));
+    let mut argv = vec!["cobrar-gpu".to_string()];
+    argv.extend(ARGS.iter().map(|s| s.to_string()));
+    argv.extend(["--out".to_string(), dir.display().to_string()]);
+    let cli = cobrar_gpu::cli::Cli::try_parse_from(argv).unwrap();
+    let err = with_hooks(Some(hooks.clone()), || cobrar_gpu::cli::run(cli)).unwrap_err();
+    let stopped = err
+        .downcast_ref::<Interrupted>()
+        .expect("stopped by the hook");
+    assert_eq!((stopped.epoch, stopped.step), (2, 3));
+    // Nothing ran after the step that asked to stop.
+    assert_eq!(hooks.2.lock().unwrap().last(), Some(&(2, 3)));
+    assert!(dir.join("state").is_dir() && !dir.join("metrics.json").exists());
+    assert!(
+        !dir.join(".cobrar-gpu.lock").exists(),
+        "the lock is released"
+    );
+    assert_eq!(losses(&dir).len(), 1, "epoch 1 was committed");
+    let o = resume(&dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same(&dir, &want, "stopped by the hooks");
+}
