@@ -84,10 +84,12 @@ struct NativeDataset {
 fn load_dataset(
     py: Python<'_>,
     argv: Vec<String>,
-    data: Option<Vec<u8>>,
+    data: Option<&[u8]>,
     name: Option<String>,
 ) -> PyResult<NativeDataset> {
     let (args, _) = dataset_args(argv)?;
+    // One copy of the frame's text (a view of the `bytes` object), then the GIL is released.
+    let data = data.map(<[u8]>::to_vec);
     let source = data.as_ref().map(|_| name.clone().unwrap_or_default());
     let loaded = py.detach(|| -> anyhow::Result<Dataset> {
         match data {
@@ -393,10 +395,9 @@ fn resume(
     let Command::Train(cmd) = cli.command else {
         unreachable!("parsed as train")
     };
-    let dir = cmd
-        .resume
-        .clone()
-        .expect("the Python layer passes --resume");
+    let Some(dir) = cmd.resume.clone() else {
+        return Err(native(INVALID, "resume needs --resume DIR".into()));
+    };
     let gpu = cli.gpu;
     let (result, began, stopped_by) = watched(py, events, || {
         cobrar_gpu::cli::train::resume(&dir, cmd.quiet, false, cmd.selftest, &gpu, Instant::now())

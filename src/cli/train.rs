@@ -85,8 +85,8 @@ pub struct TrainArgs {
     pub temperature: Option<f32>,
 
     /// How the embedding tables step (cobrar, deepmf, bpr): adam (the study's: every row, every step)
-    /// or lazy-adam (only the rows a batch touches, each with its own step count; work scales with the
-    /// batch, not the catalog) [default: adam]
+    /// or lazy-adam (only the rows a batch touches, each with its own step count; the tables' memory
+    /// traffic scales with the batch, not the catalog) [default: adam]
     #[arg(long, value_enum)]
     pub optimizer: Option<crate::config::Optimizer>,
 

@@ -445,11 +445,12 @@ impl GpuContext {
         }
     }
 
-    /// Largest byte size one storage binding may have on this device.
+    /// Largest byte size one storage binding may have on this device (and that our kernels index).
     pub fn max_binding(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        crate::gpu::memory::binding_limit(
+            self.limits.max_storage_buffer_binding_size,
+            self.limits.max_buffer_size,
+        )
     }
 
     /// Blocks until all submitted work is done.

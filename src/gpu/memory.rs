@@ -119,6 +119,18 @@ pub struct MemoryLayout {
     index: HashMap<String, BufId>,
 }
 
+/// The largest binding a layout uses: 4 GiB, what every Vulkan and D3D12 driver allows (Vulkan's
+/// maxStorageBufferRange is a u32), also where an adapter reports more (Metal: its whole buffer size).
+/// The kernels address elements with u32 arithmetic (row × width + column), which holds to 16 GiB of
+/// f32; capping at 4 GiB keeps a margin and makes every backend chunk the same way. Larger tables are
+/// split into row chunks; another buffer past 4 GiB is refused by the memory plan with its name.
+pub const MAX_INDEXED_BINDING: u64 = (1 << 32) - 256;
+
+/// The binding size a layout may use on an adapter with these limits.
+pub fn binding_limit(max_storage_binding: u64, max_buffer: u64) -> u64 {
+    max_storage_binding.min(max_buffer).min(MAX_INDEXED_BINDING)
+}
+
 /// Rows of `cols` f32 per chunk under a binding limit of `max_binding` bytes.
 pub fn rows_per_chunk(max_binding: u64, cols: usize) -> usize {
     ((max_binding / (cols.max(1) as u64 * 4)) as usize).max(1)
@@ -286,5 +298,32 @@ mod tests {
         let err = MemoryLayout::new(specs, 16, None).unwrap_err();
         assert!(matches!(err, GpuError::BindingLimit { .. }), "{err}");
         assert_eq!(l.total_bytes(), 40 * 4 + 8 * 4);
+    }
+
+    /// A table past 4 GiB (CoBraR 8192,64's user projection over a 163,840-item catalog: 5 GiB) on an
+    /// adapter that would bind 16 GiB whole: chunks under 4 GiB, every row in exactly one, every
+    /// kernel offset (row0, elements per chunk) within u32, byte counts in u64.
+    #[test]
+    fn a_table_past_4_gib_is_chunked_under_4_gib_even_where_the_adapter_binds_more() {
+        let (rows, cols) = (163_840usize, 8192usize);
+        let limit = binding_limit(16 << 30, 16 << 30);
+        assert_eq!(limit, MAX_INDEXED_BINDING);
+        let specs = vec![BufferSpec::table("W_U", rows, cols, Role::Param)];
+        let l = MemoryLayout::new(specs, limit, None).unwrap();
+        let w = l.id("W_U");
+        assert_eq!(l.total_bytes(), 5 << 30);
+        assert_eq!(l.chunks(w), 2);
+        let mut next = 0;
+        for c in 0..l.chunks(w) {
+            let (lo, hi) = l.chunk_rows(w, c);
+            assert_eq!(lo, next, "chunk {c} does not start where the last ended");
+            next = hi;
+            let bytes = l.chunk_len(w, c) as u64 * 4;
+            assert!(bytes <= MAX_INDEXED_BINDING, "chunk {c}: {bytes} bytes");
+            assert!(u32::try_from(lo).is_ok() && u32::try_from(l.chunk_len(w, c)).is_ok());
+        }
+        assert_eq!(next, rows);
+        // Adapters with smaller limits keep theirs (lavapipe: 128 MiB; WebGPU: 128 MiB bindings).
+        assert_eq!(binding_limit(128 << 20, 256 << 20), 128 << 20);
     }
 }

@@ -94,7 +94,12 @@ pub struct ModelSpec {
 
 /// The label of a model whose run is named by its architecture alone (`cobrar 512,64`).
 pub fn arch_label(cfg: &TrainConfig) -> String {
-    format!("{} {}", cfg.model, cfg.arch)
+    // Lazy Adam is named (tables and reports tell it from the study's dense Adam); dense is not, so
+    // the study's labels are unchanged.
+    match cfg.optimizer {
+        crate::config::Optimizer::Adam => format!("{} {}", cfg.model, cfg.arch),
+        crate::config::Optimizer::LazyAdam => format!("{} {} lazy-adam", cfg.model, cfg.arch),
+    }
 }
 
 /// A parameter count said the plain way ([`ParamCounts`]' `Display`).

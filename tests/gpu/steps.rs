@@ -60,8 +60,8 @@ fn gradients_of_the_step_plan_match_finite_differences() {
 }
 
 /// Lazy Adam's step follows the gradient of L(θ) + (λ/2)·(‖dense‖² + Σ over the rows the batch
-/// touches ‖θ_r‖²): Adam's first step from zero moments moves each parameter by ≈ −lr·g/(|g| + ε), so
-/// g is read back (f64) from the step and checked against central finite differences of L plus
+/// touches ‖θ_r‖²): Adam's first step from zero moments leaves m = (1 − β1)·g, so g is read back (f64)
+/// from the step's moments and checked against central finite differences of L plus
 /// that L2 term; rows the batch does not touch do not move at all (dense Adam moves every row by its
 /// decay).
 #[test]
@@ -78,17 +78,13 @@ fn lazy_adam_steps_along_finite_differences_of_the_loss_and_the_touched_rows_l2(
         };
         let batch = mdl().build_batch(&pairs);
         let p0 = Weights::init(mdl().params(), 3).convert::<f64>();
-        // Step 1's constants as the step uses them (f32, then f64 in the twin): θ moves by
-        // −a·g/(c·|g| + ε) with a = step_size·(1 − β1) and c = √(1 − β2)/bc2_sqrt, so
-        // |g| = ε·|Δ|/(a − c·|Δ|).
+        // Step 1 from zero moments leaves m = (1 − β1)·g exactly (f64 twin, β1 as the step uses it).
         let k = mdl().cfg.adam.at_step(1);
-        let f = |v: f32| v as f64;
-        let a = f(k.step_size) * (1.0 - f(k.beta1));
-        let c = (1.0 - f(k.beta2)).sqrt() / f(k.bc2_sqrt);
-        let (lambda, eps) = (f(k.weight_decay), f(k.eps));
+        let (b1, lambda) = (k.beta1 as f64, k.weight_decay as f64);
         let mut train = cpu_session(mdl(), Mode::Train, &p0, 1 << 30, None).unwrap();
         train.step(&batch, false).unwrap();
         let p1 = train.read_weights().unwrap();
+        let (m1, _) = train.read_moments().unwrap();
         // The rows each table's gradient reaches: W_U's (items) from the batch's users' rows, W_T's
         // (users) from the batch's items' rows.
         let reach = |ids: &[u32], csr: &cobrar_gpu::data::Csr, rows: usize| {
@@ -127,6 +123,10 @@ fn lazy_adam_steps_along_finite_differences_of_the_loss_and_the_touched_rows_l2(
                 let what = format!("{kind} {} index {k}", spec.name);
                 if !on {
                     assert_eq!(th1, th0, "{what}: an untouched row moved");
+                    assert_eq!(
+                        m1.data[part][k], 0.0,
+                        "{what}: an untouched row has a moment"
+                    );
                     assert!(
                         fd.abs() < 1e-9,
                         "{what}: an untouched row has gradient {fd}"
@@ -135,8 +135,8 @@ fn lazy_adam_steps_along_finite_differences_of_the_loss_and_the_touched_rows_l2(
                     continue;
                 }
                 let want = fd + lambda * th0;
-                let d = th1 - th0;
-                let got = -d.signum() * eps * d.abs() / (a - c * d.abs());
+                let got = m1.data[part][k] / (1.0 - b1);
+                assert!(th1 != th0, "{what}: a touched row did not move");
                 assert!(
                     (got - want).abs() <= 1e-7 + 1e-4 * want.abs(),
                     "{what}: the step's gradient {got} vs finite differences + λθ {want}"

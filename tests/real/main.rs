@@ -2,6 +2,7 @@
 //! counts after preprocessing, and training on ML-1M and Amazon Baby.
 
 mod data;
+mod scale;
 mod training;
 
 /// The test adapter; GPU tests never pass by skipping.
