@@ -136,6 +136,9 @@ pub struct BenchReport {
     pub sampler: String,
     pub batch_size: usize,
     pub negatives: usize,
+    /// How the tables stepped (absent for the study's Adam, as in older bench files).
+    #[serde(default, skip_serializing_if = "crate::config::Optimizer::is_adam")]
+    pub optimizer: crate::config::Optimizer,
     pub parameters: u64,
     pub dispatches_per_step: usize,
     /// Who built the gradient index, and the start-up measurement behind the choice.
@@ -466,6 +469,7 @@ fn measure(
             .to_string(),
         batch_size: cfg.batch_size,
         negatives: cfg.negatives,
+        optimizer: cfg.optimizer,
         parameters: counts.total,
         dispatches_per_step: dispatches,
         batch_pipeline: probe,
