@@ -412,27 +412,30 @@ fn bpr_with(h: &Harness, rng: &mut Rng, v: &mut Verdict, optimizer: Optimizer) -
 /// chunks, the index built on the GPU), DeepMF and BPR-MF, several steps (each row's own count).
 pub fn lazy_adam(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     use score_loss::Loss::Bce;
+    // CoBraR and DeepMF one step, BPR-MF four (triple_steps); the kernel check covers every step
+    // count bit for bit and the resume test whole runs. More CoBraR steps compare paths that
+    // legitimately part: a near-cancelling gradient moves its parameter by up to ±lr differently on
+    // each side, which shifts the next step's activations by ~lr and can carry one across a kink
+    // (seen: one column of W_U, or 10 of W_T's 537 entries, in about one seed of 100 at 2–3 steps).
     let cases = h.cases(&[
         (
             true,
-            (STUDY_PAIR[0], "16,8", 0.0, 3, None, IndexStrategy::Host),
+            (STUDY_PAIR[0], "16,8", 0.0, 1, None, IndexStrategy::Host),
         ),
-        // Two steps with dropout, as model:cobrar's: a third lets near-cancelling dense gradients
-        // (f32 sums of rounding) drift past the 1%-of-lr share about once in 70 seeds.
         (
             true,
             (
                 STUDY_PAIR[0],
                 "16,12,8",
                 0.3,
-                2,
+                1,
                 Some(16),
                 IndexStrategy::Gpu,
             ),
         ),
         (
-            false,
-            (STUDY_PAIR[1], "16,8", 0.0, 3, Some(16), IndexStrategy::Host),
+            true,
+            (STUDY_PAIR[1], "16,8", 0.0, 1, Some(16), IndexStrategy::Host),
         ),
     ]);
     for (kind, arch, dropout, steps, chunks, index) in cases {
