@@ -918,25 +918,30 @@ pub fn adam_table_lazy(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
                 .f32("bias", adam.bias_table())
         };
         let bufs = with([vec![9u32; 2], ptr.clone(), idx].concat(), steps.clone());
-        let lazy = |pb: &mut PlanBuilder<'_, '_>| {
-            let (theta, m, vv) = (pb.id("theta"), pb.id("m"), pb.id("v"));
-            for c in 0..pb.layout.chunks(theta) {
-                let rows = pb.layout.chunk_rows(theta, c);
-                let (p, grid) = adam_table::lazy_params(rows, dim, index, 8, &adam, pb.max_per_dim);
-                let ch = |id| pb.layout.chunk(id, c);
-                let (batch, dh) = (b(pb, "batch"), b(pb, "grads_act"));
-                let binds = [
-                    ch(theta),
-                    ch(m),
-                    ch(vv),
-                    batch,
-                    dh,
-                    b(pb, "steps"),
-                    b(pb, "bias"),
-                ];
-                pb.dispatch(&adam_table::LAZY, &binds, &p, grid);
+        // The lazy step's plan over the table's chunks, with the batch's index at `index`.
+        let lazy_at = |index: (usize, usize)| {
+            move |pb: &mut PlanBuilder<'_, '_>| {
+                let (theta, m, vv) = (pb.id("theta"), pb.id("m"), pb.id("v"));
+                for c in 0..pb.layout.chunks(theta) {
+                    let rows = pb.layout.chunk_rows(theta, c);
+                    let (p, grid) =
+                        adam_table::lazy_params(rows, dim, index, 8, &adam, pb.max_per_dim);
+                    let ch = |id| pb.layout.chunk(id, c);
+                    let (batch, dh) = (b(pb, "batch"), b(pb, "grads_act"));
+                    let binds = [
+                        ch(theta),
+                        ch(m),
+                        ch(vv),
+                        batch,
+                        dh,
+                        b(pb, "steps"),
+                        b(pb, "bias"),
+                    ];
+                    pb.dispatch(&adam_table::LAZY, &binds, &p, grid);
+                }
             }
         };
+        let lazy = lazy_at(index);
         let (g, c, s) = h.run_three(&bufs, Some(chunk_rows), &lazy)?;
         let what = format!("lazy adam table {rows}×{dim} in chunks of {chunk_rows}");
         let touched: Vec<bool> = ptr.windows(2).map(|w| w[1] > w[0]).collect();
@@ -1011,25 +1016,7 @@ pub fn adam_table_lazy(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
                 );
             }
         };
-        let lazy_all = |pb: &mut PlanBuilder<'_, '_>| {
-            let (theta, m, vv) = (pb.id("theta"), pb.id("m"), pb.id("v"));
-            for c in 0..pb.layout.chunks(theta) {
-                let rows = pb.layout.chunk_rows(theta, c);
-                let (p, grid) = adam_table::lazy_params(rows, dim, index, 8, &adam, pb.max_per_dim);
-                let ch = |id| pb.layout.chunk(id, c);
-                let (batch, dh) = (b(pb, "batch"), b(pb, "grads_act"));
-                let binds = [
-                    ch(theta),
-                    ch(m),
-                    ch(vv),
-                    batch,
-                    dh,
-                    b(pb, "steps"),
-                    b(pb, "bias"),
-                ];
-                pb.dispatch(&adam_table::LAZY, &binds, &p, grid);
-            }
-        };
+        let lazy_all = lazy_at(index);
         let d = h.run_gpu(&dense, Some(chunk_rows), &step_t)?;
         let l = h.run_gpu(&dense, Some(chunk_rows), &lazy_all)?;
         for name in ["theta", "m", "v"] {
