@@ -81,10 +81,11 @@ pub struct Regions {
     pub user_ids: usize,
     pub item_ids: usize,
     pub pairs: PairRegions,
-    /// W_U gradient index: `n_items + 1` offsets, then local user rows.
+    /// W_U gradient index: one offset per W_U row (an item, for CoBraR) and one more, then local user
+    /// rows.
     pub user_table_ptr: usize,
     pub user_table_rows: usize,
-    /// W_T gradient index: `n_users + 1` offsets, then local item indices.
+    /// W_T gradient index: W_T's rows + 1 offsets, then local item indices.
     pub item_table_ptr: usize,
     pub item_table_rows: usize,
     pub len: usize,
@@ -159,9 +160,22 @@ impl HostBatch {
         by_item: &Csr,
         index: IndexStrategy,
     ) -> HostBatch {
-        let (n_users, n_items) = (by_user.n_rows(), by_item.n_rows());
-        let (user_ids, user_local) = unique_sorted(pairs.iter().map(|p| p.0), n_users);
-        let (item_ids, item_local) = unique_sorted(pairs.iter().map(|p| p.1), n_items);
+        let tables = (by_item.n_rows(), by_user.n_rows());
+        Self::build_over(pairs, by_user, by_item, tables, index)
+    }
+
+    /// The batch over any sparse projection inputs: `users` / `items` give each (input row) id's
+    /// entries, which are rows of the tables of `table_rows` = (W_U's rows, W_T's rows).
+    pub fn build_over(
+        pairs: &[(u32, u32, f32)],
+        users: &Csr,
+        items: &Csr,
+        table_rows: (usize, usize),
+        index: IndexStrategy,
+    ) -> HostBatch {
+        let (u_table, i_table) = table_rows;
+        let (user_ids, user_local) = unique_sorted(pairs.iter().map(|p| p.0), users.n_rows());
+        let (item_ids, item_local) = unique_sorted(pairs.iter().map(|p| p.1), items.n_rows());
         let pair_user: Vec<u32> = pairs
             .iter()
             .map(|&(u, _, _)| user_local[u as usize])
@@ -190,7 +204,7 @@ impl HostBatch {
             row_pairs: pair_user_off + 3 * np + row_ptr.len(),
         };
         let mut image: Vec<u32> =
-            Vec::with_capacity(r.pairs.row_pairs + row_pairs.len() + n_users + n_items + 2);
+            Vec::with_capacity(r.pairs.row_pairs + row_pairs.len() + u_table + i_table + 2);
         image.extend(&user_ids);
         image.extend(&item_ids);
         image.extend(&pair_user);
@@ -200,14 +214,14 @@ impl HostBatch {
         image.extend(&row_pairs);
         if index == IndexStrategy::Host {
             // The transposed indices: offsets of both tables first, then both row lists.
-            let mut ptrs = Vec::with_capacity(n_users + n_items + 2);
+            let mut ptrs = Vec::with_capacity(u_table + i_table + 2);
             let mut rows = Vec::new();
-            transposed(&user_ids, by_user, n_items, &mut ptrs, &mut rows);
+            transposed(&user_ids, users, u_table, &mut ptrs, &mut rows);
             let user_rows_len = rows.len();
-            transposed(&item_ids, by_item, n_users, &mut ptrs, &mut rows);
+            transposed(&item_ids, items, i_table, &mut ptrs, &mut rows);
             r.user_table_ptr = image.len();
-            r.item_table_ptr = r.user_table_ptr + n_items + 1;
-            r.user_table_rows = r.item_table_ptr + n_users + 1;
+            r.item_table_ptr = r.user_table_ptr + u_table + 1;
+            r.user_table_rows = r.item_table_ptr + i_table + 1;
             r.item_table_rows = r.user_table_rows + user_rows_len;
             image.extend(&ptrs);
             image.extend(&rows);
@@ -274,10 +288,24 @@ pub fn max_image_len(
     nnz: usize,
     index: IndexStrategy,
 ) -> usize {
-    let rows = max_rows(pairs, n_users, n_items);
+    let entities = (n_users, n_items);
+    max_image_len_over(pairs, entities, (n_items, n_users), (nnz, nnz), index)
+}
+
+/// Largest image length over any projection inputs ([`HostBatch::build_over`]): `entities` = (users,
+/// items), `table_rows` = (W_U's, W_T's), `nnz` = the most input entries of the users' (items') own
+/// rows together.
+pub fn max_image_len_over(
+    pairs: usize,
+    entities: (usize, usize),
+    table_rows: (usize, usize),
+    nnz: (usize, usize),
+    index: IndexStrategy,
+) -> usize {
+    let rows = max_rows(pairs, entities.0, entities.1);
     let ids_and_pairs = rows + 3 * pairs + rows + 1 + 2 * pairs;
     match index {
-        IndexStrategy::Host => ids_and_pairs + n_users + n_items + 2 + 2 * nnz,
+        IndexStrategy::Host => ids_and_pairs + table_rows.0 + table_rows.1 + 2 + nnz.0 + nnz.1,
         IndexStrategy::Gpu => ids_and_pairs,
     }
 }

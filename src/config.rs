@@ -56,6 +56,10 @@ pub struct TrainConfig {
     /// How the embedding tables step (written only when not the study's dense Adam).
     #[serde(default, skip_serializing_if = "Optimizer::is_adam")]
     pub optimizer: Optimizer,
+    /// The probability that a batch entity with both interactions and features loses one of them
+    /// (cobrar-si; written only when not 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub modality_dropout: f32,
 }
 
 /// `--optimizer`: how CoBraR's, DeepMF's and BPR-MF's embedding tables step (dense layers always take
@@ -102,6 +106,10 @@ fn one() -> f32 {
 
 fn is_one(v: &f32) -> bool {
     *v == 1.0
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 /// MultVAE's β schedule when not given (Liang et al.'s and Elliot's).

@@ -253,7 +253,7 @@ pub fn check_splits(ds: &Dataset, cfg: &TrainConfig) -> anyhow::Result<()> {
             ds.name
         );
     }
-    Ok(())
+    (cfg.model.spec().check_data)(cfg, ds)
 }
 
 /// The training sampler of `cfg` on `ds`.

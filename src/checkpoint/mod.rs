@@ -106,6 +106,81 @@ pub fn save_ids(dir: &Path, user_ids: &[String], item_ids: &[String]) -> anyhow:
     Ok(())
 }
 
+/// Files of the side information in a run directory's `features/`: original id, TAB, feature name,
+/// after one `# source: …` line.
+const FEATURE_FILES: [(crate::data::FeatureSide, &str); 2] = [
+    (crate::data::FeatureSide::Users, "users.tsv"),
+    (crate::data::FeatureSide::Items, "items.tsv"),
+];
+
+/// Writes the dataset's side information, if it has any (`features/users.tsv`, `features/items.tsv`),
+/// so the run's model can be rebuilt from its directory alone.
+pub fn save_features(dir: &Path, ds: &crate::data::Dataset) -> anyhow::Result<()> {
+    if ds.features.is_empty() {
+        return Ok(());
+    }
+    let folder = dir.join(crate::rundir::FEATURES_DIR);
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    for (side, file) in FEATURE_FILES {
+        let Some(set) = ds.features.side(side) else {
+            continue;
+        };
+        let ids = match side {
+            crate::data::FeatureSide::Users => &ds.user_ids,
+            crate::data::FeatureSide::Items => &ds.item_ids,
+        };
+        let mut text = format!("# source: {}\n", set.source.replace('\n', " "));
+        for (id, name) in set.pairs(ids) {
+            text.push_str(id);
+            text.push('\t');
+            text.push_str(name);
+            text.push('\n');
+        }
+        write_atomic(&folder.join(file), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Reads a run directory's side information back onto its dataset (nothing when it has none).
+fn load_features(dir: &Path, ds: &mut crate::data::Dataset) -> anyhow::Result<()> {
+    use crate::data::{FeatureSet, FeatureSide};
+    for (side, file) in FEATURE_FILES {
+        let path = dir.join(crate::rundir::FEATURES_DIR).join(file);
+        if !path.exists() {
+            continue;
+        }
+        let pairs = crate::data::read_feature_pairs(&path, side)?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let source = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# source: "))
+            .unwrap_or("run directory")
+            .to_string();
+        let ids = match side {
+            FeatureSide::Users => &ds.user_ids,
+            FeatureSide::Items => &ds.item_ids,
+        };
+        let set = FeatureSet::from_pairs(ids, &pairs, source);
+        if set.unknown_ids > 0 {
+            bail!(
+                "{}: {} lines name {} not in the run's id maps: the run directory mixes files of \
+                 different runs",
+                path.display(),
+                set.unknown_ids,
+                side.noun()
+            );
+        }
+        match side {
+            FeatureSide::Users => ds.features.users = Some(set),
+            FeatureSide::Items => ds.features.items = Some(set),
+        }
+    }
+    Ok(())
+}
+
 /// Reads the id maps back.
 pub fn load_ids(dir: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let read = |file: &str| -> anyhow::Result<Vec<String>> {
@@ -131,11 +206,8 @@ pub fn load_run(dir: &Path) -> anyhow::Result<SavedRun> {
     let config = crate::report::run::RunConfig::load(dir)?;
     let dataset = load_dataset(dir, &config)?;
     let t = &config.train;
-    let layout = Arc::new(crate::models::param_layout(
-        t,
-        dataset.n_users(),
-        dataset.n_items(),
-    ));
+    let shape = crate::models::DataShape::of(&dataset);
+    let layout = Arc::new(crate::models::param_layout(t, shape));
     let params = load_weights(&dir.join(WEIGHTS_FILE), &layout)?;
     Ok(SavedRun {
         dir: dir.to_path_buf(),
@@ -218,7 +290,9 @@ pub fn load_dataset(
         );
     }
     let name = config.dataset.name.clone();
-    crate::data::Dataset::from_parts(name, user_ids, item_ids, train, val, test)
+    let mut ds = crate::data::Dataset::from_parts(name, user_ids, item_ids, train, val, test)?;
+    load_features(dir, &mut ds)?;
+    Ok(ds)
 }
 
 impl SavedRun {

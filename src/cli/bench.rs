@@ -306,7 +306,7 @@ fn measure(
     cfg: &TrainConfig,
 ) -> anyhow::Result<BenchReport> {
     let adapter = AdapterIdentity::of(ctx);
-    let counts = ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items());
+    let counts = ParamCounts::of(cfg, ds);
     let (mut session, sampler, probe) = crate::train::setup(ctx.clone(), ds, cfg)?;
     eprintln!(
         "bench: {} {} on {} ({} users, {} items), {} sampler, on {}; gradient index built by the {:?} ({})",

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::data::{self, Counts, Dataset, DelimitedSpec, Format, LoadOptions, SplitConfig};
+use crate::data::{
+    self, Counts, Dataset, DelimitedSpec, FeatureSource, Format, LoadOptions, SplitConfig,
+};
 
 /// Which dataset to load and how to preprocess it (SPEC §2).
 #[derive(Debug, Clone, Args)]
@@ -72,6 +74,17 @@ pub struct DatasetArgs {
     /// Seed of the per-user random split
     #[arg(long, value_name = "SEED", default_value_t = 42)]
     pub split_seed: u64,
+
+    /// Side information of the users: a file of user<TAB>feature lines (one pair per line), or
+    /// builtin (MovieLens's u.user / users.dat beside the ratings: age bracket, gender, occupation).
+    /// Models that use it: cobrar-si
+    #[arg(long, value_name = "FILE|builtin")]
+    pub user_features: Option<FeatureSource>,
+
+    /// Side information of the items: a file of item<TAB>feature lines, or builtin (MovieLens's
+    /// u.item / movies.dat: genres and release decade)
+    #[arg(long, value_name = "FILE|builtin")]
+    pub item_features: Option<FeatureSource>,
 }
 
 /// `--format` values.
@@ -164,6 +177,8 @@ impl DatasetArgs {
                 seed: self.split_seed,
             },
             workload: self.workload.clone(),
+            user_features: self.user_features.clone(),
+            item_features: self.item_features.clone(),
         })
     }
 

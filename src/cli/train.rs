@@ -90,6 +90,12 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub optimizer: Option<crate::config::Optimizer>,
 
+    /// cobrar-si: the probability, in [0, 1), that a batch user or item with both interactions and
+    /// features loses one of them for the step (either, evenly; SiBraR's modality dropout), so the
+    /// shared branch also learns to embed from features alone [default: 0]
+    #[arg(long, value_name = "P")]
+    pub modality_dropout: Option<f32>,
+
     /// LightGCN's propagation layers K (1 to 4) [default: 3]
     #[arg(long, value_name = "K")]
     pub layers: Option<usize>,
@@ -179,6 +185,7 @@ impl TrainArgs {
             ("loss", self.loss.is_some()),
             ("temperature", self.temperature.is_some()),
             ("optimizer", self.optimizer.is_some()),
+            ("modality-dropout", self.modality_dropout.is_some()),
             ("layers", self.layers.is_some()),
             ("anneal-cap", self.anneal_cap.is_some()),
             ("anneal-steps", self.anneal_steps.is_some()),
@@ -236,6 +243,7 @@ impl TrainArgs {
             loss,
             temperature: self.temperature.unwrap_or(1.0),
             optimizer: self.optimizer.unwrap_or_default(),
+            modality_dropout: self.modality_dropout.unwrap_or(0.0),
         })
         .and_then(|c| c.validate().map(|()| c))
     }
@@ -385,7 +393,7 @@ pub fn execute(
             val: ds.val.nnz(),
             test: ds.test.nnz(),
         },
-        parameters: ParamCounts::new(cfg.model, &cfg.arch, ds.n_users(), ds.n_items()),
+        parameters: ParamCounts::of(&cfg, ds),
         adapter: AdapterSummary::from(&ctx.info),
     };
     // Validated: from here on the run directory is written (created whole, or not at all).
@@ -462,6 +470,18 @@ fn run_training<'d>(
     );
     for note in ds.dropped_records() {
         eprintln!("  {note}");
+    }
+    for side in [
+        crate::data::FeatureSide::Users,
+        crate::data::FeatureSide::Items,
+    ] {
+        if let Some(f) = ds.features.side(side) {
+            let n = match side {
+                crate::data::FeatureSide::Users => ds.n_users(),
+                crate::data::FeatureSide::Items => ds.n_items(),
+            };
+            eprintln!("  side information: {}", f.summary(side, n));
+        }
     }
     eprintln!(
         "{}: {}",

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::csr::{Csr, check_nnz};
 use super::error::DataError;
+use super::features::{self, FeatureSet, FeatureSide, FeatureSource, Features};
 use super::formats::{DelimitedSpec, Format, Parser};
 use super::intern::Interner;
 use super::pipeline::{self, Counts, IdOrder};
@@ -44,6 +45,9 @@ pub struct LoadOptions {
     pub split: SplitConfig,
     /// A built-in synthetic workload (`data::workload`) instead of `dataset`.
     pub workload: Option<String>,
+    /// Side information of the users and of the items (`--user-features`, `--item-features`).
+    pub user_features: Option<FeatureSource>,
+    pub item_features: Option<FeatureSource>,
 }
 
 impl Default for LoadOptions {
@@ -57,6 +61,8 @@ impl Default for LoadOptions {
             kcore: 5,
             split: SplitConfig::default(),
             workload: None,
+            user_features: None,
+            item_features: None,
         }
     }
 }
@@ -179,6 +185,8 @@ pub struct Dataset {
     /// Training interactions per item.
     pub item_popularity: Vec<u32>,
     pub report: PipelineReport,
+    /// Side information, where it was asked for (empty otherwise).
+    pub features: Features,
 }
 
 impl Dataset {
@@ -338,6 +346,7 @@ fn assemble(
         test,
         item_popularity,
         report,
+        features: Features::default(),
     }
 }
 
@@ -519,10 +528,11 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
         .into());
     }
     if let Some(w) = &opts.workload {
-        return load_workload(super::workload::find(w)?, opts);
+        let ds = load_workload(super::workload::find(w)?, opts)?;
+        return with_features(ds, &Input::Embedded, opts);
     }
     let (name, input) = resolve(opts)?;
-    let ds = match input {
+    let ds = match &input {
         Input::Embedded => {
             let src = Source::Embedded {
                 name: "synthetic.tsv.gz",
@@ -530,9 +540,61 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
             };
             load_single(name, &src, opts)?
         }
-        Input::File(path) => load_single(name, &Source::open_path(path)?, opts)?,
-        Input::PreSplit(_, files) => load_pre_split(name, &files, opts)?,
+        Input::File(path) => load_single(name, &Source::open_path(path.clone())?, opts)?,
+        Input::PreSplit(_, files) => load_pre_split(name, files, opts)?,
     };
+    with_features(ds, &input, opts)
+}
+
+/// Attaches the side information `opts` asks for: a file per side, or MovieLens's own files beside
+/// the ratings (`builtin`).
+fn with_features(mut ds: Dataset, input: &Input, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    for (side, source) in [
+        (FeatureSide::Users, &opts.user_features),
+        (FeatureSide::Items, &opts.item_features),
+    ] {
+        let Some(source) = source else { continue };
+        let (pairs, label) = match source {
+            FeatureSource::File(path) => (
+                features::read_pairs(path, side)?,
+                path.display().to_string(),
+            ),
+            FeatureSource::Builtin => {
+                let dir = match input {
+                    Input::File(path) => path.parent().map(Path::to_path_buf),
+                    Input::PreSplit(dir, _) => Some(dir.clone()),
+                    Input::Embedded => None,
+                };
+                let Some(dir) = dir else {
+                    return Err(DataError::Invalid(format!(
+                        "{} builtin reads MovieLens's own files beside the ratings file; the \
+                         built-in synthetic data has none (give --dataset ml-100k or ml-1m, or a \
+                         file of id<TAB>feature lines)",
+                        match side {
+                            FeatureSide::Users => "--user-features",
+                            FeatureSide::Items => "--item-features",
+                        }
+                    ))
+                    .into());
+                };
+                let dir = if dir.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    dir
+                };
+                features::read_builtin(&dir, side)?
+            }
+        };
+        let ids = match side {
+            FeatureSide::Users => &ds.user_ids,
+            FeatureSide::Items => &ds.item_ids,
+        };
+        let set = FeatureSet::from_pairs(ids, &pairs, label);
+        match side {
+            FeatureSide::Users => ds.features.users = Some(set),
+            FeatureSide::Items => ds.features.items = Some(set),
+        }
+    }
     Ok(ds)
 }
 

@@ -17,6 +17,7 @@ mod csr;
 mod dataset;
 mod degree_table;
 mod error;
+mod features;
 mod formats;
 mod intern;
 mod pipeline;
@@ -32,6 +33,9 @@ pub use dataset::{
     PreSplitFile, PreSplitReport, SplitReport, WorkloadReport, load, load_bytes, resolve,
 };
 pub use error::{DataError, KNOWN_DATASETS};
+pub use features::{
+    FeatureSet, FeatureSide, FeatureSource, Features, read_pairs as read_feature_pairs,
+};
 pub use formats::{DelimitedSpec, Format, Separator, detect_format};
 pub use intern::{FxHashMap, FxHasher, Interner};
 pub use pipeline::{Counts, IdOrder};

@@ -8,6 +8,7 @@
 //! score + loss sum, 2L dense backward, the bias column sums, dense Adam, and the tables' Adam fused
 //! with their gradient gather (× chunks).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -135,13 +136,62 @@ pub fn param_layout(
     ParamLayout::new(t)
 }
 
+/// The two projections' sparse inputs: each entity's row over its projection table's rows. For CoBraR
+/// and DeepMF these are the training interactions (a user's items, an item's users); a model that
+/// adds columns (side information after the interactions) or rows (variants of an entity's input,
+/// beyond the first N or M) gives its own. Rows 0..N (0..M) are the entities' inputs at evaluation.
+#[derive(Debug, Clone)]
+pub struct Inputs<'d> {
+    /// Rows: the users, then any variant rows; columns: W_U's rows.
+    pub users: Cow<'d, Csr>,
+    /// Rows: the items, then any variant rows; columns: W_T's rows.
+    pub items: Cow<'d, Csr>,
+    /// Rows of W_U and of W_T (the inputs' column counts).
+    pub user_table_rows: usize,
+    pub item_table_rows: usize,
+    /// Resident buffers of the inputs: the users' offsets and indices, the items'.
+    pub names: [&'static str; 4],
+    /// The most input entries one batch's users (items) can have: the entities' own rows' total.
+    pub user_nnz: usize,
+    pub item_nnz: usize,
+}
+
+impl<'d> Inputs<'d> {
+    /// The training interactions as inputs (CoBraR's and DeepMF's), resident under the exclusion's
+    /// and the by-item names.
+    pub fn interactions(by_user: &'d Csr, by_item: &'d Csr) -> Inputs<'d> {
+        Inputs {
+            users: Cow::Borrowed(by_user),
+            items: Cow::Borrowed(by_item),
+            user_table_rows: by_item.n_rows(),
+            item_table_rows: by_user.n_rows(),
+            names: [
+                buffers::EXCLUDE_PTR,
+                buffers::EXCLUDE_IDX,
+                buffers::BY_ITEM_PTR,
+                buffers::BY_ITEM_IDX,
+            ],
+            user_nnz: by_user.nnz(),
+            item_nnz: by_item.nnz(),
+        }
+    }
+
+    /// Whether the users' inputs are the exclusion CSR itself (no separate upload).
+    fn users_are_exclusion(&self) -> bool {
+        self.names[0] == buffers::EXCLUDE_PTR
+    }
+}
+
 /// CoBraR (one shared branch) or DeepMF (a branch per side) on a training split.
+#[derive(Clone)]
 pub struct TwoTower<'d> {
     pub kind: ModelKind,
     pub arch: Architecture,
     pub cfg: StepConfig,
-    by_user: &'d Csr,
-    by_item: &'d Csr,
+    /// The training interactions by user (the ranking's exclusion).
+    train: &'d Csr,
+    n_items: usize,
+    inputs: Inputs<'d>,
     /// Most pairs one training step scores.
     pub max_pairs: usize,
     /// Who builds the tables' gradient index (the same lists either way).
@@ -167,7 +217,7 @@ struct TableGather {
     side: Side,
 }
 
-/// The resident training CSRs: by user (the users' projection rows) and by item.
+/// The resident input CSRs: the users' projection rows and the items'.
 #[derive(Debug, Clone, Copy)]
 struct CsrIds {
     u_ptr: BufId,
@@ -177,12 +227,13 @@ struct CsrIds {
 }
 
 impl CsrIds {
-    fn resolve(layout: &MemoryLayout) -> CsrIds {
+    fn resolve(layout: &MemoryLayout, names: &[&str; 4]) -> CsrIds {
+        let [u_ptr, u_idx, i_ptr, i_idx] = names.map(|n| layout.id(n));
         CsrIds {
-            u_ptr: layout.id(buffers::EXCLUDE_PTR),
-            u_idx: layout.id(buffers::EXCLUDE_IDX),
-            i_ptr: layout.id(buffers::BY_ITEM_PTR),
-            i_idx: layout.id(buffers::BY_ITEM_IDX),
+            u_ptr,
+            u_idx,
+            i_ptr,
+            i_idx,
         }
     }
 }
@@ -198,10 +249,10 @@ struct IndexIds {
 }
 
 impl IndexIds {
-    fn resolve(layout: &MemoryLayout) -> IndexIds {
+    fn resolve(layout: &MemoryLayout, names: &[&str; 4]) -> IndexIds {
         IndexIds {
             batch: layout.id(buffers::BATCH),
-            csr: CsrIds::resolve(layout),
+            csr: CsrIds::resolve(layout, names),
             maps: layout.id(INDEX_MAPS),
             index: layout.id(INDEX),
         }
@@ -220,14 +271,14 @@ struct Ids {
 }
 
 impl Ids {
-    fn resolve(layout: &MemoryLayout) -> Ids {
+    fn resolve(layout: &MemoryLayout, names: &[&str; 4]) -> Ids {
         Ids {
             w_user: layout.id(W_USER),
             w_item: layout.id(W_ITEM),
             dense: layout.id(DENSE),
             acts: layout.id(buffers::ACTS),
             batch: layout.id(buffers::BATCH),
-            csr: CsrIds::resolve(layout),
+            csr: CsrIds::resolve(layout, names),
         }
     }
 }
@@ -245,14 +296,14 @@ struct StepIds {
 }
 
 impl StepIds {
-    fn resolve(layout: &MemoryLayout, index: IndexStrategy) -> StepIds {
+    fn resolve(layout: &MemoryLayout, index: IndexStrategy, names: &[&str; 4]) -> StepIds {
         StepIds {
-            fwd: Ids::resolve(layout),
+            fwd: Ids::resolve(layout, names),
             grads_act: layout.id(buffers::GRADS_ACT),
             pair_loss: layout.id(buffers::PAIR_LOSS),
             ring: layout.id(buffers::LOSS_RING),
             dense_grad: layout.id(&grad_buffer(DENSE)),
-            gpu_index: (index == IndexStrategy::Gpu).then(|| IndexIds::resolve(layout)),
+            gpu_index: (index == IndexStrategy::Gpu).then(|| IndexIds::resolve(layout, names)),
         }
     }
 }
@@ -280,8 +331,36 @@ impl<'d> TwoTower<'d> {
         by_item: &'d Csr,
         max_pairs: usize,
     ) -> TwoTower<'d> {
-        let (n, m) = (by_user.n_rows(), by_item.n_rows());
-        let params = Arc::new(param_layout(kind, &arch, n, m));
+        let inputs = Inputs::interactions(by_user, by_item);
+        Self::with_inputs(
+            kind,
+            arch,
+            cfg,
+            by_user,
+            by_item.n_rows(),
+            inputs,
+            max_pairs,
+        )
+    }
+
+    /// The model over given projection inputs; `train` (N rows of items, of `n_items`) is the training
+    /// interactions by user (the ranking's exclusion).
+    pub fn with_inputs(
+        kind: ModelKind,
+        arch: Architecture,
+        cfg: StepConfig,
+        train: &'d Csr,
+        n_items: usize,
+        inputs: Inputs<'d>,
+        max_pairs: usize,
+    ) -> TwoTower<'d> {
+        // param_layout's W_U has one row per "item" and W_T one per "user": the inputs' columns.
+        let params = Arc::new(param_layout(
+            kind,
+            &arch,
+            inputs.item_table_rows,
+            inputs.user_table_rows,
+        ));
         let layers = (0..branches_of(kind))
             .map(|b| {
                 (0..arch.n_layers())
@@ -295,8 +374,9 @@ impl<'d> TwoTower<'d> {
             kind,
             arch,
             cfg,
-            by_user,
-            by_item,
+            train,
+            n_items,
+            inputs,
             max_pairs,
             index: IndexStrategy::Host,
             params,
@@ -329,9 +409,16 @@ impl<'d> TwoTower<'d> {
         self
     }
 
-    /// The training interactions by user and by item.
-    pub fn training_split(&self) -> (&'d Csr, &'d Csr) {
-        (self.by_user, self.by_item)
+    /// The projections' inputs: by user and by item (the training interactions for CoBraR and DeepMF).
+    pub fn training_split(&self) -> (&Csr, &Csr) {
+        (&self.inputs.users, &self.inputs.items)
+    }
+
+    /// The batch of `pairs`, whose user and item ids are rows of the inputs (variant rows included).
+    pub fn batch_of(&self, pairs: &[Pair]) -> HostBatch {
+        let i = &self.inputs;
+        let tables = (i.user_table_rows, i.item_table_rows);
+        HostBatch::build_over(pairs, &i.users, &i.items, tables, self.index)
     }
 
     /// Embedding rows of a training step's activations.
@@ -354,7 +441,7 @@ impl<'d> TwoTower<'d> {
 
     fn train_ids(&self, layout: &MemoryLayout) -> TrainIds {
         TrainIds {
-            step: StepIds::resolve(layout, self.index),
+            step: StepIds::resolve(layout, self.index, &self.inputs.names),
             dense_moments: MomentIds::of(layout, DENSE),
             table_moments: [W_USER, W_ITEM].map(|t| MomentIds::of(layout, t)),
         }
@@ -362,7 +449,7 @@ impl<'d> TwoTower<'d> {
 
     fn check_ids(&self, layout: &MemoryLayout) -> CheckIds {
         CheckIds {
-            step: StepIds::resolve(layout, self.index),
+            step: StepIds::resolve(layout, self.index, &self.inputs.names),
             table_grads: [W_USER, W_ITEM].map(|t| layout.id(&grad_buffer(t))),
         }
     }
@@ -437,9 +524,9 @@ impl<'d> TwoTower<'d> {
     /// Training-row entries of `entities` (users or items) that fall in table rows `chunk`: the rows a
     /// projection sums, and the gradient rows the other table's Adam gathers.
     fn entries(&self, side: Side, entities: &[u32], chunk: (usize, usize)) -> u64 {
-        let csr = match side {
-            Side::Users => self.by_user,
-            Side::Items => self.by_item,
+        let csr: &Csr = match side {
+            Side::Users => &self.inputs.users,
+            Side::Items => &self.inputs.items,
         };
         let (lo, hi) = (chunk.0 as u32, chunk.1 as u32);
         entities
@@ -454,9 +541,9 @@ impl<'d> TwoTower<'d> {
     /// Distinct table rows in `chunk` that `entities`' training rows reach: the rows a lazy step
     /// updates (for its cost).
     fn touched(&self, side: Side, entities: &[u32], chunk: (usize, usize)) -> u64 {
-        let csr = match side {
-            Side::Users => self.by_user,
-            Side::Items => self.by_item,
+        let csr: &Csr = match side {
+            Side::Users => &self.inputs.users,
+            Side::Items => &self.inputs.items,
         };
         let mut seen = vec![false; chunk.1 - chunk.0];
         let (lo, hi) = (chunk.0 as u32, chunk.1 as u32);
@@ -675,7 +762,7 @@ impl<'d> TwoTower<'d> {
     /// The buffers the GPU-built index needs alone (the start-up measurement of the two strategies).
     pub fn index_buffers(&self) -> Vec<BufferSpec> {
         let (n, m) = (self.n_users(), self.n_items());
-        let nnz = self.by_user.nnz();
+        let nnz = self.inputs.user_nnz;
         let mut specs = vec![
             BufferSpec::u32(
                 buffers::BATCH,
@@ -693,7 +780,7 @@ impl<'d> TwoTower<'d> {
 
     /// Uploads `b` and builds its gradient index on the GPU: the index part of a step alone.
     pub fn index_plan<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch) {
-        let ids = IndexIds::resolve(pb.layout);
+        let ids = IndexIds::resolve(pb.layout, &self.inputs.names);
         pb.upload(ids.batch, 0, &b.image);
         if self.index == IndexStrategy::Gpu {
             self.build_index(pb, b, &ids);
@@ -717,7 +804,7 @@ impl<'d> TwoTower<'d> {
             ids.csr.u_idx.into(),
         ];
         let scans = [&csr[..], &[maps.into(), index.into()]].concat();
-        let [c0, c1, c2, c3, c4] = batch_index::cost(&p, self.by_user.nnz() as u64);
+        let [c0, c1, c2, c3, c4] = batch_index::cost(&p, self.inputs.user_nnz as u64);
         pb.dispatch_costed(&batch_index::CLEAR, &[maps.into()], &p, clear, c0);
         let binds = [ids.batch.into(), maps.into()];
         pb.dispatch_costed(&batch_index::SCATTER, &binds, &p, scatter, c1);
@@ -761,8 +848,15 @@ impl Model for TwoTower<'_> {
         match mode {
             Mode::Infer => specs.push(BufferSpec::u32(buffers::BATCH, rows, Role::Input)),
             Mode::Train | Mode::Check => {
-                let nnz = self.by_user.nnz();
-                let image = batch::max_image_len(self.max_pairs, n, m, nnz, self.index);
+                let i = &self.inputs;
+                let nnz = i.user_nnz;
+                let image = batch::max_image_len_over(
+                    self.max_pairs,
+                    (n, m),
+                    (i.user_table_rows, i.item_table_rows),
+                    (i.user_nnz, i.item_nnz),
+                    self.index,
+                );
                 specs.push(BufferSpec::f32(buffers::GRADS_ACT, acts, Role::Work));
                 specs.push(BufferSpec::u32(buffers::BATCH, image, Role::Input));
                 specs.push(BufferSpec::f32(
@@ -791,20 +885,27 @@ impl Model for TwoTower<'_> {
     }
 
     fn resident(&self) -> Vec<(&'static str, &[u32])> {
-        vec![
-            (buffers::EXCLUDE_PTR, &self.by_user.offsets[..]),
-            (buffers::EXCLUDE_IDX, &self.by_user.indices[..]),
-            (buffers::BY_ITEM_PTR, &self.by_item.offsets[..]),
-            (buffers::BY_ITEM_IDX, &self.by_item.indices[..]),
-        ]
+        let i = &self.inputs;
+        let [u_ptr, u_idx, i_ptr, i_idx] = i.names;
+        let mut r = Vec::with_capacity(6);
+        if !i.users_are_exclusion() {
+            r.extend(buffers::exclusion(self.train));
+        }
+        r.extend([
+            (u_ptr, &i.users.offsets[..]),
+            (u_idx, &i.users.indices[..]),
+            (i_ptr, &i.items.offsets[..]),
+            (i_idx, &i.items.indices[..]),
+        ]);
+        r
     }
 
     fn n_users(&self) -> usize {
-        self.by_user.n_rows()
+        self.train.n_rows()
     }
 
     fn n_items(&self) -> usize {
-        self.by_item.n_rows()
+        self.n_items
     }
 
     fn dim(&self) -> usize {
@@ -816,7 +917,7 @@ impl Model for TwoTower<'_> {
     }
 
     fn build_batch(&self, pairs: &[Pair]) -> HostBatch {
-        HostBatch::build(pairs, self.by_user, self.by_item, self.index)
+        self.batch_of(pairs)
     }
 
     fn train_step<'a>(&self, pb: &mut PlanBuilder<'_, 'a>, b: &'a HostBatch, t: u64) {
@@ -904,8 +1005,8 @@ impl Model for TwoTower<'_> {
             ids: ids_,
             first,
         } = block;
-        let Embedding { fwd: ids, dst } =
-            Embedding::resolve(pb.layout, Ids::resolve(pb.layout), side);
+        let fwd = Ids::resolve(pb.layout, &self.inputs.names);
+        let Embedding { fwd: ids, dst } = Embedding::resolve(pb.layout, fwd, side);
         pb.upload(ids.batch, 0, ids_);
         let rows = ids_.len();
         let act_off = &self.act_off(pb, ids.acts);
@@ -978,17 +1079,18 @@ pub static DEEPMF: ModelSpec = ModelSpec {
     title: "DeepMF",
     flags: TWO_TOWER_FLAGS,
     branches: 2,
-    counts: |a, n, m| counts(2, a, n, m),
+    counts: |a, s| counts(2, a, s.users, s.items),
     bench_archs: &["512,64"],
     ..TWO_TOWER
 };
 
-/// What the two descriptors share.
-const TWO_TOWER: ModelSpec = ModelSpec {
+/// What the two descriptors share (and CoBraR with side information, `cobrar_si`).
+pub(crate) const TWO_TOWER: ModelSpec = ModelSpec {
     title: "",
     default_arch: &[512, 64],
     check_arch,
     check: check_loss,
+    check_data: spec::no_data_check,
     flags: TWO_TOWER_FLAGS,
     why_not: TWO_TOWER_WHY,
     dropout: None,
@@ -996,7 +1098,7 @@ const TWO_TOWER: ModelSpec = ModelSpec {
     trains: true,
     branches: 1,
     label,
-    counts: |a, n, m| counts(1, a, n, m),
+    counts: |a, s| counts(1, a, s.users, s.items),
     describe: spec::plain_counts,
     counts_note: None,
     param_layout: layout_of,
@@ -1006,7 +1108,7 @@ const TWO_TOWER: ModelSpec = ModelSpec {
 };
 
 /// The pairwise loss needs the bpr sampler's triples (pair 2t positive, 2t+1 its negative).
-fn check_loss(cfg: &TrainConfig) -> anyhow::Result<()> {
+pub(crate) fn check_loss(cfg: &TrainConfig) -> anyhow::Result<()> {
     if cfg.loss == crate::config::LossKind::Bpr && cfg.sampler != SamplerKind::Bpr {
         anyhow::bail!(
             "--loss bpr trains on the bpr sampler's (user, positive, negative) triples; drop --sampler \
@@ -1018,7 +1120,7 @@ fn check_loss(cfg: &TrainConfig) -> anyhow::Result<()> {
 
 /// A run's label: the architecture, and the loss where it is not the study's (`cobrar 512,64 bpr
 /// τ=5`).
-fn label(cfg: &TrainConfig) -> String {
+pub(crate) fn label(cfg: &TrainConfig) -> String {
     let base = spec::arch_label(cfg);
     match (cfg.loss, cfg.temperature) {
         (crate::config::LossKind::Bce, _) => base,
@@ -1039,7 +1141,7 @@ fn check_arch(kind: ModelKind, arch: &Architecture) -> anyhow::Result<()> {
 }
 
 /// Exact counts with `b` branches: W_U (items × d1) + b_U, W_T (users × d1) + b_T, the branches.
-fn counts(b: u64, arch: &Architecture, n_users: usize, n_items: usize) -> ParamCounts {
+pub(crate) fn counts(b: u64, arch: &Architecture, n_users: usize, n_items: usize) -> ParamCounts {
     let d1 = arch.d1() as u64;
     let user_projection = n_items as u64 * d1 + d1;
     let item_projection = n_users as u64 * d1 + d1;
@@ -1054,8 +1156,8 @@ fn counts(b: u64, arch: &Architecture, n_users: usize, n_items: usize) -> ParamC
     }
 }
 
-fn layout_of(cfg: &TrainConfig, n_users: usize, n_items: usize) -> ParamLayout {
-    param_layout(cfg.model, &cfg.arch, n_users, n_items)
+fn layout_of(cfg: &TrainConfig, s: spec::DataShape) -> ParamLayout {
+    param_layout(cfg.model, &cfg.arch, s.users, s.items)
 }
 
 fn build<'d>(

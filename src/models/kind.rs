@@ -16,6 +16,10 @@ pub enum ModelKind {
     Cobrar,
     /// One branch per side (CoBraR's two-branch counterpart)
     Deepmf,
+    /// CoBraR with side information: each side's features join its interactions in the input of the
+    /// shared branch (--user-features, --item-features), so it can embed cold-start users and items
+    #[serde(rename = "cobrar-si")]
+    CobrarSi,
     /// Matrix factorisation with the BPR loss (--arch is the embedding size)
     #[value(alias = "bprmf")]
     Bpr,

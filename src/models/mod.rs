@@ -27,6 +27,7 @@
 pub mod arch;
 pub mod bpr;
 pub mod cobrar;
+pub mod cobrar_si;
 pub mod kind;
 pub mod lightgcn;
 pub mod mostpop;
@@ -43,7 +44,7 @@ pub use net::{Net, NetBatch};
 pub use params::{Init, ParamLayout, TensorSpec, Weights};
 pub use registry::{STUDY_PAIR, model_for, param_layout};
 pub use session::{Executor, Session};
-pub use spec::ModelSpec;
+pub use spec::{DataShape, ModelSpec};
 
 use crate::eval::ranking::Scorer;
 use crate::gpu::memory::{BufId, BufferSpec, MemoryLayout};

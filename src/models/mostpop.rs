@@ -150,6 +150,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     default_arch: &[4],
     check_arch,
     check: spec::no_check,
+    check_data: spec::no_data_check,
     flags: &[],
     why_not: "mostpop is fitted from training counts: nothing is learned",
     dropout: None,
@@ -157,7 +158,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     trains: false,
     branches: 0,
     label: |cfg| cfg.model.to_string(),
-    counts: |_, _, _| ParamCounts {
+    counts: |_, _| ParamCounts {
         user_projection: 0,
         item_projection: 0,
         branches: 0,
@@ -166,7 +167,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     },
     describe: spec::plain_counts,
     counts_note: None,
-    param_layout: |_, _, m| param_layout(m),
+    param_layout: |_, s| param_layout(s.items),
     build,
     index_probe: None,
     bench_archs: &[],

@@ -748,6 +748,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     default_arch: &[600, 200],
     check_arch,
     check,
+    check_data: spec::no_data_check,
     flags: &[
         "lr",
         "weight-decay",
@@ -761,7 +762,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     trains: true,
     branches: 0,
     label: spec::arch_label,
-    counts,
+    counts: |a, s| counts(a, s.users, s.items),
     describe: |c| {
         use super::arch::group_digits;
         format!(
@@ -776,7 +777,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         "MultVAE's user side is its encoder's input layer, its item side the decoder's output layer \
          (whose columns are the item embeddings), its branch weights the two latent layers'.",
     ),
-    param_layout: |cfg, _, m| param_layout(cfg.arch.d1(), cfg.arch.embedding(), m),
+    param_layout: |cfg, s| param_layout(cfg.arch.d1(), cfg.arch.embedding(), s.items),
     build,
     index_probe: None,
     bench_archs: &["600,200"],

@@ -13,8 +13,9 @@ use super::arch::{Architecture, ParamCounts};
 use super::kind::ModelKind;
 use super::net::Net;
 use super::params::ParamLayout;
+use super::spec::DataShape;
 use super::spec::{MODEL_FLAGS, ModelSpec, canonical_flag};
-use super::{bpr, cobrar, lightgcn, mostpop, multvae};
+use super::{bpr, cobrar, cobrar_si, lightgcn, mostpop, multvae};
 
 impl ModelKind {
     /// The model's descriptor.
@@ -22,6 +23,7 @@ impl ModelKind {
         match self {
             ModelKind::Cobrar => &cobrar::COBRAR,
             ModelKind::Deepmf => &cobrar::DEEPMF,
+            ModelKind::CobrarSi => &cobrar_si::SPEC,
             ModelKind::Bpr => &bpr::SPEC,
             ModelKind::Lightgcn => &lightgcn::SPEC,
             ModelKind::Multvae => &multvae::SPEC,
@@ -117,7 +119,7 @@ impl ModelKind {
 
     /// Exact parameter counts of this model with `arch` on `n_users` × `n_items`.
     pub fn param_counts(self, arch: &Architecture, n_users: usize, n_items: usize) -> ParamCounts {
-        (self.spec().counts)(arch, n_users, n_items)
+        (self.spec().counts)(arch, DataShape::plain(n_users, n_items))
     }
 }
 
@@ -154,6 +156,11 @@ impl ParamCounts {
         n_items: usize,
     ) -> ParamCounts {
         kind.param_counts(arch, n_users, n_items)
+    }
+
+    /// Exact counts of the model `cfg` describes on `ds` (its side information included).
+    pub fn of(cfg: &TrainConfig, ds: &Dataset) -> ParamCounts {
+        (cfg.model.spec().counts)(&cfg.arch, DataShape::of(ds))
     }
 
     /// The counts in `kind`'s own words (MultVAE's parts are not projections and a branch).
@@ -218,9 +225,9 @@ pub fn model_for<'d>(
     (cfg.model.spec().build)(cfg, ds, max_pairs, index)
 }
 
-/// The parameter tensors of the model `cfg` describes on `n_users` × `n_items` (checkpoints).
-pub fn param_layout(cfg: &TrainConfig, n_users: usize, n_items: usize) -> ParamLayout {
-    (cfg.model.spec().param_layout)(cfg, n_users, n_items)
+/// The parameter tensors of the model `cfg` describes on data of `shape` (checkpoints).
+pub fn param_layout(cfg: &TrainConfig, shape: DataShape) -> ParamLayout {
+    (cfg.model.spec().param_layout)(cfg, shape)
 }
 
 /// Each model's `bench` architectures, in the registry's order.

@@ -30,6 +30,7 @@ pub const MODEL_FLAGS: &[&str] = &[
     "loss",
     "temperature",
     "optimizer",
+    "modality-dropout",
 ];
 
 /// `flag`'s name in [`MODEL_FLAGS`] (`lambda` and `reg` are `weight-decay`, `neg` is `negatives`).
@@ -50,6 +51,38 @@ pub type IndexProbeFn =
 /// most `max_pairs` sampled pairs, its gradient index built as `index` says.
 pub type BuildFn = for<'d> fn(&TrainConfig, &'d Dataset, usize, IndexStrategy) -> Net<'d>;
 
+/// What a model's parameter shapes depend on in its data: users, items, and the features of each side
+/// (0 where the dataset has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataShape {
+    pub users: usize,
+    pub items: usize,
+    pub user_features: usize,
+    pub item_features: usize,
+}
+
+impl DataShape {
+    /// N users and M items, no features.
+    pub fn plain(users: usize, items: usize) -> DataShape {
+        DataShape {
+            users,
+            items,
+            ..DataShape::default()
+        }
+    }
+
+    /// The shape of `ds` (its side information included).
+    pub fn of(ds: &Dataset) -> DataShape {
+        let (user_features, item_features) = ds.features.counts();
+        DataShape {
+            users: ds.n_users(),
+            items: ds.n_items(),
+            user_features,
+            item_features,
+        }
+    }
+}
+
 /// One model's descriptor.
 pub struct ModelSpec {
     /// The model's name as the literature writes it (`LightGCN`), for messages.
@@ -60,6 +93,9 @@ pub struct ModelSpec {
     pub check_arch: fn(ModelKind, &Architecture) -> anyhow::Result<()>,
     /// The model's own checks of the rest of the configuration (its flags' ranges).
     pub check: fn(&TrainConfig) -> anyhow::Result<()>,
+    /// Its checks of the dataset it is to train on (e.g. that it has the side information the model
+    /// needs), before anything is built.
+    pub check_data: fn(&TrainConfig, &Dataset) -> anyhow::Result<()>,
     /// The [`MODEL_FLAGS`] it uses; the others are refused on the command line and left out of its
     /// grid runs.
     pub flags: &'static [&'static str],
@@ -76,15 +112,15 @@ pub struct ModelSpec {
     pub branches: usize,
     /// The row label of `compare` and the run's reports (`cobrar 512,64`).
     pub label: fn(&TrainConfig) -> String,
-    /// Exact parameter counts on (architecture, users, items).
-    pub counts: fn(&Architecture, usize, usize) -> ParamCounts,
+    /// Exact parameter counts on (architecture, data shape).
+    pub counts: fn(&Architecture, DataShape) -> ParamCounts,
     /// The counts in the model's own words.
     pub describe: fn(&ParamCounts) -> String,
     /// A note under `reproduce`'s parameter table, when the table's columns mean something else for
     /// this model.
     pub counts_note: Option<&'static str>,
-    /// Its parameter tensors on (configuration, users, items): the checkpoint's names and shapes.
-    pub param_layout: fn(&TrainConfig, usize, usize) -> ParamLayout,
+    /// Its parameter tensors on (configuration, data shape): the checkpoint's names and shapes.
+    pub param_layout: fn(&TrainConfig, DataShape) -> ParamLayout,
     pub build: BuildFn,
     /// Who builds the gradient index of each batch: `None` when only the host can.
     pub index_probe: Option<IndexProbeFn>,
@@ -109,5 +145,10 @@ pub fn plain_counts(c: &ParamCounts) -> String {
 
 /// No checks beyond the shared ones.
 pub fn no_check(_: &TrainConfig) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// No checks of the data beyond the shared ones.
+pub fn no_data_check(_: &TrainConfig, _: &Dataset) -> anyhow::Result<()> {
     Ok(())
 }

@@ -30,6 +30,8 @@ pub const CURVE_FILE: &str = "training_curve.svg";
 pub const SPLIT_DIR: &str = "split";
 /// The original ids of the dense indices (`checkpoint`).
 pub const IDS_DIR: &str = "ids";
+/// The side information the run trained with, where it had any (`checkpoint::save_features`).
+pub const FEATURES_DIR: &str = "features";
 /// The last committed epoch's full state, for `--resume` (`checkpoint::state`).
 pub const STATE_DIR: &str = "state";
 
@@ -44,6 +46,7 @@ pub const RUN_ENTRIES: &[&str] = &[
     CURVE_FILE,
     SPLIT_DIR,
     IDS_DIR,
+    FEATURES_DIR,
     STATE_DIR,
 ];
 
@@ -182,6 +185,7 @@ pub fn sweep_temporaries(dir: &Path) -> usize {
         dir.join("state"),
         dir.join("split"),
         dir.join(IDS_DIR),
+        dir.join(FEATURES_DIR),
     ] {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;

@@ -44,6 +44,7 @@ impl RunDir {
     ) -> anyhow::Result<RunDir> {
         let lock = super::create_run(path, existing, |dir| {
             checkpoint::save_ids(dir, &ds.user_ids, &ds.item_ids)?;
+            checkpoint::save_features(dir, ds)?;
             crate::data::write_split(ds, &dir.join(SPLIT_DIR))?;
             run::write_json(&dir.join(CONFIG_FILE), &config)
         })?;
@@ -104,8 +105,10 @@ impl RunDir {
     /// The last committed epoch's state, if any (for `--resume`).
     pub fn progress(&self, ds: &Dataset) -> anyhow::Result<Start> {
         let cfg = &self.config.train;
-        let layout =
-            std::sync::Arc::new(crate::models::param_layout(cfg, ds.n_users(), ds.n_items()));
+        let layout = std::sync::Arc::new(crate::models::param_layout(
+            cfg,
+            crate::models::DataShape::of(ds),
+        ));
         state::load(&self.path, &layout)
     }
 

@@ -141,6 +141,11 @@ pub const CHECKS: &[Check] = &[
         ]
     ),
     check!(
+        "model:cobrar-si",
+        models::cobrar_si,
+        ["spmm", "dense_*", "column_sums", "score_loss", "adam_*"]
+    ),
+    check!(
         "model:bpr",
         models::bpr,
         ["bpr_loss", "adam_table", "score_loss.sum"]

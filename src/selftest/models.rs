@@ -66,16 +66,7 @@ fn cosines(
     batch: &HostBatch,
     t: u64,
 ) -> anyhow::Result<Vec<f64>> {
-    let (by_user, by_item) = mdl.training_split();
-    let copy = TwoTower::new(
-        mdl.kind,
-        mdl.arch.clone(),
-        mdl.cfg,
-        by_user,
-        by_item,
-        mdl.max_pairs,
-    )
-    .with_index(mdl.index);
+    let copy = mdl.clone();
     let dim = copy.dim();
     let widths: usize = copy.arch.widths.iter().sum();
     let before_last: usize = copy.arch.widths[..copy.arch.n_layers()].iter().sum();
@@ -114,17 +105,31 @@ fn well_conditioned_batch(
     t: u64,
 ) -> anyhow::Result<HostBatch> {
     let (by_user, by_item) = mdl.training_split();
+    let m = by_item.n_rows();
+    well_conditioned_batch_of(rng, mdl, |p| mdl.build_batch(p), (by_user, m), w, t)
+}
+
+/// [`well_conditioned_batch`] of a model built on `mdl` whose batches `build` makes, sampled from the
+/// training interactions `(by_user, items)`.
+fn well_conditioned_batch_of(
+    rng: &mut Rng,
+    mdl: &TwoTower<'_>,
+    build: impl Fn(&[crate::sampler::Pair]) -> HostBatch,
+    (by_user, m): (&Csr, usize),
+    w: &Weights<f32>,
+    t: u64,
+) -> anyhow::Result<HostBatch> {
     let near = |c: f64| (c - 1.0).abs() < 1e-3 || (c - 1e-4).abs() < 1e-5;
     // The pairwise loss's batches are triples (two pairs each), kept or dropped whole.
     let group = if mdl.pairwise() { 2 } else { 1 };
     for _ in 0..50 {
         let mut pairs = match group {
-            2 => toy_triples(rng, by_user, by_item.n_rows(), 30),
-            _ => toy_pairs(rng, by_user, by_item.n_rows(), 20, 3),
+            2 => toy_triples(rng, by_user, m, 30),
+            _ => toy_pairs(rng, by_user, m, 20, 3),
         };
         let full = pairs.len();
         for _ in 0..10 {
-            let batch = mdl.build_batch(&pairs);
+            let batch = build(&pairs);
             let cos = cosines(mdl, w, &batch, t)?;
             if !cos.iter().any(|&c| near(c)) {
                 return Ok(batch);
@@ -321,6 +326,54 @@ pub fn cobrar(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
             loss,
             Optimizer::Adam,
         )?;
+    }
+    Ok(())
+}
+
+/// Features of `n` entities over `f` features, each present with probability `density` (some entities
+/// get none), as a dataset's side information would be.
+pub fn toy_features(
+    rng: &mut impl rand::Rng,
+    n: usize,
+    f: usize,
+    density: f64,
+) -> crate::data::FeatureSet {
+    let ids: Vec<String> = (0..n).map(|e| e.to_string()).collect();
+    let pairs: Vec<(String, String)> = (0..n)
+        .flat_map(|e| (0..f).map(move |k| (e, k)))
+        .filter(|_| rng.random_bool(density))
+        .map(|(e, k)| (e.to_string(), format!("f{k:02}")))
+        .collect();
+    crate::data::FeatureSet::from_pairs(&ids, &pairs, "toy".into())
+}
+
+/// CoBraR with side information: features on both sides (some entities without any), the modality
+/// dropout's input variants, dropout, tables in chunks.
+pub fn cobrar_si(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
+    use crate::models::cobrar_si::SideInfo;
+    let cases = h.cases(&[
+        (true, ("16,8", 0.0, 0.0, 1, None)),
+        (true, ("16,12,8", 0.3, 0.5, 2, None)),
+        (true, ("16,8", 0.2, 0.8, 2, Some(16))),
+    ]);
+    for (arch, dropout, md, steps, chunks) in cases {
+        let (n, m) = (57, 43);
+        let (by_user, by_item) = toy_data(rng, n, m, 0.15);
+        let (uf, itf) = (toy_features(rng, n, 6, 0.3), toy_features(rng, m, 9, 0.3));
+        let mdl = || {
+            let arch: Architecture = arch.parse().expect("a valid architecture");
+            let cfg = step_config(dropout);
+            SideInfo::new(arch, cfg, &by_user, &by_item, Some(&uf), Some(&itf), md, 80)
+        };
+        let seed = rng.random_range(0..1000);
+        let what =
+            format!("cobrar-si {arch} dropout {dropout} modality dropout {md} chunks {chunks:?}");
+        let lr = step_config(dropout).adam.lr as f32;
+        let mut batch_rng = Rng::new(rng.random());
+        steps_then_embeddings(h, v, &what, mdl, steps, lr, chunks, seed, |s, t, w| {
+            let build = |p: &[crate::sampler::Pair]| s.build_batch(p);
+            well_conditioned_batch_of(&mut batch_rng, s.tower(), build, (&by_user, m), w, t)
+        })?;
     }
     Ok(())
 }

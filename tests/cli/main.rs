@@ -11,3 +11,4 @@ mod reliability;
 mod reproduce;
 mod resume;
 mod selftest;
+mod side_info;

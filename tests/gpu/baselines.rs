@@ -131,6 +131,7 @@ pub fn bpr_train_config() -> TrainConfig {
         loss: Default::default(),
         temperature: 1.0,
         optimizer: Default::default(),
+        modality_dropout: 0.0,
     }
 }
 
@@ -345,6 +346,7 @@ fn cobrar_with_the_pairwise_loss_falls_and_beats_its_random_initialisation() {
         loss: cobrar_gpu::config::LossKind::Bpr,
         temperature: 5.0,
         optimizer: Default::default(),
+        modality_dropout: 0.0,
         ..bpr_train_config()
     });
 }

@@ -159,6 +159,92 @@ fn gpu_steps_and_embeddings_match_cpu_deepmf() {
 }
 
 #[test]
+fn gpu_steps_and_embeddings_match_cpu_cobrar_with_side_information() {
+    check("model:cobrar-si");
+}
+
+/// CoBraR with side information: the whole plan's gradients (feature rows of both tables included)
+/// against finite differences, without and with modality dropout (the batch then holds input variant
+/// rows: interactions alone, features alone).
+#[test]
+fn side_information_gradients_match_finite_differences() {
+    use cobrar_gpu::models::cobrar_si::SideInfo;
+    use cobrar_gpu::selftest::models::{step_config, toy_features};
+    let mut rng = rand_pcg::Pcg64Mcg::new(0x51de);
+    for (md, dropout, arch) in [(0.0, 0.0, "8,4"), (0.7, 0.0, "16,8"), (0.7, 0.3, "16,8,8")] {
+        let (n, m) = (6, 9);
+        let (by_user, by_item) = toy_data(&mut rng, n, m, 0.4);
+        let (uf, itf) = (
+            toy_features(&mut rng, n, 3, 0.5),
+            toy_features(&mut rng, m, 4, 0.5),
+        );
+        let pairs = toy_pairs(&mut rng, &by_user, m, 4, 2);
+        let arch_ = arch.parse().unwrap();
+        let cfg = step_config(dropout);
+        let mdl = SideInfo::new(
+            arch_,
+            cfg,
+            &by_user,
+            &by_item,
+            Some(&uf),
+            Some(&itf),
+            md,
+            64,
+        );
+        let batch = mdl.build_batch(&pairs);
+        let variants = batch.user_ids.iter().filter(|&&u| u as usize >= n).count()
+            + batch.item_ids.iter().filter(|&&i| i as usize >= m).count();
+        assert_eq!(
+            variants > 0,
+            md > 0.0,
+            "modality dropout {md}: {variants} variant rows in the batch"
+        );
+        let p0 = Weights::init(mdl.params(), 5).convert::<f64>();
+        let (fu, fi) = (uf.n_features(), itf.n_features());
+        assert_eq!(
+            p0.layout
+                .buffers
+                .iter()
+                .find(|b| b.name == "W_U")
+                .unwrap()
+                .rows,
+            m + fu
+        );
+        assert_eq!(
+            p0.layout
+                .buffers
+                .iter()
+                .find(|b| b.name == "W_T")
+                .unwrap()
+                .rows,
+            n + fi
+        );
+        let what = format!("cobrar-si modality dropout {md} dropout {dropout} arch {arch}");
+        let stride = |len: usize| 1 + len / 60;
+        let g = crate::baselines::check_finite_differences(
+            mdl,
+            &batch,
+            &p0,
+            stride,
+            (1e-6, 1e-4),
+            &what,
+        );
+        // The feature rows (after the interaction rows) of W_U take gradient.
+        let w_u = g
+            .layout
+            .buffers
+            .iter()
+            .position(|b| b.name == "W_U")
+            .unwrap();
+        let d1 = g.layout.buffers[w_u].cols;
+        assert!(
+            g.data[w_u][m * d1..].iter().any(|v| v.abs() > 1e-9),
+            "{what}: no user feature row has a gradient"
+        );
+    }
+}
+
+#[test]
 fn both_index_strategies_train_to_the_same_bits() {
     let mut rng = rand_pcg::Pcg64Mcg::new(78);
     let (by_user, by_item) = toy_data(&mut rng, 90, 70, 0.1);

@@ -32,6 +32,7 @@ fn config(model: ModelKind, sampler: SamplerKind) -> TrainConfig {
         loss: Default::default(),
         temperature: 1.0,
         optimizer: Default::default(),
+        modality_dropout: 0.0,
     }
 }
 

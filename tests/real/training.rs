@@ -49,6 +49,47 @@ fn ml_1m_train_command_runs() {
     assert!(ndcg > 0.0 && ndcg < 1.0, "{ndcg}");
 }
 
+/// CoBraR with side information on MovieLens's own files (`builtin`): ML-100K's u.item/u.user and
+/// ML-1M's movies.dat/users.dat cover every user and item, train a few steps (with modality dropout)
+/// and evaluate.
+#[test]
+#[ignore = "needs COBRAR_DATA_DIR"]
+fn cobrar_si_trains_on_movielens_side_information() {
+    let data = data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, users, items, user_features, item_features) in [
+        ("ml-100k", 943, 1349, 7 + 2 + 21, 19 + 6),
+        ("ml-1m", 6040, 3416, 7 + 2 + 21, 18 + 7),
+    ] {
+        let out = tmp.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_cobrar-gpu"))
+            .env("NODEVICE_SELECT", "1")
+            .env("COBRAR_DATA_DIR", &data)
+            .args(["train", "--dataset", name, "--model", "cobrar-si"])
+            .args(["--user-features", "builtin", "--item-features", "builtin"])
+            .args(["--modality-dropout", "0.3", "--epochs", "1"])
+            .args(["--max-steps-per-epoch", "3", "--quiet", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{name}: {err}");
+        let want_users =
+            format!("side information: {user_features} features on {users} of {users} users");
+        let want_items =
+            format!("side information: {item_features} features on {items} of {items} items");
+        assert!(
+            err.contains(&want_users) && err.contains(&want_items),
+            "{name}: {err}"
+        );
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(m["test"]["users"], users, "{name}");
+        let ndcg = m["test"]["cutoffs"][0]["ndcg"].as_f64().unwrap();
+        assert!(ndcg > 0.0 && ndcg < 1.0, "{name}: {ndcg}");
+    }
+}
+
 #[test]
 #[ignore = "needs COBRAR_DATA_DIR"]
 fn amazon_baby_2048_trains_through_chunked_tables() {
@@ -84,6 +125,7 @@ fn amazon_baby_2048_trains_through_chunked_tables() {
         loss: Default::default(),
         temperature: 1.0,
         optimizer: Default::default(),
+        modality_dropout: 0.0,
     };
     let ctx = crate::gpu();
     let table_bytes = (ds.n_users() * 2048 * 4) as u64;
@@ -137,6 +179,7 @@ fn best_val_ndcg5(ds: &cobrar_gpu::data::Dataset, model: ModelKind, epochs: usiz
         loss: Default::default(),
         temperature: 1.0,
         optimizer: Default::default(),
+        modality_dropout: 0.0,
     };
     let out = train(crate::gpu(), ds, &cfg, false, None, &mut |_| Ok(())).unwrap();
     let best = &out.history[out.best_epoch - 1];
