@@ -44,6 +44,13 @@ found = [item_ids[i] for i in order]
 print("inner-product search:", found)
 print(f"agrees with run.recommend on {sum(a == b for a, b in zip(found, recs['item']))} of 10 ranks")
 
+# Without the exclusion every item is ranked, the user's training items included (`recommend
+# --include-train`): the unfiltered inner-product search.
+every = run.recommend([user], k=10, exclude_train=False)
+top = [item_ids[i] for i in np.argsort(-scores, kind="stable")[:10]]
+print(f"unfiltered: {sum(i in seen for i in every['item'])} training items in the top 10; agrees "
+      f"with the search on {sum(a == b for a, b in zip(top, every['item']))} of 10 ranks")
+
 try:  # PyTorch, when installed: the same arrays as tensors, no copy
     import torch
 

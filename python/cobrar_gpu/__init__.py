@@ -11,6 +11,7 @@ as in the CLI's files.
     run = cg.train(ds, model="cobrar", arch=(512, 64), epochs=5, out="runs/demo")
     run.metrics["test"]                             # metrics.json
     run.recommend(["u1"], k=10)                     # DataFrame: user, rank, item, score
+    run.recommend(["u1"], exclude_train=False)      # training items ranked too (--include-train)
     ids, users = run.user_embeddings()              # as `cobrar-gpu export` writes them
 """
 
@@ -119,7 +120,12 @@ def _flags(flags: Dict[str, Any]) -> List[str]:
 
 
 def _adapter(adapter: Optional[str]) -> List[str]:
-    return ["--adapter", str(adapter)] if adapter is not None else []
+    """``adapter`` as the CLI's global flag. ``"auto"`` (every function's default) and None give no
+    flag: the CLI's own default, which is COBRAR_ADAPTER when that is set, else the automatic choice
+    (``--adapter auto`` on the command line would override COBRAR_ADAPTER)."""
+    if adapter is None or str(adapter).strip().lower() == "auto":
+        return []
+    return ["--adapter", str(adapter)]
 
 
 def _cli_help(command: str) -> str:
@@ -357,7 +363,7 @@ def train(
     dataset: Dataset,
     model: str = "cobrar",
     arch: Optional[Sequence[int]] = None,
-    adapter: Optional[str] = None,
+    adapter: Optional[str] = "auto",
     out: Optional[PathLike] = None,
     *,
     overwrite: bool = False,
@@ -369,9 +375,12 @@ def train(
     epoch on test and writes the run directory ``out`` (default ``runs/DATASET-MODEL-TIME``), exactly
     as ``cobrar-gpu train`` does; returns the :class:`Run`.
 
-    ``arch``: the layer widths, e.g. ``(512, 64)`` (None: the model's default -- 512,64 for CoBraR and
-    DeepMF, 64 for BPR-MF and LightGCN, 600,200 for MultVAE). ``adapter``: ``auto`` (None: auto, or
-    COBRAR_ADAPTER), ``vulkan``, ``metal``, ``dx12``, ``gl`` or part of an adapter's name.
+    ``arch``: the layer widths, e.g. ``(512, 64)``; None (the default): the model's default, (512, 64)
+    for CoBraR and DeepMF, (64,) for BPR-MF and LightGCN, (600, 200) for MultVAE. ``adapter``:
+    ``"auto"`` (the default: COBRAR_ADAPTER when it is set, else discrete, then integrated, virtual,
+    CPU adapters -- what ``cobrar-gpu`` does without ``--adapter``), ``vulkan``, ``metal``, ``dx12``,
+    ``gl``, part of an adapter's name or its index in :func:`adapters`. Every function taking
+    ``adapter`` reads it so.
     ``progress``: a tqdm bar per epoch when tqdm is installed (else the CLI's progress lines on
     stderr). ``on_epoch(record)`` is called after every epoch with its train_log.jsonl record (a
     dict); an exception it raises stops training, as Ctrl-C does: at the next step, leaving a run
@@ -391,13 +400,14 @@ def train(
 
 def resume(
     run_dir: PathLike,
-    adapter: Optional[str] = None,
+    adapter: Optional[str] = "auto",
     *,
     progress: bool = True,
     on_epoch: Optional[Callable[[dict], Any]] = None,
 ) -> "Run":
     """Continues the interrupted run in ``run_dir`` from its last completed epoch (``cobrar-gpu train
-    --resume``); it ends with the same weights and metrics as an uninterrupted run."""
+    --resume``); it ends with the same weights and metrics as an uninterrupted run. ``adapter``: as in
+    :func:`train`."""
     argv = _adapter(adapter) + ["--resume", os.fspath(run_dir)] + _quiet(progress, _has_tqdm())
     path, _ = _watched(_native.resume, argv, progress=progress, on_epoch=on_epoch)
     return Run(path, adapter=adapter)
@@ -406,15 +416,16 @@ def resume(
 class Run:
     """A run directory written by :func:`train` or ``cobrar-gpu train`` (see the README's "A run
     directory"). Inference (``evaluate``, ``recommend``, embeddings) runs on the GPU from the saved
-    weights, as the CLI's commands do."""
+    weights, as the CLI's commands do, on ``adapter`` (as in :func:`train`)."""
 
-    def __init__(self, path: PathLike, adapter: Optional[str] = None):
+    def __init__(self, path: PathLike, adapter: Optional[str] = "auto"):
         self.path = Path(path)
         self.adapter = adapter
 
     @classmethod
-    def load(cls, path: PathLike, adapter: Optional[str] = None) -> "Run":
-        """Opens the run directory ``path`` (a finished or an interrupted run)."""
+    def load(cls, path: PathLike, adapter: Optional[str] = "auto") -> "Run":
+        """Opens the run directory ``path`` (a finished or an interrupted run); its inference runs on
+        ``adapter`` (as in :func:`train`)."""
         p = Path(path)
         if not (p / "config.json").is_file():
             raise InvalidArgument(f"{p}: not a run directory (no config.json)")
@@ -485,15 +496,13 @@ class Run:
     ) -> "pd.DataFrame":
         """Top-``k`` recommendations (``cobrar-gpu recommend``) for ``users`` (original ids; one id, a
         list, or None for every user): a DataFrame with ``user``, ``rank`` (from 1), ``item`` and
-        ``score`` (float32), the same lists and scores as the CLI. A user's training items are never
-        recommended (the CLI's ranking excludes them; ``exclude_train=False`` is refused)."""
-        if not exclude_train:
-            raise InvalidArgument(
-                "exclude_train=False: the ranking always excludes a user's training items (as "
-                "`cobrar-gpu recommend`); rank user_embeddings() against item_embeddings() for an "
-                "unfiltered search"
-            )
+        ``score`` (float32), the same lists and scores as the CLI. With ``exclude_train=True`` (the
+        default) a user's training items are never recommended; ``exclude_train=False`` ranks every
+        item, training items included, with the same scores and tie rule (``recommend
+        --include-train``)."""
         argv = _adapter(self.adapter) + ["--checkpoint", str(self.path), "-k", str(k)]
+        if not exclude_train:
+            argv.append("--include-train")
         all_users = users is None
         if all_users:
             argv += ["--user", "-"]  # replaced by every user natively (the CLI's --all)
@@ -571,7 +580,7 @@ def reproduce(
     out: PathLike = "study",
     *,
     models: Optional[Sequence[str]] = None,
-    adapter: Optional[str] = None,
+    adapter: Optional[str] = "auto",
     progress: bool = True,
     **flags: Any,
 ) -> Dict[str, Any]:
@@ -580,7 +589,8 @@ def reproduce(
     never trained twice; an interrupted one resumes), then the reports. Returns the tables as
     DataFrames: ``table2`` (the CSV, with p-values), ``parameters``, ``timing`` and ``runs`` (the
     markdown reports' tables, as strings), and ``out``. The dataset must come from
-    :meth:`Dataset.from_path` or :meth:`Dataset.builtin` (reproduce names its runs by those flags)."""
+    :meth:`Dataset.from_path` or :meth:`Dataset.builtin` (reproduce names its runs by those flags).
+    ``adapter``: as in :func:`train`."""
     if dataset._argv is None:
         raise InvalidArgument(
             "reproduce names its runs by the dataset's flags: use Dataset.from_path or "
@@ -601,23 +611,23 @@ def reproduce(
     return result
 
 
-def adapters(adapter: Optional[str] = None) -> List[dict]:
+def adapters(adapter: Optional[str] = "auto") -> List[dict]:
     """Every GPU adapter wgpu sees (``cobrar-gpu adapters --json``): name, backend, device type,
-    driver, the limits that matter, features. With ``adapter``, an :class:`InvalidArgument` when that
-    choice selects none."""
+    driver, the limits that matter, features. Raises :class:`InvalidArgument` when ``adapter`` (as in
+    :func:`train`: with ``"auto"``, COBRAR_ADAPTER when it is set) selects none."""
     return json.loads(_call(_native.adapters, _adapter(adapter)))
 
 
 def selftest(
-    adapter: Optional[str] = None,
+    adapter: Optional[str] = "auto",
     quick: bool = False,
     checks: Optional[Sequence[str]] = None,
     seed: Optional[int] = None,
 ) -> dict:
     """Is this GPU computing correctly? (``cobrar-gpu selftest``): every kernel, every model's steps
-    and the ranking against their CPU twins on ``adapter`` (``"all"``: every adapter). Returns the
-    JSON report (a dict); a failing check raises :class:`SelftestFailed` naming it and the seed that
-    replays it (the report in its ``report``)."""
+    and the ranking against their CPU twins on ``adapter`` (as in :func:`train`; ``"all"``: every
+    adapter). Returns the JSON report (a dict); a failing check raises :class:`SelftestFailed` naming
+    it and the seed that replays it (the report in its ``report``)."""
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "selftest.json"
         argv = _adapter(adapter) + _flags(dict(quick=quick, seed=seed))

@@ -50,7 +50,8 @@ def evaluate(argv: list[str]) -> str:
 def recommend(
     argv: list[str], all_users: bool = False
 ) -> tuple[list[str], npt.NDArray[np.uint32], list[str], npt.NDArray[np.float32]]:
-    """`recommend`: (user ids, ranks, item ids, scores), one row per recommendation."""
+    """`recommend` (with `--include-train` in `argv`: every item ranked, training items included):
+    (user ids, ranks, item ids, scores), one row per recommendation; `all_users`: every user."""
 
 def embeddings(
     argv: list[str], checkpoint: str, normalised: bool = True

@@ -455,7 +455,8 @@ fn evaluate(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
     Ok(serde_json::Value::Object(map).to_string())
 }
 
-/// `recommend --checkpoint DIR (--user ID… | all) -k K`: (users, ranks, items, scores) rows.
+/// `recommend --checkpoint DIR (--user ID… | all) -k K [--include-train]`: (users, ranks, items,
+/// scores) rows.
 #[pyfunction]
 #[pyo3(signature = (argv, all_users=false))]
 #[allow(clippy::type_complexity)]

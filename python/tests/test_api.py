@@ -163,8 +163,69 @@ def test_recommend_equals_the_cli(py_run, cli, ds):
         py_run.recommend(["nobody"])
     with pytest.raises(cg.InvalidArgument, match="-k must be"):
         py_run.recommend(users, k=0)
-    with pytest.raises(cg.InvalidArgument):
-        py_run.recommend(users, exclude_train=False)
+
+
+def test_recommend_with_training_items_equals_the_cli(py_run, cli, ds):
+    train = ds.split()[0]
+    seen = set(zip(train["user"], train["item"]))
+    users = list(train["user"].unique()[:40])
+    k = 10
+    every = py_run.recommend(users, k=k, exclude_train=False)
+    args = [a for u in users for a in ("--user", u)]
+    tsv = cli("recommend", "--checkpoint", py_run.path, *args, "-k", k, "--include-train")
+    mine = [f"{u}\t{r}\t{i}\t{s:.6f}" for u, r, i, s in every.itertuples(index=False)]
+    assert mine == tsv.stdout.splitlines()[1:]
+    assert len(every) == k * len(users)
+    # The same scores as the model's: inner products of the exported (unit) embeddings, clamped at mu.
+    uids, U = py_run.user_embeddings()
+    iids, V = py_run.item_embeddings()
+    urow, irow = {u: n for n, u in enumerate(uids)}, {i: n for n, i in enumerate(iids)}
+    mu = py_run.config["train"]["mu"]
+    want = np.maximum(
+        np.einsum("nd,nd->n", U[[urow[u] for u in every["user"]]].astype(np.float64),
+                  V[[irow[i] for i in every["item"]]].astype(np.float64)), mu)
+    assert np.allclose(every["score"], want, atol=2e-5)
+    # Training items that score high now appear; without them the list is the default one.
+    filtered = py_run.recommend(users, k=k)
+    changed = 0
+    for u in users:
+        a = every[every["user"] == u]
+        b = filtered[filtered["user"] == u]
+        kept = [(i, s) for i, s in zip(a["item"], a["score"]) if (u, i) not in seen]
+        assert kept == list(zip(b["item"], b["score"]))[: len(kept)]
+        if any((u, i) in seen for i in a["item"]):
+            changed += 1
+            assert list(a["item"]) != list(b["item"])
+    assert changed > 0, "no user had a training item among the top-k"
+    # One id, or every user, as with the default.
+    assert len(py_run.recommend(users[0], k=3, exclude_train=False)) == 3
+    assert len(py_run.recommend(k=1, exclude_train=False)) == ds.n_users
+
+
+def test_adapter_auto_is_the_clis_default(py_run, cli, monkeypatch):
+    import inspect
+
+    for fn in (cg.train, cg.resume, cg.Run, cg.Run.load, cg.reproduce, cg.adapters, cg.selftest):
+        assert inspect.signature(fn).parameters["adapter"].default == "auto", fn
+    monkeypatch.delenv("COBRAR_ADAPTER", raising=False)
+    listed = cg.adapters()
+    assert listed == cg.adapters("auto") == cg.adapters(None)
+    before = py_run.recommend(k=1)
+    # "auto" is the CLI without --adapter: COBRAR_ADAPTER still chooses (here: nothing matches).
+    monkeypatch.setenv("COBRAR_ADAPTER", "no-such-adapter-anywhere")
+    p = cli("adapters", check=False)
+    assert p.returncode != 0
+    line = [x for x in p.stderr.splitlines() if x.startswith("error: ")][0]
+    for adapter in ("auto", None):
+        with pytest.raises(cg.InvalidArgument) as e:
+            cg.adapters(adapter)
+        assert "error: " + str(e.value) == line
+    with pytest.raises(cg.CobrarError, match="no-such-adapter-anywhere"):
+        cg.Run.load(py_run.path).recommend(k=1)
+    # A named adapter overrides it, as --adapter does.
+    name = listed[0]["name"]
+    assert cg.adapters(name) == listed
+    pd.testing.assert_frame_equal(cg.Run.load(py_run.path, adapter=name).recommend(k=1), before)
 
 
 def test_embeddings_equal_the_cli_export(py_run, cli, tmp):

@@ -91,7 +91,8 @@ pub enum Command {
     Train(Box<train::TrainCommand>),
     /// Recompute every metric of a run from its saved weights and split.
     Evaluate(evaluate::EvaluateCommand),
-    /// Top-k recommendations of a saved run for some users (--user ID) or all (--all --out FILE).
+    /// Top-k recommendations of a saved run for some users (--user ID) or all (--all --out FILE);
+    /// training items excluded unless --include-train.
     Recommend(recommend::RecommendCommand),
     /// The final user and item embeddings of a run, with original ids, as safetensors and .npy.
     Export(export::ExportCommand),

@@ -1,5 +1,6 @@
 //! `cobrar-gpu recommend --checkpoint DIR --user ID [-k 10]`, or `--all --out FILE`: top-k lists from a
-//! saved model with original ids; a user's training items are never recommended.
+//! saved model with original ids; a user's training items are never recommended, unless
+//! `--include-train` ranks every item (the same scorer and tie rule over an empty exclusion CSR).
 
 use std::path::PathBuf;
 
@@ -36,6 +37,10 @@ pub struct RecommendCommand {
     /// Replace FILE if it exists (never a file of the run itself)
     #[arg(long, requires = "out")]
     pub overwrite: bool,
+    /// Rank every item, the user's training items included (same scores and tie rule; without it
+    /// they are never recommended)
+    #[arg(long)]
+    pub include_train: bool,
 }
 
 /// Top-k lists of a saved run with the ids to print them (what `recommend` writes).
@@ -76,7 +81,11 @@ pub fn recommendations(cmd: &RecommendCommand, gpu: &GpuArgs) -> anyhow::Result<
         eprintln!("{note}");
     }
     let mut session = saved.embedded_session(gpu.context()?)?;
-    let emb = session.embeddings();
+    let emb = if cmd.include_train {
+        session.embeddings_including_train()
+    } else {
+        session.embeddings()
+    };
     let top = ranking::rank(&mut session.exec, &emb, &users, cmd.k)?;
     drop(session);
     Ok(Recommendations {

@@ -25,10 +25,16 @@ pub mod buffers {
     pub const TOP_SCORES: &str = "rank.top_scores";
     /// Every item embedding's norm (the cosine scorer's denominator).
     pub const ITEM_NORMS: &str = "rank.item_norms";
+    /// An exclusion CSR with every user's row empty (`n_users + 1` zero offsets and one index no row
+    /// reaches): bound instead of the training interactions, the ranking scores every item
+    /// (`recommend --include-train`).
+    pub const NO_EXCLUDE_PTR: &str = "rank.no_exclude.ptr";
+    pub const NO_EXCLUDE_IDX: &str = "rank.no_exclude.idx";
 }
 
 /// The ranking's buffers in a session over `n_users` users and `n_items` items: room for every user,
-/// one tile of lists of up to [`MAX_K`] items, and the item norms.
+/// one tile of lists of up to [`MAX_K`] items, the item norms and the empty exclusion CSR (zeros as
+/// allocated; [`clear_no_exclude`] writes them).
 pub fn buffer_specs(n_users: usize, n_items: usize) -> Vec<BufferSpec> {
     let tile = TILE_USERS.min(n_users).max(1);
     vec![
@@ -36,7 +42,16 @@ pub fn buffer_specs(n_users: usize, n_items: usize) -> Vec<BufferSpec> {
         BufferSpec::u32(buffers::TOP_ITEMS, tile * MAX_K, Role::Output),
         BufferSpec::f32(buffers::TOP_SCORES, tile * MAX_K, Role::Output),
         BufferSpec::f32(buffers::ITEM_NORMS, n_items, Role::Work),
+        BufferSpec::u32(buffers::NO_EXCLUDE_PTR, n_users + 1, Role::Resident),
+        BufferSpec::u32(buffers::NO_EXCLUDE_IDX, 1, Role::Resident),
     ]
+}
+
+/// Writes the empty exclusion CSR ([`buffers::NO_EXCLUDE_PTR`]: zero offsets, every row empty).
+pub fn clear_no_exclude<E: crate::gpu::executor::Executor>(exec: &mut E) -> anyhow::Result<()> {
+    let id = exec.layout().id(buffers::NO_EXCLUDE_PTR);
+    let zeros = vec![0u32; exec.layout().spec(id).len()];
+    exec.write_u32(id, &zeros)
 }
 
 /// How a model scores a (user, item) pair from their embeddings.

@@ -268,6 +268,7 @@ impl<E: Executor, M: Model> Session<E, M> {
             let id = exec.layout().id(name);
             exec.write_u32(id, data)?;
         }
+        crate::kernels::rank_topk::clear_no_exclude(&mut exec)?;
         if let Some(adam) = model.lazy_adam().filter(|_| mode == Mode::Train) {
             let id = exec.layout().id(buffers::ADAM_BIAS);
             let table: Vec<E::Real> = adam
@@ -516,6 +517,18 @@ impl<E: Executor, M: Model> Session<E, M> {
             scorer: self.model.scorer(),
             exclude_ptr: l.id(buffers::EXCLUDE_PTR),
             exclude_idx: l.id(buffers::EXCLUDE_IDX),
+        }
+    }
+
+    /// [`Session::embeddings`] with the empty exclusion CSR: the ranking scores every item, a user's
+    /// training items included, with the same scorer and tie rule (`recommend --include-train`).
+    pub fn embeddings_including_train(&self) -> Embeddings {
+        use crate::kernels::rank_topk::buffers as rank;
+        let l = self.exec.layout();
+        Embeddings {
+            exclude_ptr: l.id(rank::NO_EXCLUDE_PTR),
+            exclude_idx: l.id(rank::NO_EXCLUDE_IDX),
+            ..self.embeddings()
         }
     }
 }

@@ -4,7 +4,8 @@
 //! models use (up to MultVAE's 604 and beyond). Both executors rank the same embeddings (the GPU
 //! session's, written into the CPU one), and their output buffers are poisoned first, so a kernel that
 //! writes nothing is caught. Several k, including lists shorter than k because a user has interacted
-//! with most of the catalogue; exact ties broken by item index. Tolerance: GPU scores within
+//! with most of the catalogue, and the empty exclusion CSR (`recommend --include-train`: every item
+//! ranked); exact ties broken by item index. Tolerance: GPU scores within
 //! 2e-6·max(|score|, 1)·max(dim/64, 1) of the f64 scores; a different item at a position is accepted
 //! only when the two candidates' f64 scores are within that tolerance (f32 rounding may swap
 //! near-ties).
@@ -226,6 +227,27 @@ pub fn session_embeddings(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result
                     });
                 }
             }
+        }
+        // The empty exclusion CSR (`recommend --include-train`): every item is a candidate, so user
+        // 3's list is full and training items are ranked.
+        let every = s.embeddings_including_train();
+        let none = Csr::empty(by_user.n_rows());
+        let k = ranking::MAX_K;
+        for variant in [RankVariant::Workgroup, RankVariant::Serial] {
+            let (got, want) = rank_both(&mut s.exec, &mut c.exec, &every, &users, k, variant)?;
+            let what = format!("{kind} top-{k} {variant:?} training items included");
+            let scorer = s.model.scorer();
+            check_lists(v, &what, &got, &want, &ue, &ie, dim, &none, scorer, k);
+            let full = got.list(users.len() - 1).len();
+            v.ensure(full == k, || {
+                format!("{what}: user 3 has {full} items, not {k}")
+            });
+            let trained = users.iter().enumerate().any(|(row, &u)| {
+                got.list(row)
+                    .iter()
+                    .any(|&i| by_user.contains(u as usize, i))
+            });
+            v.ensure(trained, || format!("{what}: no training item ranked"));
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ mod common;
 mod compare;
 mod data;
 mod hostile;
+mod recommend;
 mod reliability;
 mod reproduce;
 mod resume;
