@@ -391,17 +391,20 @@ mod tests {
         let (by_user, by_item) = toy_data(&mut rng, n, m, 0.01);
         let uf = toy_features(&mut rng, n, 4, 0.3);
         let p = 0.4;
-        let arch = || "8,4".parse().unwrap();
-        let mdl = SideInfo::new(
-            arch(),
-            step_config(0.0),
-            &by_user,
-            &by_item,
-            Some(&uf),
-            None,
-            p,
-            4096,
-        );
+        let with = |p: f32| {
+            let arch = "8,4".parse().unwrap();
+            SideInfo::new(
+                arch,
+                step_config(0.0),
+                &by_user,
+                &by_item,
+                Some(&uf),
+                None,
+                p,
+                4096,
+            )
+        };
+        let mdl = with(p);
         let pairs: Vec<Pair> = (0..n as u32).map(|u| (u, u % m as u32, 1.0)).collect();
         let b = mdl.build_batch(&pairs);
         assert_eq!(b.user_ids.len(), n, "one row per user");
@@ -431,16 +434,7 @@ mod tests {
         let other: Vec<Pair> = pairs.iter().map(|&(u, i, _)| (u, i, 0.0)).collect();
         assert_ne!(mdl.build_batch(&other).user_ids, b.user_ids);
         // Without modality dropout, the batch is the plain one over the entities' full rows.
-        let plain = SideInfo::new(
-            arch(),
-            step_config(0.0),
-            &by_user,
-            &by_item,
-            Some(&uf),
-            None,
-            0.0,
-            4096,
-        );
+        let plain = with(0.0);
         let b0 = plain.build_batch(&pairs);
         assert!(b0.user_ids.iter().all(|&u| (u as usize) < n));
     }
