@@ -11,7 +11,10 @@
 //! 1. Write `src/models/NAME.rs`: the model type and its `impl Model` (parameters through
 //!    [`ParamLayout`], its buffers per [`Mode`], `build_batch`, `train_step`, `grad_step`,
 //!    `embed_block`, its [`Scorer`]), and `pub static SPEC: ModelSpec` with its `build` function
-//!    returning `Net::new(model)`. Reuse the kernels in `src/kernels` where they fit.
+//!    returning `Net::new(model)`. Reuse the kernels in `src/kernels` where they fit — and whole
+//!    models: `cobrar_si.rs` is CoBraR (`cobrar::TwoTower`) over its own sparse inputs. Shapes that
+//!    depend on the data beyond N and M (features) come from [`DataShape`]; data the model needs is
+//!    checked by the descriptor's `check_data`.
 //! 2. Declare the file here (`pub mod NAME;`), add the variant to [`ModelKind`] (`kind.rs`: its doc
 //!    comment is `--model`'s help) and its line `ModelKind::NAME => &NAME::SPEC` to
 //!    [`ModelKind::spec`] (`registry.rs`). Nothing else names a model: `train`, `grid`, `reproduce`,
