@@ -1,8 +1,8 @@
 //! CoBraR with side information (`cobrar-si`; the paper's future work, §6: "combining the two
 //! branches of SiBraR into a single one"). Each entity's input is its interaction row followed by its
 //! features ([`crate::data::Features`]), so each side's projection is one linear layer over
-//! [interactions | features]:
-//!   h_u = ReLU(b_U + Σ_{j ∈ items(u)} W_U[j] + Σ_{f ∈ features(u)} W_U[M + f])
+//! `[interactions | features]`:
+//! `h_u = ReLU(b_U + Σ_{j ∈ items(u)} W_U[j] + Σ_{f ∈ features(u)} W_U[M + f])`
 //! (and the same for items over W_T), then CoBraR's one shared branch, cosine and loss.
 //!
 //! The two projections are **summed**, not averaged: a sum is exactly what one `nn.Linear` over the
