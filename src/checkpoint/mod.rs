@@ -126,17 +126,7 @@ pub fn save_features(dir: &Path, ds: &crate::data::Dataset) -> anyhow::Result<()
         let Some(set) = ds.features.side(side) else {
             continue;
         };
-        let ids = match side {
-            crate::data::FeatureSide::Users => &ds.user_ids,
-            crate::data::FeatureSide::Items => &ds.item_ids,
-        };
-        let mut text = format!("# source: {}\n", set.source.replace('\n', " "));
-        for (id, name) in set.pairs(ids) {
-            text.push_str(id);
-            text.push('\t');
-            text.push_str(name);
-            text.push('\n');
-        }
+        let text = set.to_tsv(ds.ids(side));
         write_atomic(&folder.join(file), text.as_bytes())?;
     }
     Ok(())
@@ -144,26 +134,15 @@ pub fn save_features(dir: &Path, ds: &crate::data::Dataset) -> anyhow::Result<()
 
 /// Reads a run directory's side information back onto its dataset (nothing when it has none).
 fn load_features(dir: &Path, ds: &mut crate::data::Dataset) -> anyhow::Result<()> {
-    use crate::data::{FeatureSet, FeatureSide};
+    use crate::data::FeatureSet;
     for (side, file) in FEATURE_FILES {
         let path = dir.join(crate::rundir::FEATURES_DIR).join(file);
         if !path.exists() {
             continue;
         }
-        let pairs = crate::data::read_feature_pairs(&path, side)?;
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let source = text
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# source: "))
-            .unwrap_or("run directory")
-            .to_string();
-        let ids = match side {
-            FeatureSide::Users => &ds.user_ids,
-            FeatureSide::Items => &ds.item_ids,
-        };
-        let set = FeatureSet::from_pairs(ids, &pairs, source);
+        let (pairs, source) = crate::data::read_feature_pairs(&path, side)?;
+        let source = source.unwrap_or_else(|| "run directory".into());
+        let set = FeatureSet::from_pairs(ds.ids(side), &pairs, source);
         if set.unknown_ids > 0 {
             bail!(
                 "{}: {} lines name {} not in the run's id maps: the run directory mixes files of \
@@ -173,10 +152,7 @@ fn load_features(dir: &Path, ds: &mut crate::data::Dataset) -> anyhow::Result<()
                 side.noun()
             );
         }
-        match side {
-            FeatureSide::Users => ds.features.users = Some(set),
-            FeatureSide::Items => ds.features.items = Some(set),
-        }
+        ds.features.set(side, set);
     }
     Ok(())
 }

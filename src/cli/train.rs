@@ -476,10 +476,7 @@ fn run_training<'d>(
         crate::data::FeatureSide::Items,
     ] {
         if let Some(f) = ds.features.side(side) {
-            let n = match side {
-                crate::data::FeatureSide::Users => ds.n_users(),
-                crate::data::FeatureSide::Items => ds.n_items(),
-            };
+            let n = ds.ids(side).len();
             eprintln!("  side information: {}", f.summary(side, n));
         }
     }

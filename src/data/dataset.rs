@@ -253,6 +253,14 @@ impl Dataset {
         self.item_ids.len()
     }
 
+    /// Original ids of the users or of the items, in dense order.
+    pub fn ids(&self, side: FeatureSide) -> &[String] {
+        match side {
+            FeatureSide::Users => &self.user_ids,
+            FeatureSide::Items => &self.item_ids,
+        }
+    }
+
     /// SHA-256 of what a model trains and is evaluated on: the numbers of users and items and the
     /// train, validation and test interactions (dense indices). Two runs with the same hash used the
     /// same data and the same split.
@@ -556,7 +564,7 @@ fn with_features(mut ds: Dataset, input: &Input, opts: &LoadOptions) -> anyhow::
         let Some(source) = source else { continue };
         let (pairs, label) = match source {
             FeatureSource::File(path) => (
-                features::read_pairs(path, side)?,
+                features::read_pairs(path, side)?.0,
                 path.display().to_string(),
             ),
             FeatureSource::Builtin => {
@@ -570,10 +578,7 @@ fn with_features(mut ds: Dataset, input: &Input, opts: &LoadOptions) -> anyhow::
                         "{} builtin reads MovieLens's own files beside the ratings file; the \
                          built-in synthetic data has none (give --dataset ml-100k or ml-1m, or a \
                          file of id<TAB>feature lines)",
-                        match side {
-                            FeatureSide::Users => "--user-features",
-                            FeatureSide::Items => "--item-features",
-                        }
+                        side.flag()
                     ))
                     .into());
                 };
@@ -585,15 +590,8 @@ fn with_features(mut ds: Dataset, input: &Input, opts: &LoadOptions) -> anyhow::
                 features::read_builtin(&dir, side)?
             }
         };
-        let ids = match side {
-            FeatureSide::Users => &ds.user_ids,
-            FeatureSide::Items => &ds.item_ids,
-        };
-        let set = FeatureSet::from_pairs(ids, &pairs, label);
-        match side {
-            FeatureSide::Users => ds.features.users = Some(set),
-            FeatureSide::Items => ds.features.items = Some(set),
-        }
+        let set = FeatureSet::from_pairs(ds.ids(side), &pairs, label);
+        ds.features.set(side, set);
     }
     Ok(ds)
 }

@@ -23,7 +23,8 @@ pub enum FeatureSide {
 }
 
 impl FeatureSide {
-    fn flag(self) -> &'static str {
+    /// The flag that gives this side's features (`--user-features`).
+    pub fn flag(self) -> &'static str {
         match self {
             FeatureSide::Users => "--user-features",
             FeatureSide::Items => "--item-features",
@@ -143,6 +144,19 @@ impl FeatureSet {
         })
     }
 
+    /// The run directory's copy: a `# source: …` line, then `id<TAB>feature` lines ([`read_pairs`]
+    /// reads it back).
+    pub fn to_tsv(&self, ids: &[String]) -> String {
+        let mut text = format!("{SOURCE_LINE}{}\n", self.source.replace('\n', " "));
+        for (id, name) in self.pairs(ids) {
+            text.push_str(id);
+            text.push('\t');
+            text.push_str(name);
+            text.push('\n');
+        }
+        text
+    }
+
     /// One line for reports: `19 + 8 features on 1,682 of 1,682 items (ml-100k u.item)`.
     pub fn summary(&self, side: FeatureSide, n: usize) -> String {
         let unknown = if self.unknown_ids > 0 {
@@ -184,6 +198,14 @@ impl Features {
         }
     }
 
+    /// Gives `side` the features `set`.
+    pub fn set(&mut self, side: FeatureSide, set: FeatureSet) {
+        match side {
+            FeatureSide::Users => self.users = Some(set),
+            FeatureSide::Items => self.items = Some(set),
+        }
+    }
+
     /// Features per side (0 where absent): what a model's parameter shapes depend on.
     pub fn counts(&self) -> (usize, usize) {
         (
@@ -193,10 +215,20 @@ impl Features {
     }
 }
 
+/// The first line of a feature file a run directory writes ([`FeatureSet::to_tsv`]) names where the
+/// features came from.
+const SOURCE_LINE: &str = "# source: ";
+
 /// Reads a generic feature file: one `id<TAB>feature` pair per line (an entity has as many lines as
-/// features; blank lines and lines starting with `#` are skipped).
-pub fn read_pairs(path: &Path, side: FeatureSide) -> Result<Vec<(String, String)>, DataError> {
+/// features; blank lines and lines starting with `#` are skipped). Also returns the source a first
+/// `# source: …` line names (run directories' copies have one).
+pub fn read_pairs(path: &Path, side: FeatureSide) -> Result<FilePairs, DataError> {
     let text = read_text(path)?;
+    let source = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix(SOURCE_LINE))
+        .map(|s| s.trim_end_matches('\r').to_string());
     let mut pairs = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
@@ -234,8 +266,11 @@ pub fn read_pairs(path: &Path, side: FeatureSide) -> Result<Vec<(String, String)
             path.display()
         )));
     }
-    Ok(pairs)
+    Ok((pairs, source))
 }
+
+/// A feature file's (id, feature) pairs and the source its first line names, if any.
+pub type FilePairs = (Vec<(String, String)>, Option<String>);
 
 /// The built-in side information of the MovieLens directory `dir` (the ratings file's folder).
 pub fn read_builtin(
@@ -513,7 +548,8 @@ mod tests {
             .to_string();
         assert!(e.contains("f.tsv:4: expected item<TAB>feature"), "{e}");
         std::fs::write(&path, "1\tgenre=a\n2\tgenre=b\r\n").unwrap();
-        let p = read_pairs(&path, FeatureSide::Items).unwrap();
+        let (p, source) = read_pairs(&path, FeatureSide::Items).unwrap();
+        assert_eq!(source, None);
         assert_eq!(p[1], ("2".to_string(), "genre=b".to_string()));
     }
 

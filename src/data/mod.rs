@@ -34,7 +34,7 @@ pub use dataset::{
 };
 pub use error::{DataError, KNOWN_DATASETS};
 pub use features::{
-    FeatureSet, FeatureSide, FeatureSource, Features, read_pairs as read_feature_pairs,
+    FeatureSet, FeatureSide, FeatureSource, Features, FilePairs, read_pairs as read_feature_pairs,
 };
 pub use formats::{DelimitedSpec, Format, Separator, detect_format};
 pub use intern::{FxHashMap, FxHasher, Interner};

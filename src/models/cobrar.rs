@@ -151,9 +151,6 @@ pub struct Inputs<'d> {
     pub item_table_rows: usize,
     /// Resident buffers of the inputs: the users' offsets and indices, the items'.
     pub names: [&'static str; 4],
-    /// The most input entries one batch's users (items) can have: the entities' own rows' total.
-    pub user_nnz: usize,
-    pub item_nnz: usize,
 }
 
 impl<'d> Inputs<'d> {
@@ -171,8 +168,6 @@ impl<'d> Inputs<'d> {
                 buffers::BY_ITEM_PTR,
                 buffers::BY_ITEM_IDX,
             ],
-            user_nnz: by_user.nnz(),
-            item_nnz: by_item.nnz(),
         }
     }
 
@@ -411,7 +406,25 @@ impl<'d> TwoTower<'d> {
 
     /// The projections' inputs: by user and by item (the training interactions for CoBraR and DeepMF).
     pub fn training_split(&self) -> (&Csr, &Csr) {
-        (&self.inputs.users, &self.inputs.items)
+        (self.input(Side::Users), self.input(Side::Items))
+    }
+
+    /// The projection inputs of `side` (rows: its entities, then any variant rows).
+    fn input(&self, side: Side) -> &Csr {
+        match side {
+            Side::Users => &self.inputs.users,
+            Side::Items => &self.inputs.items,
+        }
+    }
+
+    /// The most input entries one batch's entities of `side` can hold: the entities' own rows'
+    /// total (variant rows are subsets of them, and an entity is in a batch once).
+    fn own_nnz(&self, side: Side) -> usize {
+        let n = match side {
+            Side::Users => self.n_users(),
+            Side::Items => self.n_items(),
+        };
+        self.input(side).offsets[n] as usize
     }
 
     /// The batch of `pairs`, whose user and item ids are rows of the inputs (variant rows included).
@@ -524,10 +537,7 @@ impl<'d> TwoTower<'d> {
     /// Training-row entries of `entities` (users or items) that fall in table rows `chunk`: the rows a
     /// projection sums, and the gradient rows the other table's Adam gathers.
     fn entries(&self, side: Side, entities: &[u32], chunk: (usize, usize)) -> u64 {
-        let csr: &Csr = match side {
-            Side::Users => &self.inputs.users,
-            Side::Items => &self.inputs.items,
-        };
+        let csr = self.input(side);
         let (lo, hi) = (chunk.0 as u32, chunk.1 as u32);
         entities
             .iter()
@@ -541,10 +551,7 @@ impl<'d> TwoTower<'d> {
     /// Distinct table rows in `chunk` that `entities`' training rows reach: the rows a lazy step
     /// updates (for its cost).
     fn touched(&self, side: Side, entities: &[u32], chunk: (usize, usize)) -> u64 {
-        let csr: &Csr = match side {
-            Side::Users => &self.inputs.users,
-            Side::Items => &self.inputs.items,
-        };
+        let csr = self.input(side);
         let mut seen = vec![false; chunk.1 - chunk.0];
         let (lo, hi) = (chunk.0 as u32, chunk.1 as u32);
         for &e in entities {
@@ -762,7 +769,7 @@ impl<'d> TwoTower<'d> {
     /// The buffers the GPU-built index needs alone (the start-up measurement of the two strategies).
     pub fn index_buffers(&self) -> Vec<BufferSpec> {
         let (n, m) = (self.n_users(), self.n_items());
-        let nnz = self.inputs.user_nnz;
+        let nnz = self.own_nnz(Side::Users);
         let mut specs = vec![
             BufferSpec::u32(
                 buffers::BATCH,
@@ -804,7 +811,7 @@ impl<'d> TwoTower<'d> {
             ids.csr.u_idx.into(),
         ];
         let scans = [&csr[..], &[maps.into(), index.into()]].concat();
-        let [c0, c1, c2, c3, c4] = batch_index::cost(&p, self.inputs.user_nnz as u64);
+        let [c0, c1, c2, c3, c4] = batch_index::cost(&p, self.own_nnz(Side::Users) as u64);
         pb.dispatch_costed(&batch_index::CLEAR, &[maps.into()], &p, clear, c0);
         let binds = [ids.batch.into(), maps.into()];
         pb.dispatch_costed(&batch_index::SCATTER, &binds, &p, scatter, c1);
@@ -849,12 +856,12 @@ impl Model for TwoTower<'_> {
             Mode::Infer => specs.push(BufferSpec::u32(buffers::BATCH, rows, Role::Input)),
             Mode::Train | Mode::Check => {
                 let i = &self.inputs;
-                let nnz = i.user_nnz;
+                let nnz = self.own_nnz(Side::Users);
                 let image = batch::max_image_len_over(
                     self.max_pairs,
                     (n, m),
                     (i.user_table_rows, i.item_table_rows),
-                    (i.user_nnz, i.item_nnz),
+                    (nnz, self.own_nnz(Side::Items)),
                     self.index,
                 );
                 specs.push(BufferSpec::f32(buffers::GRADS_ACT, acts, Role::Work));

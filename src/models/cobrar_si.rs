@@ -37,6 +37,7 @@ use crate::gpu::plan::PlanBuilder;
 use crate::kernels::adam_dense::AdamConfig;
 use crate::models::params::Weights;
 use crate::sampler::Pair;
+use crate::util::{fnv1a, splitmix64};
 
 /// Resident buffers of the inputs (the exclusion CSR stays the training interactions).
 const INPUT_NAMES: [&str; 4] = [
@@ -59,13 +60,13 @@ pub struct SideInfo<'d> {
 
 /// One side's inputs: rows 0..n are each entity's interactions then its features (offset by
 /// `n_cols`); with `variants`, rows n..2n the interactions alone and 2n..3n the features alone.
-/// Returns the CSR, its table rows and the full rows' entry count.
+/// Returns the CSR and its table rows.
 pub fn side_inputs(
     interactions: &Csr,
     n_cols: usize,
     features: &FeatureSet,
     variants: bool,
-) -> (Csr, usize, usize) {
+) -> (Csr, usize) {
     let n = interactions.n_rows();
     let offset = u32::try_from(n_cols).expect("columns fit u32");
     let feats = |e: usize| features.rows.row(e).iter().map(move |&f| f + offset);
@@ -80,7 +81,6 @@ pub fn side_inputs(
                 .collect(),
         );
     }
-    let full_nnz = rows.iter().map(Vec::len).sum();
     if variants {
         for e in 0..n {
             rows.push(interactions.row(e).to_vec());
@@ -89,11 +89,7 @@ pub fn side_inputs(
             rows.push(feats(e).collect());
         }
     }
-    (
-        Csr::from_rows(&rows),
-        n_cols + features.n_features(),
-        full_nnz,
-    )
+    (Csr::from_rows(&rows), n_cols + features.n_features())
 }
 
 impl<'d> SideInfo<'d> {
@@ -119,14 +115,14 @@ impl<'d> SideInfo<'d> {
         let mut variants = [false; 2];
         if let Some(f) = user_features {
             let v = modality_dropout > 0.0;
-            let (csr, rows, nnz) = side_inputs(by_user, m, f, v);
-            (inputs.users, inputs.user_table_rows, inputs.user_nnz) = (Cow::Owned(csr), rows, nnz);
+            let (csr, rows) = side_inputs(by_user, m, f, v);
+            (inputs.users, inputs.user_table_rows) = (Cow::Owned(csr), rows);
             variants[0] = v;
         }
         if let Some(f) = item_features {
             let v = modality_dropout > 0.0;
-            let (csr, rows, nnz) = side_inputs(by_item, n, f, v);
-            (inputs.items, inputs.item_table_rows, inputs.item_nnz) = (Cow::Owned(csr), rows, nnz);
+            let (csr, rows) = side_inputs(by_item, n, f, v);
+            (inputs.items, inputs.item_table_rows) = (Cow::Owned(csr), rows);
             variants[1] = v;
         }
         let tower = TwoTower::with_inputs(
@@ -166,7 +162,9 @@ impl<'d> SideInfo<'d> {
         if alone == 0 || feats == 0 {
             return e;
         }
-        let u = unit(mix(self.seed ^ key ^ ((side as u64) << 62) ^ e as u64));
+        let u = unit(splitmix64(
+            self.seed ^ key ^ ((side as u64) << 62) ^ e as u64,
+        ));
         let p = self.modality_dropout as f64;
         if u < p / 2.0 {
             (2 * n) as u32 + e // the interactions dropped: features alone
@@ -178,14 +176,6 @@ impl<'d> SideInfo<'d> {
     }
 }
 
-/// SplitMix64's finaliser: a well-mixed 64-bit value of `x`.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// A uniform value in [0, 1) from 53 bits of `x`.
 fn unit(x: u64) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
@@ -193,13 +183,11 @@ fn unit(x: u64) -> f64 {
 
 /// A key of the batch's pairs (FNV-1a over their words).
 fn batch_key(pairs: &[Pair]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &(u, i, l) in pairs {
-        for w in [u, i, l.to_bits()] {
-            h = (h ^ w as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
+    fnv1a(
+        pairs
+            .iter()
+            .flat_map(|&(u, i, l)| [u, i, l.to_bits()].map(u64::from)),
+    )
 }
 
 impl Model for SideInfo<'_> {
@@ -373,7 +361,8 @@ mod tests {
             .map(|(x, y)| (x.to_string(), y.to_string()))
             .collect();
         let f = FeatureSet::from_pairs(&ids, &pairs, "t".into());
-        let (csr, rows, nnz) = side_inputs(&by_user, 4, &f, true);
+        let (csr, rows) = side_inputs(&by_user, 4, &f, true);
+        let nnz = csr.offsets[3]; // the entities' own (full) rows
         assert_eq!((rows, nnz, csr.n_rows()), (6, 6, 9));
         assert_eq!(csr.row(0), &[0, 2, 4, 5]);
         assert_eq!(csr.row(2), &[5]);

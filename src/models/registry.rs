@@ -13,8 +13,7 @@ use super::arch::{Architecture, ParamCounts};
 use super::kind::ModelKind;
 use super::net::Net;
 use super::params::ParamLayout;
-use super::spec::DataShape;
-use super::spec::{MODEL_FLAGS, ModelSpec, canonical_flag};
+use super::spec::{DataShape, MODEL_FLAGS, ModelSpec, canonical_flag};
 use super::{bpr, cobrar, cobrar_si, lightgcn, mostpop, multvae};
 
 impl ModelKind {

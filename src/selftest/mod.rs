@@ -184,11 +184,7 @@ pub fn find(name: &str) -> Option<&'static Check> {
 
 /// The seed of check `name` in a run seeded with `seed` (FNV-1a of the name, mixed in).
 pub fn check_seed(seed: u64, name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    seed ^ h
+    seed ^ crate::util::fnv1a(name.bytes().map(u64::from))
 }
 
 /// A fresh seed from the clock (printed with every run, so any failure can be replayed).
