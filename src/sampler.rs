@@ -14,6 +14,7 @@
 //!   fresh shuffle; a batch is `batch_size` users, each emitted as (u, 0, 0) (the model reads the
 //!   user's whole training row). `n_neg` does not apply.
 
+use crate::data::{ColdSet, FeatureSide};
 use anyhow::bail;
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -56,6 +57,8 @@ pub struct Sampler<'a> {
     batch_size: usize,
     n_neg: usize,
     seed: u64,
+    /// A cold-start split's held-out entities: never drawn (they do not exist at training time).
+    cold: Option<&'a ColdSet>,
 }
 
 impl<'a> Sampler<'a> {
@@ -87,7 +90,31 @@ impl<'a> Sampler<'a> {
             batch_size,
             n_neg,
             seed,
+            cold: None,
         })
+    }
+
+    /// Never draws the entities of `cold` (a cold-start split's held-out items as negatives, or its
+    /// held-out users): they do not exist at training time. Without a cold set nothing changes.
+    pub fn without(mut self, cold: Option<&'a ColdSet>) -> anyhow::Result<Sampler<'a>> {
+        if let Some(c) = cold
+            && c.side == FeatureSide::Items
+            && (self.n_neg > 0 || self.kind.pairwise())
+            && self.kind != SamplerKind::Users
+            && let Some(u) = (0..self.train.n_rows())
+                .find(|&u| self.train.row_len(u) + c.len() >= self.n_items as usize)
+        {
+            bail!(
+                "user {u} has interacted with every item that is not held out: no negative can be \
+                 sampled for it"
+            );
+        }
+        self.cold = cold;
+        Ok(self)
+    }
+
+    fn is_cold(&self, side: FeatureSide, e: u32) -> bool {
+        matches!(self.cold, Some(c) if c.side == side && c.contains(e))
     }
 
     /// Pairs one step scores at most.
@@ -155,7 +182,7 @@ impl<'a> Sampler<'a> {
     fn negative(&self, rng: &mut SeededRng, u: u32) -> u32 {
         loop {
             let i = rng.random_range(0..self.n_items);
-            if !self.train.contains(u as usize, i) {
+            if !self.train.contains(u as usize, i) && !self.is_cold(FeatureSide::Items, i) {
                 return i;
             }
         }
@@ -196,7 +223,10 @@ impl Iterator for EpochBatches<'_, '_> {
                 let n_users = s.train.n_rows() as u32;
                 let p_pos = 1.0 / (s.n_neg as f64 + 1.0);
                 for _ in self.next..end {
-                    let u = self.rng.random_range(0..n_users);
+                    let mut u = self.rng.random_range(0..n_users);
+                    while s.is_cold(FeatureSide::Users, u) {
+                        u = self.rng.random_range(0..n_users);
+                    }
                     let row = s.train.row(u as usize);
                     if row.is_empty() || !self.rng.random_bool(p_pos) {
                         let i = s.negative(&mut self.rng, u);
@@ -344,6 +374,60 @@ mod tests {
             "users without positives are skipped"
         );
         assert_eq!(batches, s.epoch(1).collect::<Vec<_>>(), "seeded per epoch");
+    }
+
+    #[test]
+    fn held_out_items_and_users_are_never_drawn() {
+        let train = Csr::from_rows(&[vec![0u32, 3], vec![], vec![2, 3], vec![0, 5]]);
+        let items = ColdSet::new(FeatureSide::Items, Some(0.3), vec![1, 4, 7], 9);
+        let users = ColdSet::new(FeatureSide::Users, Some(0.25), vec![1], 4);
+        for kind in [SamplerKind::Alg1, SamplerKind::Authors, SamplerKind::Bpr] {
+            let plain = Sampler::new(kind, &train, 9, 4, 3, 5).unwrap();
+            let drawn_plain: Vec<u32> = (1..=20)
+                .flat_map(|e| plain.epoch(e))
+                .flatten()
+                .map(|p| p.1)
+                .collect();
+            assert!(
+                drawn_plain.iter().any(|i| items.contains(*i)),
+                "{kind:?}: the plain sampler draws them"
+            );
+            let s = Sampler::new(kind, &train, 9, 4, 3, 5)
+                .unwrap()
+                .without(Some(&items))
+                .unwrap();
+            for (u, i, _) in (1..=20).flat_map(|e| s.epoch(e)).flatten() {
+                assert!(
+                    !items.contains(i),
+                    "{kind:?}: held-out item {i} drawn for user {u}"
+                );
+            }
+            let s = Sampler::new(kind, &train, 9, 4, 3, 5)
+                .unwrap()
+                .without(Some(&users))
+                .unwrap();
+            for (u, _, _) in (1..=20).flat_map(|e| s.epoch(e)).flatten() {
+                assert_ne!(u, 1, "{kind:?}: held-out user drawn");
+            }
+        }
+        // Nothing changes without a cold set.
+        let a = Sampler::new(SamplerKind::Authors, &train, 9, 4, 3, 5).unwrap();
+        let b = Sampler::new(SamplerKind::Authors, &train, 9, 4, 3, 5)
+            .unwrap()
+            .without(None)
+            .unwrap();
+        assert_eq!(
+            a.epoch(2).collect::<Vec<_>>(),
+            b.epoch(2).collect::<Vec<_>>()
+        );
+        // A user who has every warm item has no negative.
+        let full = Csr::from_rows(&[vec![0u32, 2, 3, 5, 6, 8]]);
+        assert!(
+            Sampler::new(SamplerKind::Alg1, &full, 9, 4, 3, 5)
+                .unwrap()
+                .without(Some(&items))
+                .is_err()
+        );
     }
 
     #[test]

@@ -265,7 +265,8 @@ pub fn sampler_for<'d>(cfg: &TrainConfig, ds: &'d Dataset) -> anyhow::Result<Sam
         cfg.batch_size,
         cfg.negatives,
         cfg.seed,
-    )
+    )?
+    .without(ds.cold.as_ref())
 }
 
 /// A run's sampler and model, checked against the configuration, the data and the memory plan: built

@@ -113,6 +113,10 @@ const FEATURE_FILES: [(crate::data::FeatureSide, &str); 2] = [
     (crate::data::FeatureSide::Items, "items.tsv"),
 ];
 
+fn feature_file(side: crate::data::FeatureSide) -> &'static str {
+    FEATURE_FILES[side as usize].1
+}
+
 /// Writes the dataset's side information, if it has any (`features/users.tsv`, `features/items.tsv`),
 /// so the run's model can be rebuilt from its directory alone.
 pub fn save_features(dir: &Path, ds: &crate::data::Dataset) -> anyhow::Result<()> {
@@ -122,14 +126,7 @@ pub fn save_features(dir: &Path, ds: &crate::data::Dataset) -> anyhow::Result<()
     let folder = dir.join(crate::rundir::FEATURES_DIR);
     std::fs::create_dir_all(&folder)
         .with_context(|| format!("cannot create {}", folder.display()))?;
-    for (side, file) in FEATURE_FILES {
-        let Some(set) = ds.features.side(side) else {
-            continue;
-        };
-        let text = set.to_tsv(ds.ids(side));
-        write_atomic(&folder.join(file), text.as_bytes())?;
-    }
-    Ok(())
+    crate::data::write_features(ds, &folder, feature_file)
 }
 
 /// Reads a run directory's side information back onto its dataset (nothing when it has none).
@@ -267,6 +264,11 @@ pub fn load_dataset(
     }
     let name = config.dataset.name.clone();
     let mut ds = crate::data::Dataset::from_parts(name, user_ids, item_ids, train, val, test)?;
+    if let Some((side, ids)) = crate::data::read_cold_file(&dir.join(SPLIT_DIR))? {
+        let ratio = d.cold_ratio;
+        ds.set_cold(side, ratio, &ids)
+            .with_context(|| dir.join(SPLIT_DIR).display().to_string())?;
+    }
     load_features(dir, &mut ds)?;
     Ok(ds)
 }

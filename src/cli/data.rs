@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::data::{
-    self, Counts, Dataset, DelimitedSpec, FeatureSource, Format, LoadOptions, SplitConfig,
+    self, ColdSpec, Counts, Dataset, DelimitedSpec, FeatureSide, FeatureSource, Format,
+    LoadOptions, SplitConfig,
 };
 
 /// Which dataset to load and how to preprocess it (SPEC §2).
@@ -85,6 +86,23 @@ pub struct DatasetArgs {
     /// u.item / movies.dat: genres and release decade)
     #[arg(long, value_name = "FILE|builtin")]
     pub item_features: Option<FeatureSource>,
+
+    /// Cold start: hold out a seeded fraction (--cold-ratio) of the items or of the users entirely —
+    /// every interaction of theirs goes to test, none to training or validation — so that `evaluate`
+    /// reports how a model ranks what it never saw interact (warm and cold metrics apart)
+    #[arg(long, value_enum, value_name = "items|users")]
+    pub cold_start: Option<ColdSide>,
+
+    /// Fraction of the items (or users) --cold-start holds out, drawn with --split-seed
+    #[arg(long, value_name = "R", default_value_t = 0.2, requires = "cold_start")]
+    pub cold_ratio: f64,
+}
+
+/// `--cold-start` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColdSide {
+    Items,
+    Users,
 }
 
 /// `--format` values.
@@ -179,6 +197,13 @@ impl DatasetArgs {
             workload: self.workload.clone(),
             user_features: self.user_features.clone(),
             item_features: self.item_features.clone(),
+            cold: self.cold_start.map(|side| ColdSpec {
+                side: match side {
+                    ColdSide::Items => FeatureSide::Items,
+                    ColdSide::Users => FeatureSide::Users,
+                },
+                ratio: self.cold_ratio,
+            }),
         })
     }
 
@@ -199,7 +224,10 @@ pub fn load(args: &DatasetArgs) -> anyhow::Result<Dataset> {
 pub enum DataCommand {
     /// The paper's Table 1 numbers (users, items, interactions, density) before and after each step
     Stats(Box<StatsArgs>),
-    /// Write the split: train.tsv, val.tsv, test.tsv (original ids) and split.json
+    /// Write the split: train.tsv, val.tsv, test.tsv (original ids) and split.json; with
+    /// --cold-start also the cold set (cold_items.txt or cold_users.txt), and with --user-features /
+    /// --item-features the features (user_features.tsv, item_features.tsv: `builtin` on the
+    /// directory reads them)
     Split(Box<SplitArgs>),
 }
 
@@ -261,6 +289,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             let (out, _) = crate::output::dir(&a.out, "--out", a.overwrite, &input)?;
             let ds = args.load()?;
             data::write_split(&ds, &out)?;
+            data::write_features(&ds, &out, data::split_feature_file)?;
             outln!(
                 "{}: wrote {} (train {}, validation {}, test {} interactions; {} users, {} items) and split.json",
                 ds.name,
@@ -271,6 +300,15 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 thousands(ds.n_users()),
                 thousands(ds.n_items()),
             );
+            if let Some(c) = &ds.report.split.cold_start {
+                outln!(
+                    "cold start: {} {} held out ({} test interactions), listed in {}",
+                    thousands(c.entities),
+                    c.side.noun(),
+                    thousands(c.test_interactions),
+                    a.out.join(data::ColdSet::file_name(c.side)).display()
+                );
+            }
             Ok(())
         }
     }
@@ -396,11 +434,30 @@ pub fn stats_table(ds: &Dataset) -> String {
             }
         }
     }
-    if r.split.items_without_train > 0 {
+    if let Some(c) = &r.split.cold_start {
         let _ = writeln!(
             s,
-            "  {} items have no training interaction",
-            r.split.items_without_train
+            "cold start: {} {} held out entirely{} — their {} interactions are all in test",
+            thousands(c.entities),
+            c.side.noun(),
+            c.ratio.map(|r| format!(" (ratio {r})")).unwrap_or_default(),
+            thousands(c.test_interactions)
+        );
+    }
+    let held_out_items = match &r.split.cold_start {
+        Some(c) if c.side == FeatureSide::Items => c.entities,
+        _ => 0,
+    };
+    if r.split.items_without_train > held_out_items {
+        let _ = writeln!(
+            s,
+            "  {} items{} have no training interaction",
+            r.split.items_without_train - held_out_items,
+            if held_out_items > 0 {
+                " not held out"
+            } else {
+                ""
+            }
         );
     }
     s

@@ -392,6 +392,7 @@ pub fn execute(
             train: ds.train.nnz(),
             val: ds.val.nnz(),
             test: ds.test.nnz(),
+            cold_ratio: ds.cold.as_ref().and_then(|c| c.ratio),
         },
         parameters: ParamCounts::of(&cfg, ds),
         adapter: AdapterSummary::from(&ctx.info),
@@ -479,6 +480,15 @@ fn run_training<'d>(
             let n = ds.ids(side).len();
             eprintln!("  side information: {}", f.summary(side, n));
         }
+    }
+    if let Some(c) = &ds.cold {
+        eprintln!(
+            "  cold start: {} {} held out (none of their interactions in training); `cobrar-gpu \
+             evaluate --checkpoint {}` ranks the warm and the cold test apart",
+            c.len(),
+            c.side.noun(),
+            dir.path().display()
+        );
     }
     eprintln!(
         "{}: {}",

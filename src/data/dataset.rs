@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::cold::{self, ColdSet, ColdSpec};
 use super::csr::{Csr, check_nnz};
 use super::error::DataError;
 use super::features::{self, FeatureSet, FeatureSide, FeatureSource, Features};
@@ -48,6 +49,9 @@ pub struct LoadOptions {
     /// Side information of the users and of the items (`--user-features`, `--item-features`).
     pub user_features: Option<FeatureSource>,
     pub item_features: Option<FeatureSource>,
+    /// Hold out a seeded fraction of the items or users entirely (`--cold-start`, `--cold-ratio`).
+    /// Not applied to pre-split data (its `cold_*.txt` file decides).
+    pub cold: Option<ColdSpec>,
 }
 
 impl Default for LoadOptions {
@@ -63,6 +67,7 @@ impl Default for LoadOptions {
             workload: None,
             user_features: None,
             item_features: None,
+            cold: None,
         }
     }
 }
@@ -106,6 +111,20 @@ pub struct SplitReport {
     pub users_clamped: usize,
     /// Items of the dataset that ended up with no training interaction (all in validation/test).
     pub items_without_train: usize,
+    /// Present for a cold-start split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<ColdReport>,
+}
+
+/// The entities a cold-start split holds out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColdReport {
+    pub side: FeatureSide,
+    pub ratio: Option<f64>,
+    /// Users or items held out.
+    pub entities: usize,
+    /// Their interactions (all in test).
+    pub test_interactions: usize,
 }
 
 /// One file of a published split.
@@ -187,6 +206,8 @@ pub struct Dataset {
     pub report: PipelineReport,
     /// Side information, where it was asked for (empty otherwise).
     pub features: Features,
+    /// The users or items a cold-start split held out of training (`None`: an ordinary split).
+    pub cold: Option<ColdSet>,
 }
 
 impl Dataset {
@@ -261,8 +282,8 @@ impl Dataset {
         }
     }
 
-    /// SHA-256 of what a model trains and is evaluated on: the numbers of users and items and the
-    /// train, validation and test interactions (dense indices). Two runs with the same hash used the
+    /// SHA-256 of what a model trains and is evaluated on: the numbers of users and items, the
+    /// train, validation and test interactions (dense indices) and a cold-start split's held-out set. Two runs with the same hash used the
     /// same data and the same split.
     pub fn content_hash(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -275,6 +296,12 @@ impl Dataset {
                 h.update((words.len() as u64).to_le_bytes());
                 h.update(bytemuck::cast_slice::<u32, u8>(words));
             }
+        }
+        // The same three parts with and without a cold set are evaluated differently.
+        if let Some(c) = &self.cold {
+            h.update(format!("cold {}\0", c.side.noun()).as_bytes());
+            h.update((c.ids.len() as u64).to_le_bytes());
+            h.update(bytemuck::cast_slice::<u32, u8>(&c.ids));
         }
         crate::util::hex(&h.finalize())
     }
@@ -325,6 +352,95 @@ impl Dataset {
         report.split.method = "given".into();
         Ok(assemble(name, user_ids, item_ids, train, val, test, report))
     }
+
+    /// Marks the entities of `side` named by `ids` (original ids) as the split's cold set, checking
+    /// that the dataset has each and that none has a training or validation interaction.
+    pub fn set_cold(
+        &mut self,
+        side: FeatureSide,
+        ratio: Option<f64>,
+        ids: &[String],
+    ) -> anyhow::Result<()> {
+        let index: std::collections::HashMap<&str, u32> = self
+            .ids(side)
+            .iter()
+            .enumerate()
+            .map(|(e, id)| (id.as_str(), e as u32))
+            .collect();
+        let mut dense = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(&e) = index.get(id.as_str()) else {
+                anyhow::bail!("held-out {} {id:?} is not in the dataset", side.one());
+            };
+            dense.push(e);
+        }
+        let set = ColdSet::new(side, ratio, dense, self.ids(side).len());
+        for (name, part) in [("training", &self.train), ("validation", &self.val)] {
+            let seen = match side {
+                FeatureSide::Users => set
+                    .ids
+                    .iter()
+                    .copied()
+                    .find(|&u| part.row_len(u as usize) > 0),
+                FeatureSide::Items => part.indices.iter().copied().find(|&i| set.contains(i)),
+            };
+            if let Some(e) = seen {
+                anyhow::bail!(
+                    "held-out {} {:?} has {name} interactions: a cold-start split holds out every \
+                     interaction of its {}",
+                    side.one(),
+                    self.ids(side)[e as usize],
+                    side.noun()
+                );
+            }
+        }
+        self.attach_cold(set);
+        Ok(())
+    }
+
+    /// Records `set` as the split's cold set (and its counts in the report).
+    fn attach_cold(&mut self, set: ColdSet) {
+        self.report.split.cold_start = Some(cold_report(&set, &self.test));
+        self.cold = Some(set);
+    }
+
+    /// Test interactions of the cold entities (`cold`) or of the others (`!cold`), as a CSR by user;
+    /// the whole test split when there is no cold set and `!cold`.
+    pub fn test_part(&self, cold: bool) -> Csr {
+        let Some(c) = &self.cold else {
+            return if cold {
+                Csr::from_pairs(self.n_users(), &[])
+            } else {
+                self.test.clone()
+            };
+        };
+        let mut pairs = Vec::new();
+        for u in 0..self.n_users() {
+            for &i in self.test.row(u) {
+                let is_cold = match c.side {
+                    FeatureSide::Users => c.contains(u as u32),
+                    FeatureSide::Items => c.contains(i),
+                };
+                if is_cold == cold {
+                    pairs.push((u as u32, i));
+                }
+            }
+        }
+        Csr::from_pairs(self.n_users(), &pairs)
+    }
+}
+
+fn cold_report(set: &ColdSet, test: &Csr) -> ColdReport {
+    let test_interactions = match set.side {
+        FeatureSide::Users => set.ids.iter().map(|&u| test.row_len(u as usize)).sum(),
+        FeatureSide::Items => test.indices.iter().filter(|&&i| set.contains(i)).count(),
+    };
+    ColdReport {
+        side: set.side,
+        ratio: set.ratio,
+        entities: set.len(),
+        test_interactions,
+    }
 }
 
 /// Adds the derived structures and the split counts.
@@ -355,6 +471,7 @@ fn assemble(
         item_popularity,
         report,
         features: Features::default(),
+        cold: None,
     }
 }
 
@@ -521,6 +638,9 @@ fn name_of(path: &Path) -> String {
 /// Loads a dataset: resolve, read, implicit, k-core, re-index, split (or a published split as is).
 pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
     opts.split.validate()?;
+    if let Some(c) = &opts.cold {
+        c.validate()?;
+    }
     if let Some(m) = opts.min_rating
         && !m.is_finite()
     {
@@ -540,6 +660,16 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
         return with_features(ds, &Input::Embedded, opts);
     }
     let (name, input) = resolve(opts)?;
+    if let (Some(c), Input::PreSplit(dir, _)) = (&opts.cold, &input) {
+        return Err(DataError::Invalid(format!(
+            "--cold-start {}: {} is already split (a cold-start split directory holds its cold set \
+             in cold_items.txt or cold_users.txt); --cold-start applies to a dataset this program \
+             splits",
+            c.side.noun(),
+            dir.display()
+        ))
+        .into());
+    }
     let ds = match &input {
         Input::Embedded => {
             let src = Source::Embedded {
@@ -549,7 +679,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<Dataset> {
             load_single(name, &src, opts)?
         }
         Input::File(path) => load_single(name, &Source::open_path(path.clone())?, opts)?,
-        Input::PreSplit(_, files) => load_pre_split(name, files, opts)?,
+        Input::PreSplit(dir, files) => load_pre_split(name, dir, files, opts)?,
     };
     with_features(ds, &input, opts)
 }
@@ -587,7 +717,15 @@ fn with_features(mut ds: Dataset, input: &Input, opts: &LoadOptions) -> anyhow::
                 } else {
                     dir
                 };
-                features::read_builtin(&dir, side)?
+                // A split directory `data split` wrote keeps the features it was given.
+                let copy = dir.join(features::split_feature_file(side));
+                if matches!(input, Input::PreSplit(..)) && copy.is_file() {
+                    let (pairs, source) = features::read_pairs(&copy, side)?;
+                    let label = source.unwrap_or_else(|| copy.display().to_string());
+                    (pairs, label)
+                } else {
+                    features::read_builtin(&dir, side)?
+                }
             }
         };
         let set = FeatureSet::from_pairs(ds.ids(side), &pairs, label);
@@ -754,13 +892,24 @@ fn preprocess(
     report.preprocessed = Counts::new(du.ids.len(), di.ids.len(), dense.len());
     let all = Csr::from_sorted_keys(du.ids.len(), &dense);
     drop(dense);
-    let parts = split::split(&all, &du.ids, &opts.split);
+    let cold = match opts.cold {
+        None => None,
+        Some(c) => {
+            let ids = match c.side {
+                FeatureSide::Users => &du.ids,
+                FeatureSide::Items => &di.ids,
+            };
+            let chosen = cold::choose(ids, c.side, c.ratio, opts.split.seed)?;
+            Some(ColdSet::new(c.side, Some(c.ratio), chosen, ids.len()))
+        }
+    };
+    let parts = split::split(&all, &du.ids, &opts.split, cold.as_ref());
     report.split.method = "random".into();
     report.split.seed = Some(opts.split.seed);
     report.split.test_ratio = Some(opts.split.test_ratio);
     report.split.val_ratio = Some(opts.split.val_ratio);
     report.split.users_clamped = parts.users_clamped;
-    Ok(assemble(
+    let mut ds = assemble(
         name,
         du.ids,
         di.ids,
@@ -768,7 +917,11 @@ fn preprocess(
         parts.val,
         parts.test,
         report,
-    ))
+    );
+    if let Some(set) = cold {
+        ds.attach_cold(set);
+    }
+    Ok(ds)
 }
 
 /// Loads a published `train/val/test` triple as is: users and items are those of the training file;
@@ -776,6 +929,7 @@ fn preprocess(
 /// are dropped and counted. Neither k-core nor the random split is applied; `--min-rating` is.
 fn load_pre_split(
     name: String,
+    dir: &Path,
     files: &[PathBuf; 3],
     opts: &LoadOptions,
 ) -> anyhow::Result<Dataset> {
@@ -825,7 +979,31 @@ fn load_pre_split(
         .into());
     }
     check_nnz(train_keys.len())?;
-    let (du, di, train_dense) = pipeline::reindex(&train_keys, &users, &items);
+    // A cold-start split's held-out entities have no training interaction: its cold file names them,
+    // so they are kept (and their validation/test records too).
+    let cold_file = cold::read_file(dir)?;
+    let mut keep: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+    if let Some((side, ids)) = &cold_file {
+        let (names, keep) = match side {
+            FeatureSide::Users => (&mut users, &mut keep[0]),
+            FeatureSide::Items => (&mut items, &mut keep[1]),
+        };
+        let known = names.len();
+        for id in ids {
+            let code = names.intern(id);
+            if code as usize >= known {
+                return Err(DataError::Invalid(format!(
+                    "{}: held-out {} {id:?} is in none of the split's three files",
+                    dir.join(ColdSet::file_name(*side)).display(),
+                    side.one()
+                ))
+                .into());
+            }
+            keep.push(code);
+        }
+    }
+    let (du, di, train_dense) =
+        pipeline::reindex_keeping(&train_keys, &users, &items, &keep[0], &keep[1]);
     let n = du.ids.len();
     let train = Csr::from_sorted_keys(n, &train_dense);
     let mut files_report = vec![PreSplitFile {
@@ -891,7 +1069,24 @@ fn load_pre_split(
     report.item_id_order = Some(di.order);
     report.preprocessed = Counts::new(n, di.ids.len(), train.nnz() + val.nnz() + test.nnz());
     report.split.method = "published".into();
-    Ok(assemble(name, du.ids, di.ids, train, val, test, report))
+    let mut ds = assemble(name, du.ids, di.ids, train, val, test, report);
+    if let Some((side, ids)) = cold_file {
+        ds.set_cold(side, recorded_cold_ratio(dir), &ids)
+            .map_err(|e| {
+                DataError::Invalid(format!(
+                    "{}: {e}",
+                    dir.join(ColdSet::file_name(side)).display()
+                ))
+            })?;
+    }
+    Ok(ds)
+}
+
+/// The cold ratio a split directory's `split.json` records (`data split --cold-ratio`), if it does.
+fn recorded_cold_ratio(dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join("split.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["pipeline"]["split"]["cold_start"]["ratio"].as_f64()
 }
 
 #[cfg(test)]

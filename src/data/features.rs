@@ -15,8 +15,9 @@ use serde::Serialize;
 use super::Csr;
 use super::DataError;
 
-/// Users or items (the side a feature file describes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Users or items (the side a feature file describes, or a cold-start split holds out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FeatureSide {
     Users,
     Items,
@@ -28,6 +29,14 @@ impl FeatureSide {
         match self {
             FeatureSide::Users => "--user-features",
             FeatureSide::Items => "--item-features",
+        }
+    }
+
+    /// Singular noun for messages.
+    pub fn one(self) -> &'static str {
+        match self {
+            FeatureSide::Users => "user",
+            FeatureSide::Items => "item",
         }
     }
 
@@ -212,6 +221,15 @@ impl Features {
             self.users.as_ref().map_or(0, FeatureSet::n_features),
             self.items.as_ref().map_or(0, FeatureSet::n_features),
         )
+    }
+}
+
+/// The file `data split` writes one side's features to in a split directory (where `builtin` finds
+/// them when the directory is loaded).
+pub fn split_feature_file(side: FeatureSide) -> &'static str {
+    match side {
+        FeatureSide::Users => "user_features.tsv",
+        FeatureSide::Items => "item_features.tsv",
     }
 }
 
@@ -451,7 +469,7 @@ fn ml1m_movies(path: &Path) -> Result<Vec<(String, String)>, DataError> {
 
 /// A file's text; bytes that are not UTF-8 (ML-1M's Latin-1 titles) are replaced, which leaves ids,
 /// genres and years intact.
-fn read_text(path: &Path) -> Result<String, DataError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, DataError> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DataError::NotFound {

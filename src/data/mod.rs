@@ -13,6 +13,7 @@
 //! unsigned integer, else lexicographically; so the same interactions give the same indices and the
 //! same split whatever the order of lines in the file.
 
+mod cold;
 mod csr;
 mod dataset;
 mod degree_table;
@@ -27,18 +28,21 @@ mod split_files;
 pub mod workload;
 mod workload_tables;
 
+pub use cold::{ColdSet, ColdSpec, read_file as read_cold_file};
 pub use csr::Csr;
 pub use dataset::{
-    Dataset, EMBEDDED_BYTES, EMBEDDED_NAME, Input, KcoreReport, LoadOptions, PipelineReport,
-    PreSplitFile, PreSplitReport, SplitReport, WorkloadReport, load, load_bytes, resolve,
+    ColdReport, Dataset, EMBEDDED_BYTES, EMBEDDED_NAME, Input, KcoreReport, LoadOptions,
+    PipelineReport, PreSplitFile, PreSplitReport, SplitReport, WorkloadReport, load, load_bytes,
+    resolve,
 };
 pub use error::{DataError, KNOWN_DATASETS};
 pub use features::{
     FeatureSet, FeatureSide, FeatureSource, Features, FilePairs, read_pairs as read_feature_pairs,
+    split_feature_file,
 };
 pub use formats::{DelimitedSpec, Format, Separator, detect_format};
 pub use intern::{FxHashMap, FxHasher, Interner};
 pub use pipeline::{Counts, IdOrder};
 pub use readers::FileRead;
 pub use split::{PartSizes, SplitConfig, floor_keep, formula_sizes, part_sizes};
-pub use split_files::write_split;
+pub use split_files::{write_features, write_split};

@@ -163,8 +163,26 @@ pub(crate) fn reindex(
     users: &Interner,
     items: &Interner,
 ) -> (DenseIds, DenseIds, Vec<u64>) {
+    reindex_keeping(keys, users, items, &[], &[])
+}
+
+/// [`reindex`], also keeping the users and items of the interned codes `keep_users`, `keep_items`
+/// that have no interaction in `keys` (a cold-start split's held-out entities).
+pub(crate) fn reindex_keeping(
+    keys: &[u64],
+    users: &Interner,
+    items: &Interner,
+    keep_users: &[u32],
+    keep_items: &[u32],
+) -> (DenseIds, DenseIds, Vec<u64>) {
     let mut present_u = vec![false; users.len()];
     let mut present_i = vec![false; items.len()];
+    for &c in keep_users {
+        present_u[c as usize] = true;
+    }
+    for &c in keep_items {
+        present_i[c as usize] = true;
+    }
     for &k in keys {
         present_u[user_of(k) as usize] = true;
         present_i[item_of(k) as usize] = true;

@@ -9,8 +9,10 @@ use std::hash::Hasher;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
+use super::cold::ColdSet;
 use super::csr::{Csr, CsrBuilder};
 use super::error::DataError;
+use super::features::FeatureSide;
 use super::intern::FxHasher;
 use crate::util::seeded_rng;
 
@@ -116,7 +118,15 @@ const SPLIT_STREAM: u64 = 0x5350_4c49_5400_0000; // "SPLIT"
 /// from the seed and a hash of the user's *original* id, then the first `test` items go to test, the
 /// next `val` to validation, the rest to training. A user's split therefore depends only on the seed,
 /// their id and their own items — not on other users or the order of lines in the input.
-pub(crate) fn split(all: &Csr, user_ids: &[String], cfg: &SplitConfig) -> SplitParts {
+///
+/// With a cold set, its entities' interactions all go to test: a cold user's whole row, and each
+/// user's cold items; the formula then splits the user's other (warm) items as above.
+pub(crate) fn split(
+    all: &Csr,
+    user_ids: &[String],
+    cfg: &SplitConfig,
+    cold: Option<&ColdSet>,
+) -> SplitParts {
     let n_users = all.n_rows();
     let nnz = all.nnz();
     let train_share = 1.0 - cfg.test_ratio;
@@ -126,9 +136,29 @@ pub(crate) fn split(all: &Csr, user_ids: &[String], cfg: &SplitConfig) -> SplitP
     let mut test =
         CsrBuilder::with_capacity(n_users, (nnz as f64 * cfg.test_ratio) as usize + n_users);
     let mut scratch: Vec<u32> = Vec::new();
+    let mut held: Vec<u32> = Vec::new();
+    let mut warm: Vec<u32> = Vec::new();
     let mut users_clamped = 0;
     for (u, id) in user_ids.iter().enumerate().take(n_users) {
-        let row = all.row(u);
+        let full = all.row(u);
+        held.clear();
+        let row: &[u32] = match cold {
+            None => full,
+            Some(c) if c.side == FeatureSide::Users => {
+                if c.contains(u as u32) {
+                    held.extend_from_slice(full);
+                    &[]
+                } else {
+                    full
+                }
+            }
+            Some(c) => {
+                held.extend(full.iter().copied().filter(|&i| c.contains(i)));
+                warm.clear();
+                warm.extend(full.iter().copied().filter(|&i| !c.contains(i)));
+                &warm
+            }
+        };
         let sizes = part_sizes(row.len(), cfg.test_ratio, cfg.val_ratio);
         if sizes != formula_sizes(row.len(), cfg.test_ratio, cfg.val_ratio) {
             users_clamped += 1;
@@ -139,9 +169,18 @@ pub(crate) fn split(all: &Csr, user_ids: &[String], cfg: &SplitConfig) -> SplitP
         scratch.shuffle(&mut rng);
         let (t, rest) = scratch.split_at_mut(sizes.test);
         let (v, tr) = rest.split_at_mut(sizes.val);
-        for (part, builder) in [(t, &mut test), (v, &mut val), (tr, &mut train)] {
+        for part in [&mut *v, &mut *tr] {
             part.sort_unstable();
-            builder.push_row(part);
+        }
+        val.push_row(v);
+        train.push_row(tr);
+        if held.is_empty() {
+            t.sort_unstable();
+            test.push_row(t);
+        } else {
+            held.extend_from_slice(t);
+            held.sort_unstable();
+            test.push_row(&held);
         }
     }
     SplitParts {
@@ -254,11 +293,11 @@ mod tests {
         let all = Csr::from_rows(&rows);
         let ids: Vec<String> = (0..50).map(|u| format!("u{u}")).collect();
         let cfg = SplitConfig::default();
-        let a = split(&all, &ids, &cfg);
-        let b = split(&all, &ids, &cfg);
+        let a = split(&all, &ids, &cfg, None);
+        let b = split(&all, &ids, &cfg, None);
         assert_eq!(a.train, b.train);
         assert_eq!(a.test, b.test);
-        let c = split(&all, &ids, &SplitConfig { seed: 7, ..cfg });
+        let c = split(&all, &ids, &SplitConfig { seed: 7, ..cfg }, None);
         assert_ne!(a.test, c.test);
         for (u, row) in rows.iter().enumerate() {
             let mut merged: Vec<u32> = [a.train.row(u), a.val.row(u), a.test.row(u)].concat();
@@ -272,6 +311,72 @@ mod tests {
         }
         assert_eq!(a.users_clamped, 0);
         a.train.validate(61).unwrap();
+    }
+
+    #[test]
+    fn cold_entities_are_all_in_test_and_the_rest_splits_as_before() {
+        let rows: Vec<Vec<u32>> = (0..40)
+            .map(|u| (0..(6 + u % 11)).map(|i| (i * 5 + u) % 60).collect())
+            .map(|mut r: Vec<u32>| {
+                r.sort_unstable();
+                r.dedup();
+                r
+            })
+            .collect();
+        let all = Csr::from_rows(&rows);
+        let ids: Vec<String> = (0..40).map(|u| format!("u{u}")).collect();
+        let cfg = SplitConfig::default();
+        let warm = split(&all, &ids, &cfg, None);
+
+        let items = ColdSet::new(FeatureSide::Items, Some(0.2), vec![0, 7, 13, 42], 60);
+        let s = split(&all, &ids, &cfg, Some(&items));
+        for (u, row) in rows.iter().enumerate() {
+            let (cold, warm_items): (Vec<u32>, Vec<u32>) =
+                row.iter().partition(|&&i| items.contains(i));
+            for i in &cold {
+                assert!(
+                    s.test.row(u).contains(i),
+                    "user {u}: cold item {i} not in test"
+                );
+            }
+            assert!(
+                s.train
+                    .row(u)
+                    .iter()
+                    .chain(s.val.row(u))
+                    .all(|&i| !items.contains(i))
+            );
+            let f = part_sizes(warm_items.len(), 0.2, 0.125);
+            assert_eq!(
+                (s.train.row_len(u), s.val.row_len(u), s.test.row_len(u)),
+                (f.train, f.val, f.test + cold.len()),
+                "user {u}"
+            );
+            let mut merged: Vec<u32> = [s.train.row(u), s.val.row(u), s.test.row(u)].concat();
+            merged.sort_unstable();
+            assert_eq!(&merged, row);
+            if cold.is_empty() {
+                assert_eq!(
+                    s.train.row(u),
+                    warm.train.row(u),
+                    "user {u} without cold items"
+                );
+                assert_eq!(s.test.row(u), warm.test.row(u));
+            }
+        }
+
+        let users = ColdSet::new(FeatureSide::Users, Some(0.1), vec![3, 17], 40);
+        let s = split(&all, &ids, &cfg, Some(&users));
+        for (u, row) in rows.iter().enumerate() {
+            if users.contains(u as u32) {
+                assert_eq!(s.test.row(u), &row[..]);
+                assert_eq!(s.train.row_len(u) + s.val.row_len(u), 0);
+            } else {
+                assert_eq!(s.train.row(u), warm.train.row(u));
+                assert_eq!(s.val.row(u), warm.val.row(u));
+                assert_eq!(s.test.row(u), warm.test.row(u));
+            }
+        }
     }
 
     #[test]

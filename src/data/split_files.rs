@@ -6,8 +6,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::cold::ColdSet;
 use super::csr::Csr;
 use super::dataset::{Dataset, PipelineReport};
+use super::features::FeatureSide;
 use crate::util::write_atomic;
 
 /// What `split.json` holds: enough to know exactly how the three files were made.
@@ -38,7 +40,8 @@ struct InputHash<'a> {
 
 /// Writes `train.tsv`, `val.tsv`, `test.tsv` (`user<TAB>item` with original ids, users in dense
 /// order, each user's items ascending) and `split.json` (seed, ratios, counts, input sha256) into
-/// `dir`, creating it. Each file is written atomically, so an interrupted run never leaves a
+/// `dir`, creating it; a cold-start split also writes its cold set (`cold_items.txt` or
+/// `cold_users.txt`: original ids, one per line), which loading the directory restores. Each file is written atomically, so an interrupted run never leaves a
 /// half-written split; the same dataset and seed give byte-identical files.
 pub fn write_split(ds: &Dataset, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -48,6 +51,14 @@ pub fn write_split(ds: &Dataset, dir: &Path) -> anyhow::Result<()> {
         ("test.tsv", &ds.test),
     ] {
         write_atomic(&dir.join(name), &part_tsv(ds, part))?;
+    }
+    // A cold file of an earlier split in the same directory would be read back as this split's.
+    for side in [FeatureSide::Users, FeatureSide::Items] {
+        let path = dir.join(ColdSet::file_name(side));
+        match &ds.cold {
+            Some(c) if c.side == side => write_atomic(&path, c.to_text(ds.ids(side)).as_bytes())?,
+            _ => remove_if_present(&path)?,
+        }
     }
     let r = &ds.report;
     let published = r.pre_split.is_some();
@@ -96,4 +107,30 @@ fn part_tsv(ds: &Dataset, part: &Csr) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Writes each side's features `ds` has as `<dir>/<name(side)>` (`id<TAB>feature` after a `# source:`
+/// line) and removes the file of a side it has none for (left by an earlier write to `dir`).
+pub fn write_features(
+    ds: &Dataset,
+    dir: &Path,
+    name: fn(FeatureSide) -> &'static str,
+) -> anyhow::Result<()> {
+    for side in [FeatureSide::Users, FeatureSide::Items] {
+        let path = dir.join(name(side));
+        match ds.features.side(side) {
+            Some(set) => write_atomic(&path, set.to_tsv(ds.ids(side)).as_bytes())?,
+            None => remove_if_present(&path)?,
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
