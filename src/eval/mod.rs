@@ -1,6 +1,7 @@
 //! Evaluation: full ranking with top-k selection as plans on either executor (`ranking`), the study's
 //! metrics (`metrics`), and paired significance tests (`significance`).
 
+pub mod cold;
 pub mod metrics;
 pub mod ranking;
 pub mod significance;

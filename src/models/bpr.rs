@@ -481,6 +481,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     build,
     index_probe: None,
     bench_archs: &["64"],
+    unseen: spec::Unseen::Cannot,
 };
 
 /// Why BPR-MF and LightGCN take no pointwise flags.

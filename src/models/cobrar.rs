@@ -1112,6 +1112,7 @@ pub(crate) const TWO_TOWER: ModelSpec = ModelSpec {
     build,
     index_probe: Some(probe_index),
     bench_archs: &[],
+    unseen: spec::Unseen::Cannot,
 };
 
 /// The pairwise loss needs the bpr sampler's triples (pair 2t positive, 2t+1 its negative).

@@ -26,7 +26,7 @@ use super::Block;
 use super::cobrar::{self, Inputs, StepConfig, TwoTower};
 use super::net::Net;
 use super::params::ParamLayout;
-use super::spec::ModelSpec;
+use super::spec::{self, ModelSpec};
 use super::{Mode, Model, ModelKind};
 use crate::batch::{HostBatch, IndexStrategy};
 use crate::config::TrainConfig;
@@ -294,6 +294,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     label,
     index_probe: None,
     bench_archs: &[],
+    unseen: spec::Unseen::FromFeatures,
     ..cobrar::TWO_TOWER
 };
 

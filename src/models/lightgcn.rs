@@ -377,6 +377,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     build,
     index_probe: None,
     bench_archs: &["64"],
+    unseen: spec::Unseen::Cannot,
 };
 
 /// `lightgcn 64 K=3`: the run label and the model's.

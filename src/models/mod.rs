@@ -14,7 +14,8 @@
 //!    returning `Net::new(model)`. Reuse the kernels in `src/kernels` where they fit — and whole
 //!    models: `cobrar_si.rs` is CoBraR (`cobrar::TwoTower`) over its own sparse inputs. Shapes that
 //!    depend on the data beyond N and M (features) come from [`DataShape`]; data the model needs is
-//!    checked by the descriptor's `check_data`.
+//!    checked by the descriptor's `check_data`; what it can score for users or items without
+//!    training interactions (cold-start evaluation) is its `unseen` ([`spec::Unseen`]).
 //! 2. Declare the file here (`pub mod NAME;`), add the variant to [`ModelKind`] (`kind.rs`: its doc
 //!    comment is `--model`'s help) and its line `ModelKind::NAME => &NAME::SPEC` to
 //!    [`ModelKind::spec`] (`registry.rs`). Nothing else names a model: `train`, `grid`, `reproduce`,

@@ -171,6 +171,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     build,
     index_probe: None,
     bench_archs: &[],
+    unseen: spec::Unseen::Popularity,
 };
 
 fn check_arch(_: ModelKind, arch: &Architecture) -> anyhow::Result<()> {

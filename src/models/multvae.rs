@@ -781,6 +781,7 @@ pub static SPEC: ModelSpec = ModelSpec {
     build,
     index_probe: None,
     bench_archs: &["600,200"],
+    unseen: spec::Unseen::Cannot,
 };
 
 fn check_arch(_: ModelKind, arch: &Architecture) -> anyhow::Result<()> {

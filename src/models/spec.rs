@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::batch::IndexStrategy;
 use crate::config::TrainConfig;
-use crate::data::Dataset;
+use crate::data::{Dataset, FeatureSide};
 use crate::gpu::GpuContext;
 use crate::pipeline::IndexProbe;
 use crate::sampler::{Sampler, SamplerKind};
@@ -126,6 +126,43 @@ pub struct ModelSpec {
     pub index_probe: Option<IndexProbeFn>,
     /// The architectures `bench` runs by default.
     pub bench_archs: &'static [&'static str],
+    /// What it can score for users or items without training interactions (a cold-start split's).
+    pub unseen: Unseen,
+}
+
+/// How a model scores users or items that have no training interactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unseen {
+    /// It embeds them from those interactions alone: it cannot (cold-start evaluation says so and
+    /// does not score it).
+    Cannot,
+    /// From their side information, where the data has it for that side.
+    FromFeatures,
+    /// Its scores are popularity counts (MostPop: an unseen item has none, an unseen user ranks the
+    /// popular items): the floor.
+    Popularity,
+}
+
+impl ModelSpec {
+    /// Why the model cannot score held-out `side` entities of `ds`; `None` when it can.
+    pub fn cannot_score_unseen(&self, ds: &Dataset, side: FeatureSide) -> Option<String> {
+        let noun = side.noun();
+        match self.unseen {
+            Unseen::Popularity => None,
+            Unseen::FromFeatures if ds.features.side(side).is_some() => None,
+            Unseen::FromFeatures => Some(format!(
+                "{} embeds {noun} without training interactions from their features, and this run \
+                 has no {noun}' features ({})",
+                self.title,
+                side.flag()
+            )),
+            Unseen::Cannot => Some(format!(
+                "{} embeds {noun} from their training interactions alone, and held-out {noun} have \
+                 none: it cannot embed them (not scored)",
+                self.title
+            )),
+        }
+    }
 }
 
 /// The label of a model whose run is named by its architecture alone (`cobrar 512,64`).
