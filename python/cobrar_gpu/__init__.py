@@ -175,7 +175,8 @@ class Dataset:
     """A dataset loaded, preprocessed and split exactly as the CLI's ``--dataset`` flags do it (implicit
     feedback, iterative k-core, the seeded per-user split). Make one with :meth:`from_pandas`,
     :meth:`from_path` or :meth:`builtin`; the preprocessing flags are keyword arguments: ``kcore``
-    (5), ``min_rating``, ``test_ratio`` (0.2), ``val_ratio`` (0.125), ``split_seed`` (42)."""
+    (5), ``min_rating``, ``test_ratio`` (0.2), ``val_ratio`` (0.125), ``split_seed`` (42), and
+    ``cold_start="items"|"users"`` with ``cold_ratio`` (0.2) for a cold-start split."""
 
     def __init__(self, native: Any, argv: Optional[List[str]], columns: Tuple[str, str]):
         self._native = native
@@ -197,7 +198,7 @@ class Dataset:
         Ids may be integers or strings (read as strings, as from a file); with ``rating``, ratings
         below ``min_rating`` and negative ratings are dropped as the CLI drops them. ``flags``: the
         preprocessing flags (``kcore``, ``min_rating``, ``test_ratio``, ``val_ratio``,
-        ``split_seed``)."""
+        ``split_seed``, ``cold_start="items"|"users"``, ``cold_ratio``)."""
         if not isinstance(df, pd.DataFrame):
             raise InvalidArgument(f"from_pandas needs a pandas DataFrame, got {type(df).__name__}")
         for role, col in (("user", user), ("item", item), ("rating", rating)):
@@ -474,10 +475,15 @@ class Run:
         self, split: Optional[str] = "test", cutoffs: Optional[Sequence[int]] = None
     ) -> dict:
         """Recomputes every metric from the saved weights (``cobrar-gpu evaluate --json``): the
-        ``split``'s metrics (``"test"`` or ``"validation"``), or both as ``{split: metrics}`` with
-        ``split=None``. ``cutoffs``: default the run's."""
-        if split not in (None, "test", "validation"):
-            raise InvalidArgument(f"split={split!r}: expected 'test', 'validation' or None")
+        ``split``'s metrics (``"test"`` or ``"validation"``), or all as ``{split: metrics}`` with
+        ``split=None``. On a ``cold_start`` split (``Dataset.builtin(cold_start="items")``),
+        ``split="cold_start"`` gives the warm and cold halves ranked apart: ``{"side", "entities",
+        "halves": [{"name": "warm"|"cold", "rows": [{"scorer", "metrics" | "not_scored"}]}]}`` (the
+        model's row, then the MostPop and feature-popularity floors). ``cutoffs``: default the run's."""
+        if split not in (None, "test", "validation", "cold_start"):
+            raise InvalidArgument(
+                f"split={split!r}: expected 'test', 'validation', 'cold_start' or None"
+            )
         argv = _adapter(self.adapter) + ["--checkpoint", str(self.path)] + _flags(
             dict(cutoffs=cutoffs)
         )
@@ -485,7 +491,8 @@ class Run:
         if split is None:
             return result
         if split not in result:
-            raise InvalidArgument(f"the run has no {split} split")
+            what = "cold-start split" if split == "cold_start" else f"{split} split"
+            raise InvalidArgument(f"the run has no {what}")
         return result[split]
 
     def recommend(

@@ -141,6 +141,18 @@ def test_metrics_history_evaluate(py_run):
     assert set(both) == {"validation", "test"} and both["test"]["cutoffs"][0]["k"] == 3
     with pytest.raises(cg.InvalidArgument):
         py_run.evaluate(split="train")
+    with pytest.raises(cg.InvalidArgument, match="no cold-start split"):
+        py_run.evaluate(split="cold_start")
+
+
+def test_cold_start_split_evaluates_warm_and_cold_apart(tmp, cli):
+    cold = cg.Dataset.builtin("synthetic", cold_start="items", cold_ratio=0.1)
+    run = cg.train(cold, model="mostpop", out=tmp / "cold", progress=False)
+    c = run.evaluate(split="cold_start")
+    assert c["side"] == "items" and [h["name"] for h in c["halves"]] == ["warm", "cold"]
+    assert c == json.loads(cli("evaluate", "--checkpoint", run.path, "--json").stdout)["cold_start"]
+    floor = {r["scorer"]: r for r in c["halves"][1]["rows"]}
+    assert "metrics" in floor["mostpop"] and "needs" in floor["feature popularity (floor)"]["not_scored"]
 
 
 def test_recommend_equals_the_cli(py_run, cli, ds):

@@ -2,6 +2,7 @@
 //! reliability contract (SPEC §8) and `train --resume`.
 
 mod bench;
+mod cold_start;
 mod commands;
 mod common;
 mod compare;

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::common::{run, stderr, stdout, train_small};
 
 /// A `.npy` file of float32 rows: (rows, columns, values).
-fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
+pub(crate) fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
     let b = std::fs::read(path).unwrap();
     assert_eq!(&b[..6], b"\x93NUMPY", "{}", path.display());
     let (len, start) = if b[6] == 1 {

@@ -8,7 +8,7 @@ use crate::common::{error_line, run, stderr, stdout, train_small};
 
 /// Feature files over the embedded ids (2000 users u0001…, 1000 items i0001…): users in 5 groups,
 /// items in 7 categories and 3 tiers; a line for an id the data does not have, and a comment.
-fn feature_files(dir: &Path) -> (String, String) {
+pub(crate) fn feature_files(dir: &Path) -> (String, String) {
     let users = dir.join("users.tsv");
     let items = dir.join("items.tsv");
     let mut u = String::from("# user<TAB>feature\n");

@@ -90,6 +90,101 @@ fn cobrar_si_trains_on_movielens_side_information() {
     }
 }
 
+/// Cold start on MovieLens's side information: ML-100K's items held out by `data split` (the split
+/// directory keeps the cold set and the builtin features), cobrar-si trained on it a few steps and
+/// evaluated warm and cold; its users held out by `train` itself.
+#[test]
+#[ignore = "needs COBRAR_DATA_DIR"]
+fn cold_start_on_movielens_side_information() {
+    let data = data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_cobrar-gpu"))
+            .env("NODEVICE_SELECT", "1")
+            .env("COBRAR_DATA_DIR", &data)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{args:?}: {err}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let split = tmp.path().join("split");
+    let s = split.display().to_string();
+    let f = ["--user-features", "builtin", "--item-features", "builtin"];
+    cmd(&[
+        &[
+            "data",
+            "split",
+            "--dataset",
+            "ml-100k",
+            "--cold-start",
+            "items",
+        ][..],
+        &f,
+        &["--out", &s],
+    ]
+    .concat());
+    let cold = std::fs::read_to_string(split.join("cold_items.txt")).unwrap();
+    // 1,349 items after the 5-core; 1349 − floor(0.8·1349) = 270 held out.
+    assert_eq!(cold.lines().count(), 1349 - 1349 * 4 / 5);
+    let short = [
+        "--epochs",
+        "1",
+        "--max-steps-per-epoch",
+        "3",
+        "--quiet",
+        "--cutoffs",
+        "5,20",
+    ];
+    for (dir, extra) in [
+        (tmp.path().join("m100"), vec!["--dataset", &s]),
+        (
+            tmp.path().join("users"),
+            vec![
+                "--dataset",
+                "ml-100k",
+                "--cold-start",
+                "users",
+                "--cold-ratio",
+                "0.1",
+            ],
+        ),
+    ] {
+        let d = dir.display().to_string();
+        let args = [
+            &["train", "--model", "cobrar-si", "--out", &d][..],
+            &extra,
+            &f,
+            &short,
+        ]
+        .concat();
+        cmd(&args);
+        let e: serde_json::Value =
+            serde_json::from_str(&cmd(&["evaluate", "--checkpoint", &d, "--json"])).unwrap();
+        let c = &e["cold_start"];
+        let (warm, coldh) = (&c["halves"][0], &c["halves"][1]);
+        for h in [warm, coldh] {
+            for r in h["rows"].as_array().unwrap() {
+                let ndcg = r["metrics"]["cutoffs"][0]["ndcg"].as_f64();
+                assert!(ndcg.is_some_and(|v| v > 0.0 && v < 1.0), "{d}: {r}");
+            }
+        }
+        match c["side"].as_str().unwrap() {
+            "items" => {
+                assert_eq!(c["entities"], 270);
+                assert_eq!(coldh["candidates"], 270);
+                assert_eq!(warm["candidates"], 1349 - 270);
+            }
+            side => {
+                assert_eq!(side, "users");
+                assert_eq!(c["entities"], 943 - 943 * 9 / 10);
+                assert_eq!(coldh["users"], c["entities"]);
+            }
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs COBRAR_DATA_DIR"]
 fn amazon_baby_2048_trains_through_chunked_tables() {
