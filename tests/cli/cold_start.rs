@@ -29,6 +29,13 @@ fn pairs(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `data split --out dir` with `args`, which must succeed.
+fn data_split(dir: &str, args: &[&str]) -> std::process::Output {
+    let o = run(&[&["data", "split", "--out", dir][..], args].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
 fn json(o: &std::process::Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(o));
     serde_json::from_str(&stdout(o)).unwrap()
@@ -59,21 +66,21 @@ fn at(m: &serde_json::Value, k: u64, name: &str) -> f64 {
 fn held_out_items_are_ranked_apart_and_only_a_feature_model_scores_them() {
     let tmp = tempfile::tempdir().unwrap();
     let (users, items) = feature_files(tmp.path());
-    let split = tmp.path().join("split");
-    let s = split.display().to_string();
-    let o = run(&[
-        "data",
-        "split",
-        "--cold-start",
-        "items",
-        "--cold-ratio",
-        "0.2",
-        "--item-features",
-        &items,
-        "--out",
+    let (split, s) = (
+        tmp.path().join("split"),
+        tmp.path().join("split").display().to_string(),
+    );
+    let o = data_split(
         &s,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        &[
+            "--cold-start",
+            "items",
+            "--cold-ratio",
+            "0.2",
+            "--item-features",
+            &items,
+        ],
+    );
     assert!(
         stdout(&o).contains("cold start: 200 items held out"),
         "{}",
@@ -283,19 +290,11 @@ fn held_out_items_are_ranked_apart_and_only_a_feature_model_scores_them() {
 #[test]
 fn cold_files_are_checked_and_never_left_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let split = tmp.path().join("split");
-    let s = split.display().to_string();
-    let o = run(&[
-        "data",
-        "split",
-        "--cold-start",
-        "users",
-        "--cold-ratio",
-        "0.1",
-        "--out",
-        &s,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (split, s) = (
+        tmp.path().join("split"),
+        tmp.path().join("split").display().to_string(),
+    );
+    data_split(&s, &["--cold-start", "users", "--cold-ratio", "0.1"]);
     let cold_users = split.join("cold_users.txt");
     let original = std::fs::read_to_string(&cold_users).unwrap();
     assert!(
@@ -330,8 +329,7 @@ fn cold_files_are_checked_and_never_left_behind() {
     assert!(error_line(&run(&["data", "stats", "--dataset", &s])).contains("not both"));
 
     // Rewriting the directory as an ordinary split removes both cold files.
-    let o = run(&["data", "split", "--out", &s, "--overwrite"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    data_split(&s, &["--overwrite"]);
     assert!(!cold_users.exists() && !split.join("cold_items.txt").exists());
     let o = run(&["data", "stats", "--cold-ratio", "0.3"]);
     assert!(
