@@ -431,7 +431,7 @@ fn reproduce(py: Python<'_>, argv: Vec<String>, events: Option<&Bound<'_, PyAny>
     }
 }
 
-/// `evaluate --checkpoint DIR [--cutoffs …]`: {split: metrics} as JSON text.
+/// `evaluate --checkpoint DIR [--cutoffs …]`: {split: metrics} (and `cold_start`) as JSON text.
 #[pyfunction]
 fn evaluate(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
     let cli = parse([vec!["evaluate".to_string()], argv].concat())?;
@@ -442,17 +442,7 @@ fn evaluate(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
     let e = py
         .detach(|| cobrar_gpu::cli::evaluate::evaluation(&cmd, &gpu))
         .map_err(|e| classify(&e, RUNTIME))?;
-    let map: serde_json::Map<String, serde_json::Value> = e
-        .splits
-        .iter()
-        .map(|(name, m)| {
-            (
-                name.to_string(),
-                serde_json::to_value(m).expect("plain data"),
-            )
-        })
-        .collect();
-    Ok(serde_json::Value::Object(map).to_string())
+    Ok(serde_json::Value::Object(e.metrics_json()).to_string())
 }
 
 /// `recommend --checkpoint DIR (--user ID… | all) -k K [--include-train]`: (users, ranks, items,
