@@ -264,10 +264,11 @@ pub fn load_dataset(
     }
     let name = config.dataset.name.clone();
     let mut ds = crate::data::Dataset::from_parts(name, user_ids, item_ids, train, val, test)?;
-    if let Some((side, ids)) = crate::data::read_cold_file(&dir.join(SPLIT_DIR))? {
-        let ratio = d.cold_ratio;
+    let split_dir = dir.join(SPLIT_DIR);
+    if let Some((side, ids)) = crate::data::read_cold_file(&split_dir)? {
+        let ratio = crate::data::recorded_cold_ratio(&split_dir);
         ds.set_cold(side, ratio, &ids)
-            .with_context(|| dir.join(SPLIT_DIR).display().to_string())?;
+            .with_context(|| split_dir.display().to_string())?;
     }
     load_features(dir, &mut ds)?;
     Ok(ds)

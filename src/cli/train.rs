@@ -392,7 +392,6 @@ pub fn execute(
             train: ds.train.nnz(),
             val: ds.val.nnz(),
             test: ds.test.nnz(),
-            cold_ratio: ds.cold.as_ref().and_then(|c| c.ratio),
         },
         parameters: ParamCounts::of(&cfg, ds),
         adapter: AdapterSummary::from(&ctx.info),

@@ -149,6 +149,14 @@ pub fn choose(
     Ok(out)
 }
 
+/// The cold ratio a split directory's `split.json` records (`--cold-ratio` of the split that wrote
+/// it), if it does.
+pub fn recorded_ratio(dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join("split.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["pipeline"]["split"]["cold_start"]["ratio"].as_f64()
+}
+
 /// Reads a split directory's cold file, if it has one: (side, original ids; blank lines and lines
 /// starting with `#` skipped). Having both files, or an empty one, is refused.
 pub fn read_file(dir: &Path) -> Result<Option<(FeatureSide, Vec<String>)>, DataError> {

@@ -1071,7 +1071,7 @@ fn load_pre_split(
     report.split.method = "published".into();
     let mut ds = assemble(name, du.ids, di.ids, train, val, test, report);
     if let Some((side, ids)) = cold_file {
-        ds.set_cold(side, recorded_cold_ratio(dir), &ids)
+        ds.set_cold(side, cold::recorded_ratio(dir), &ids)
             .map_err(|e| {
                 DataError::Invalid(format!(
                     "{}: {e}",
@@ -1080,13 +1080,6 @@ fn load_pre_split(
             })?;
     }
     Ok(ds)
-}
-
-/// The cold ratio a split directory's `split.json` records (`data split --cold-ratio`), if it does.
-fn recorded_cold_ratio(dir: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(dir.join("split.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["pipeline"]["split"]["cold_start"]["ratio"].as_f64()
 }
 
 #[cfg(test)]

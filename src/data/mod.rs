@@ -28,7 +28,9 @@ mod split_files;
 pub mod workload;
 mod workload_tables;
 
-pub use cold::{ColdSet, ColdSpec, read_file as read_cold_file};
+pub use cold::{
+    ColdSet, ColdSpec, read_file as read_cold_file, recorded_ratio as recorded_cold_ratio,
+};
 pub use csr::Csr;
 pub use dataset::{
     ColdReport, Dataset, EMBEDDED_BYTES, EMBEDDED_NAME, Input, KcoreReport, LoadOptions,

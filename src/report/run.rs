@@ -55,9 +55,6 @@ pub struct DatasetSummary {
     pub train: usize,
     pub val: usize,
     pub test: usize,
-    /// A cold-start split's ratio (its cold set is `split/cold_items.txt` or `cold_users.txt`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cold_ratio: Option<f64>,
 }
 
 /// `config.json`.
