@@ -167,13 +167,12 @@ impl Verdict {
         }
     }
 
-    /// The GPU's and the CPU's parameter changes from `w0` after `steps` Adam steps at `lr` agree.
+    /// The GPU's and the CPU's parameter changes from `w0` after one Adam step at `lr` agree.
     /// Adam moves a parameter by about ±lr a step whatever its gradient's size, so a wrong gradient
-    /// moves it ~lr the other way. Parameters marked in `cancelling` (their f64 gradient fell below
-    /// 1e-8 at some step: the f32 sum is rounding, its sign arbitrary) may take another path within
-    /// Adam's reach, 2·lr a step; all others agree within 25% of lr, all but 0.5% of them within 1%;
-    /// and something moved.
-    #[allow(clippy::too_many_arguments)]
+    /// moves it ~lr the other way. Parameters marked in `cancelling` (their gradient is within f32
+    /// rounding of zero, its sign arbitrary: [`super::harness::cancelling`]) may move anywhere within
+    /// Adam's reach, 2·lr; all others agree within 25% of lr, all but 0.5% of them within 1%; and
+    /// something moved.
     pub fn changes_agree(
         &mut self,
         what: &str,
@@ -181,7 +180,6 @@ impl Verdict {
         w0: &[Vec<f32>],
         (got, want): (&[Vec<f32>], &[Vec<f32>]),
         lr: f32,
-        steps: usize,
         cancelling: &[Vec<bool>],
     ) {
         for (b, name) in names.iter().enumerate() {
@@ -190,7 +188,7 @@ impl Verdict {
             };
             let (dg, dc) = (change(got), change(want));
             let name = format!("{what}: {name} change");
-            self.close(&name, &dg, &dc, 2.0 * lr * steps as f32, 0.0);
+            self.close(&name, &dg, &dc, 2.0 * lr, 0.0);
             let free = |k: usize| !cancelling.get(b).is_some_and(|m| m[k]);
             let beyond = |tol: f32| {
                 (0..dg.len())
@@ -268,16 +266,16 @@ mod tests {
         let w0 = vec![vec![0.0f32; 4]];
         let cpu = vec![vec![1e-3f32, -1e-3, 1e-3, 1e-3]];
         let mut v = Verdict::default();
-        v.changes_agree("step", &names, &w0, (&cpu, &cpu), 1e-3, 1, &[]);
+        v.changes_agree("step", &names, &w0, (&cpu, &cpu), 1e-3, &[]);
         assert!(v.passed(), "{:?}", v.failures());
         let gpu = vec![vec![1e-3f32, 1e-3, 1e-3, 1e-3]];
         let mut v = Verdict::default();
-        v.changes_agree("step", &names, &w0, (&gpu, &cpu), 1e-3, 1, &[]);
+        v.changes_agree("step", &names, &w0, (&gpu, &cpu), 1e-3, &[]);
         assert!(!v.passed());
         // Marked as cancelling, the same difference is within Adam's reach.
         let mut v = Verdict::default();
         let marks = vec![vec![false, true, false, false]];
-        v.changes_agree("step", &names, &w0, (&gpu, &cpu), 1e-3, 1, &marks);
+        v.changes_agree("step", &names, &w0, (&gpu, &cpu), 1e-3, &marks);
         assert!(v.passed(), "{:?}", v.failures());
     }
 }
