@@ -118,9 +118,9 @@ fn cosines(
 /// hit exactly parallel vectors often, so such pairs are left out (and the batch checked again: with
 /// dropout, a row's mask depends on its place in the batch). So are pairs with a nearly vanished
 /// embedding (norm in (0, 1e-2): most of its ReLU units dead; an embedding of exactly 0 has no
-/// gradient, every unit dead, and is kept): ∂cos/∂e is two terms of size ~1/‖e‖
-/// whose difference is the gradient, and their f32 rounding is as large as it (seen: a user embedding
-/// of one coordinate, 1.9e-4, whose true gradient along it is 0 came out −2.4e-4 on the GPU; seed 1060).
+/// gradient, every unit dead, and is kept): ∂cos/∂e is two terms of size ~1/‖e‖ whose difference is
+/// the gradient, and their f32 rounding is as large as it (seen: a user embedding of one coordinate,
+/// 1.9e-4, whose true gradient along it is 0 came out −2.4e-4 on the GPU; seed 1060).
 fn well_conditioned_batch(
     rng: &mut Rng,
     mdl: &TwoTower<'_>,
@@ -506,10 +506,8 @@ fn bpr_with(h: &Harness, rng: &mut Rng, v: &mut Verdict, optimizer: Optimizer) -
 pub fn lazy_adam(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     use score_loss::Loss::Bce;
     // CoBraR and DeepMF one step, BPR-MF four (triple_steps); the kernel check covers every step
-    // count bit for bit and the resume test whole runs. More CoBraR steps compare paths that
-    // legitimately part: a near-cancelling gradient moves its parameter by up to ±lr differently on
-    // each side, which shifts the next step's activations by ~lr and can carry one across a kink
-    // (seen: one column of W_U, or 10 of W_T's 537 entries, in about one seed of 100 at 2–3 steps).
+    // count bit for bit and the resume test whole runs. (The one step dates from when the steps'
+    // paths could part, which `steps_then_embeddings` now prevents by re-syncing every step.)
     let cases = h.cases(&[
         (
             true,
@@ -595,10 +593,11 @@ pub fn multvae(h: &Harness, rng: &mut Rng, v: &mut Verdict) -> Result {
     let (n, m) = (57, 43);
     let (by_user, _) = toy_data(rng, n, m, 0.15);
     for (block, chunk_rows) in h.cases(&[(true, (None, None)), (true, (Some(7), Some(10)))]) {
-        let mdl = || MultVae::new(multvae_config(40, 8, block), &by_user, m, 32);
+        let cfg = multvae_config(40, 8, block);
+        let mdl = || MultVae::new(cfg, &by_user, m, 32);
         let what = format!("multvae, blocks {block:?}, chunks {chunk_rows:?}");
         let seed: u64 = rng.random_range(0..1000);
-        let adam = multvae_config(40, 8, block).adam;
+        let adam = cfg.adam;
         steps_then_embeddings(h, v, &what, mdl, 4, adam, chunk_rows, seed, |mdl, t, _| {
             let size = if t == 4 { 13 } else { 32 };
             Ok(users_batch(mdl, &by_user, size, seed + t))
